@@ -1,0 +1,98 @@
+"""The saved models load on the Hub's terms: in a process where hf_minimodel cannot be imported at all."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from hf_minimodel import MiniModelAdapter
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+
+    class BlockPackage:
+        def find_spec(self, name, path=None, target=None):
+            if name == "hf_minimodel" or name.startswith("hf_minimodel."):
+                raise ImportError("hf_minimodel is blocked in this process")
+
+    sys.meta_path.insert(0, BlockPackage())
+    try:
+        import hf_minimodel
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("the block did not work")
+
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+
+    folder, inputs_file, out_file = sys.argv[1:]
+    inputs = load_file(inputs_file)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    outputs = {"config_class": torch.tensor([type(config).__name__ == "MiniModelConfig"])}
+    for name, auto in (("auto_model", AutoModel), ("auto_mlm", AutoModelForMaskedLM)):
+        model = auto.from_pretrained(folder, trust_remote_code=True).eval()
+        assert "hf_minimodel" not in type(model).__module__, type(model).__module__
+        with torch.no_grad():
+            out = model(**inputs)
+        outputs[name + ".logits"] = out.logits
+        if getattr(out, "mini_logits", None) is not None:
+            outputs[name + ".mini_logits"] = out.mini_logits
+    save_file(outputs, out_file)
+    """
+)
+
+
+def _load_in_blocked_process(folder, inputs, tmp_path):
+    inputs_file, out_file = tmp_path / "inputs.safetensors", tmp_path / "outputs.safetensors"
+    save_file({k: v.contiguous() for k, v in inputs.items()}, inputs_file)
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
+    # Run from a folder where `import hf_minimodel` cannot find the source tree by accident.
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(folder), str(inputs_file), str(out_file)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return load_file(out_file)
+
+
+@pytest.mark.parametrize("which", ["dual", "mini"])
+def test_remote_code_round_trip_without_the_package(which, tiny_dual, batch, tmp_path):
+    model = tiny_dual if which == "dual" else MiniModelAdapter(tiny_dual).export_mini_model()
+    folder = tmp_path / which
+    model.save_pretrained(folder)
+    assert {"configuration_minimodel.py", "modeling_minimodel.py", "model.safetensors"} <= {p.name for p in folder.iterdir()}
+    inputs, _ = batch
+    with torch.no_grad():
+        expected = model(**inputs)
+    got = _load_in_blocked_process(folder, inputs, tmp_path)
+    assert bool(got["config_class"])
+    for name in ("auto_model", "auto_mlm"):
+        torch.testing.assert_close(got[name + ".logits"], expected.logits, rtol=0, atol=0)
+        if which == "dual":
+            torch.testing.assert_close(got[name + ".mini_logits"], expected.mini_logits, rtol=0, atol=0)
+
+
+def test_remote_code_files_import_only_torch_transformers_and_each_other():
+    import ast
+    from pathlib import Path
+
+    import hf_minimodel
+
+    package = Path(hf_minimodel.__file__).parent
+    for name in ("configuration_minimodel.py", "modeling_minimodel.py"):
+        tree = ast.parse((package / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                roots = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                roots = {"." if node.level else node.module.split(".")[0]}
+            else:
+                continue
+            assert roots <= {"torch", "transformers", ".", "dataclasses"}, (name, roots)
