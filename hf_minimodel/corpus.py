@@ -1,0 +1,154 @@
+"""Training text for any language: local text files, a saved `datasets` folder, or a Hub dataset.
+
+Whatever the source, the result has its text in a column named "text", so the steps that follow (training the
+target tokenizer, then the embeddings) never need to know where the text came from.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import datasets
+
+PathLike = str | os.PathLike
+
+# Suffixes that make a missing source read as a mistyped path rather than a Hub dataset name.
+_TEXT_SUFFIXES = (".txt", ".gz")
+
+
+class CorpusError(ValueError):
+    """The training text cannot be read; the message says what is wrong and how to fix it."""
+
+
+def _expand(paths: PathLike | Sequence[PathLike]) -> list[Path]:
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not items:
+        raise CorpusError("no corpus files given: pass a text file, a list of files or a folder of .txt files")
+    files = []
+    for item in (Path(item).expanduser() for item in items):
+        if item.is_dir():
+            # .txt.gz too, so the compressed sample shipped in hf_minimodel/data reads like any other corpus.
+            found = sorted([*item.glob("*.txt"), *item.glob("*.txt.gz")])
+            if not found:
+                raise CorpusError(f"folder {item} has no .txt files: put one example per line in .txt files there")
+            files.extend(found)
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise CorpusError(f"corpus file not found: {item}: check the path")
+    return files
+
+
+def _read_lines(path: Path) -> list[str]:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            raise CorpusError(f"{path} is not a valid gzip file ({err}): decompress or recreate it") from err
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise CorpusError(
+            f"{path} is not UTF-8 text (byte 0x{data[err.start]:02x} at line {line}, byte offset {err.start}): "
+            f"re-encode it as UTF-8, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    # Split on newlines only: str.splitlines would also break lines at characters such as U+2028 inside a line.
+    lines = (line.strip() for line in text.removeprefix("\ufeff").split("\n"))
+    return [line for line in lines if line]
+
+
+def read_text_files(paths: PathLike | Sequence[PathLike]) -> list[str]:
+    """One example per non-empty line (stripped) of UTF-8 text files.
+
+    `paths` is a file, a folder (all its *.txt and *.txt.gz files, in name order) or a list of either; files
+    ending in .gz are decompressed.
+    """
+    files = _expand(paths)
+    texts = [line for path in files for line in _read_lines(path)]
+    if not texts:
+        names = ", ".join(str(path) for path in files)
+        raise CorpusError(f"no text in {names}: every line is empty; put one example per line")
+    return texts
+
+
+def _is_saved_dataset(folder: Path) -> bool:
+    # The marker files `Dataset.save_to_disk` and `DatasetDict.save_to_disk` write.
+    return (folder / "state.json").is_file() or (folder / "dataset_dict.json").is_file()
+
+
+def _from_disk(folder: Path, split: str) -> datasets.Dataset:
+    loaded = datasets.load_from_disk(str(folder))
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise CorpusError(f"{folder} has no split {split!r}: pass split= one of {', '.join(loaded)}")
+        loaded = loaded[split]
+    return loaded
+
+
+def _from_hub(name: str, split: str, streaming: bool) -> datasets.Dataset | datasets.IterableDataset:
+    try:
+        return datasets.load_dataset(name, split=split, streaming=streaming)
+    except Exception as err:  # noqa: BLE001 - network, auth, missing split and script errors all mean the same here
+        raise CorpusError(
+            f"could not load dataset {name!r} from the Hugging Face Hub ({type(err).__name__}: {err}); "
+            f"offline? pass a local path instead: a .txt file, a folder of .txt files or a folder saved with "
+            f"Dataset.save_to_disk"
+        ) from err
+
+
+def _looks_local(source: PathLike) -> bool:
+    text = os.fspath(source)
+    return Path(text).expanduser().exists() or text.endswith(_TEXT_SUFFIXES) or text.startswith(("/", ".", "~"))
+
+
+def _text_column(dataset, text_column: str, source: object):
+    columns = dataset.column_names
+    # A streamed Hub dataset may not know its columns before the first row; renaming then happens lazily.
+    if columns is not None and text_column not in columns:
+        raise CorpusError(
+            f"dataset {source} has no column {text_column!r}: its columns are {', '.join(columns)}; "
+            f"pass text_column= one of them"
+        )
+    if text_column == "text":
+        return dataset
+    if columns is not None and "text" in columns:
+        # The caller named another column as the text: the old "text" column must make way for it.
+        dataset = dataset.remove_columns("text")
+    return dataset.rename_column(text_column, "text")
+
+
+def load_text_dataset(
+    source: PathLike | Sequence[PathLike],
+    *,
+    split: str = "train",
+    text_column: str = "text",
+    streaming: bool = False,
+) -> datasets.Dataset | datasets.IterableDataset:
+    """The training text as a dataset whose text is in a column named "text".
+
+    `source` is, in the order tried: a folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`
+    (`split` picks from a DatasetDict); a text file, a list of files or a folder of .txt files (one example per
+    line, see `read_text_files`; `split` is ignored); otherwise a dataset name on the Hugging Face Hub, loaded with
+    `datasets.load_dataset`. `text_column` names the column holding the text, which is renamed to "text". With
+    `streaming=True` the result is an `IterableDataset`.
+    """
+    single = isinstance(source, (str, os.PathLike))
+    if single and _is_saved_dataset(Path(source).expanduser()):
+        dataset = _from_disk(Path(source).expanduser(), split)
+    elif not single or _looks_local(source):
+        if text_column != "text":
+            raise CorpusError(
+                f"text files have a single column, 'text', not {text_column!r}: leave text_column at its default"
+            )
+        dataset = datasets.Dataset.from_dict({"text": read_text_files(source)})
+    else:
+        dataset = _from_hub(os.fspath(source), split, streaming)
+    dataset = _text_column(dataset, text_column, source)
+    if streaming and isinstance(dataset, datasets.Dataset):
+        dataset = dataset.to_iterable_dataset()
+    return dataset
