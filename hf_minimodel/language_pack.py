@@ -1,0 +1,267 @@
+"""`LanguagePack`: what step 2 produces and what a user shares: a target tokenizer, the target word embeddings (and
+the MLM output bias), and how they were made.
+
+A pack plugs into its base model or into any model fine-tuned from it with the embedding layer frozen (step 3), for
+zero-shot transfer (step 4): `LanguagePack.from_pretrained(repo).apply(model)`.
+
+Why not a PEFT adapter: a new language is a new vocabulary, so the embedding matrix changes size. Checked in peft
+0.21: `PeftModel.from_pretrained` copies saved `modules_to_save` and `trainable_token_indices` weights with
+`load_state_dict`, which fails with "size mismatch" when their vocabulary differs from the base model's (with
+`ignore_mismatched_sizes=True` it drops them with a warning), so the user would have to resize the base model to
+the pack's vocabulary first; and a PEFT adapter carries no tokenizer.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import string
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub.utils import validate_repo_id
+from safetensors import safe_open
+from safetensors.torch import save_file
+from transformers import AutoTokenizer
+
+from . import __version__
+from .merge import base_fingerprint, merge_embeddings
+from .saving import atomic_directory
+
+FORMAT_VERSION = 1
+WEIGHTS_NAME = "language_pack.safetensors"
+METADATA_NAME = "language_pack.json"
+CARD_NAME = "README.md"
+TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
+# What a Hub download fetches: the pack's own files and whatever a tokenizer's save_pretrained writes.
+TOKENIZER_FILES = ["tokenizer.json", TOKENIZER_CONFIG_NAME, "special_tokens_map.json", "added_tokens.json", "*.model"]
+PACK_FILES = [WEIGHTS_NAME, METADATA_NAME, CARD_NAME, *TOKENIZER_FILES]
+
+METHODS = ("standard", "minijoint", "minipost")
+METADATA_KEYS = (
+    "language",
+    "base_model",
+    "base_fingerprint",
+    "method",
+    "mini_num_layers",
+    "hidden_size",
+    "vocab_size",
+    "train_steps",
+    "train_tokens",
+    "train_flops",
+    "train_seconds",
+    "init",
+    "created_with",
+)
+METHOD_NAMES = {
+    "standard": "standard (embeddings trained over the full model)",
+    "minijoint": "MiniJoint (embeddings trained over a mini-model pretrained jointly with the full model)",
+    "minipost": "MiniPost (embeddings trained over the full model's bottom layers plus a few new layers)",
+}
+
+
+@dataclass(eq=False)
+class LanguagePack:
+    """A target tokenizer with its word embeddings, for one base model.
+
+    Args:
+        tokenizer: the target-language tokenizer; `len(tokenizer)` rows of embeddings.
+        embeddings: the word embeddings, shape `(len(tokenizer), hidden_size)`.
+        output_bias: the MLM heads' vocabulary bias, shape `(len(tokenizer),)`, or `None` (zeros when applied).
+        metadata: how the pack was made: `language`, `base_model`, `base_fingerprint` (see `merge.base_fingerprint`),
+            `method` ("standard", "minijoint" or "minipost"), `mini_num_layers`, `train_steps`, `train_tokens`,
+            `train_flops`, `train_seconds`, `init`, and any other JSON values. Missing keys are `None`;
+            `hidden_size`, `vocab_size` and `created_with` are filled in.
+    """
+
+    tokenizer: object = field(repr=False)
+    embeddings: torch.Tensor = field(repr=False)
+    output_bias: torch.Tensor | None = field(default=None, repr=False)
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.embeddings.ndim != 2:
+            raise ValueError(f"embeddings must be a (vocab_size, hidden_size) matrix, got shape {tuple(self.embeddings.shape)}")
+        vocab_size, hidden_size = self.embeddings.shape
+        if len(self.tokenizer) != vocab_size:
+            raise ValueError(
+                f"the tokenizer has {len(self.tokenizer)} tokens but the embeddings have {vocab_size} rows: "
+                "a language pack needs one row per token of its tokenizer"
+            )
+        if self.output_bias is not None and tuple(self.output_bias.shape) != (vocab_size,):
+            raise ValueError(f"the output bias has shape {tuple(self.output_bias.shape)} but the tokenizer needs ({vocab_size},)")
+        metadata = {key: None for key in METADATA_KEYS} | dict(self.metadata)
+        for key, actual in (("vocab_size", vocab_size), ("hidden_size", hidden_size)):
+            if metadata[key] is not None and metadata[key] != actual:
+                raise ValueError(f"metadata says {key}={metadata[key]} but the embeddings have {key}={actual}")
+            metadata[key] = actual
+        if metadata["method"] is not None and metadata["method"] not in METHODS:
+            raise ValueError(f"metadata method={metadata['method']!r} is not one of {METHODS}")
+        metadata["created_with"] = metadata["created_with"] or f"hf-minimodel {__version__}"
+        self.metadata = metadata
+
+    def __repr__(self) -> str:
+        shown = ("language", "base_model", "method", "vocab_size", "hidden_size")
+        return f"LanguagePack({', '.join(f'{key}={self.metadata[key]!r}' for key in shown)})"
+
+    def apply(self, model, check_base: bool = True):
+        """Put the pack's vocabulary into `model` (in place; returned): see `merge.merge_embeddings`.
+
+        With `check_base`, first make sure `model` is built on the base model the pack was trained for: its
+        embedding layer's frozen parts (positions, token types, layer norm) must have the pack's fingerprint.
+        """
+        pack_hidden, model_hidden = self.metadata["hidden_size"], model.config.hidden_size
+        if pack_hidden != model_hidden:
+            raise ValueError(
+                f"language pack has hidden size {pack_hidden} but the model has {model_hidden}: it was trained for "
+                f"another base model ({self.metadata['base_model'] or 'unnamed'})"
+            )
+        if check_base:
+            expected = self.metadata["base_fingerprint"]
+            if expected is None:
+                raise ValueError("this language pack records no base_fingerprint, so its base model cannot be checked: pass check_base=False")
+            actual = base_fingerprint(model)
+            if actual != expected:
+                raise ValueError(
+                    f"the model's base fingerprint is {actual} but the language pack was trained for base model "
+                    f"{self.metadata['base_model'] or '(unnamed)'} with fingerprint {expected}: load the base model the "
+                    "pack was trained for (or a model fine-tuned from it with its embeddings frozen, in the dtype it "
+                    "was trained in), or pass check_base=False"
+                )
+        return merge_embeddings(model, self.embeddings, self.tokenizer, self.output_bias)
+
+    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the pack into the folder `path`, atomically: tokenizer files, `language_pack.safetensors`,
+        `language_pack.json` and a model card (`README.md`)."""
+        with atomic_directory(path, overwrite=overwrite) as folder:
+            # The card's usage example names the folder; push_to_hub writes the repository id instead.
+            self._write(folder, repo_id=Path(path).name)
+        return Path(path)
+
+    def _write(self, folder: Path, repo_id: str) -> None:
+        self.tokenizer.save_pretrained(folder)
+        tensors = {"word_embeddings": self.embeddings.detach().cpu().contiguous()}
+        if self.output_bias is not None:
+            tensors["output_bias"] = self.output_bias.detach().cpu().contiguous()
+        save_file(tensors, folder / WEIGHTS_NAME, metadata={"format": "pt", "language_pack_format": str(FORMAT_VERSION)})
+        (folder / METADATA_NAME).write_text(json.dumps(self.metadata, indent=2) + "\n", encoding="utf-8")
+        (folder / CARD_NAME).write_text(self.model_card(repo_id), encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, revision: str | None = None, token: str | bool | None = None) -> "LanguagePack":
+        """Load a pack from a local folder or a Hub repository (safetensors and JSON only: nothing is unpickled)."""
+        folder = _pack_folder(path_or_repo_id, revision, token)
+        for name in (METADATA_NAME, WEIGHTS_NAME, TOKENIZER_CONFIG_NAME):
+            if not (folder / name).is_file():
+                raise ValueError(f"{path_or_repo_id} has no {name}: not a complete language pack (write one with LanguagePack.save_pretrained)")
+        metadata = json.loads((folder / METADATA_NAME).read_text(encoding="utf-8"))
+        with safe_open(folder / WEIGHTS_NAME, framework="pt") as weights:
+            version = int((weights.metadata() or {}).get("language_pack_format", FORMAT_VERSION))
+            if version > FORMAT_VERSION:
+                raise ValueError(f"{path_or_repo_id} is a version-{version} language pack: upgrade hf-minimodel to load it")
+            if "word_embeddings" not in weights.keys():
+                raise ValueError(f"{path_or_repo_id}/{WEIGHTS_NAME} has no word_embeddings tensor: not a language pack")
+            embeddings = weights.get_tensor("word_embeddings")
+            output_bias = weights.get_tensor("output_bias") if "output_bias" in weights.keys() else None
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path_or_repo_id} has no loadable tokenizer: {error}") from error
+        return cls(tokenizer=tokenizer, embeddings=embeddings, output_bias=output_bias, metadata=metadata)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        commit_message: str = "Upload language pack (hf-minimodel)",
+    ):
+        """Upload the pack to a Hub model repository (created if needed); returns the `CommitInfo`."""
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self._write(Path(folder), repo_id=repo_id)
+            # delete_patterns: tokenizer files of an earlier upload that this tokenizer does not write would
+            # otherwise stay in the repository and be read by AutoTokenizer.
+            return api.upload_folder(
+                repo_id=repo_id, folder_path=folder, commit_message=commit_message, delete_patterns=TOKENIZER_FILES
+            )
+
+    def model_card(self, repo_id: str) -> str:
+        """The pack's README.md, from `hub_cards/language_pack.md`."""
+        meta = self.metadata
+        languages = meta["language"] if isinstance(meta["language"], list) else [meta["language"]] if meta["language"] else []
+        language = ", ".join(languages) or "the target language"
+        base_model = meta["base_model"] or "(unnamed base model)"
+        hub_base = _hub_model_id(meta["base_model"])
+        method = METHOD_NAMES.get(meta["method"], _shown(meta["method"]))
+        extras = {key: value for key, value in meta.items() if key not in METADATA_KEYS}
+        return string.Template(_card_template()).substitute(
+            title=f"Language pack: {language} for {base_model}",
+            languages=json.dumps(languages),
+            base_model_yaml=f"base_model: {json.dumps(hub_base)}" if hub_base else "",
+            language=language,
+            base_model=base_model,
+            base_model_link=f"[{hub_base}](https://huggingface.co/{hub_base})" if hub_base else base_model,
+            repo_id=repo_id,
+            base_fingerprint=_shown(meta["base_fingerprint"]),
+            method=method,
+            mini_num_layers=_shown(meta["mini_num_layers"]) if meta["mini_num_layers"] else "none (full model)",
+            train_steps=_shown(meta["train_steps"]),
+            train_tokens=_shown(meta["train_tokens"]),
+            train_flops=f"{meta['train_flops']:.3g} FLOPs" if meta["train_flops"] else "n/a",
+            train_seconds=f"{meta['train_seconds']:,.0f} s ({meta['train_seconds'] / 3600:.2f} h)" if meta["train_seconds"] else "n/a",
+            init=_shown(meta["init"]),
+            vocab_size=_shown(meta["vocab_size"]),
+            hidden_size=_shown(meta["hidden_size"]),
+            created_with=_shown(meta["created_with"]),
+            extras="".join(f"| {key} | {_shown(value)} |\n" for key, value in extras.items()),
+        )
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _hub_model_id(name: str | None) -> str | None:
+    """`name` if it can be a Hub model id (the card's `base_model` must be one), else None (a local path)."""
+    if not name or Path(name).exists():
+        return None
+    try:
+        validate_repo_id(name)
+    except ValueError:
+        return None
+    return name
+
+
+def _card_template() -> str:
+    # Installed: hub_cards/ is mapped into the package as hf_minimodel.hub_cards. Source tree: the top-level folder.
+    try:
+        return (importlib.resources.files("hf_minimodel.hub_cards") / "language_pack.md").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (Path(__file__).resolve().parent.parent / "hub_cards" / "language_pack.md").read_text(encoding="utf-8")
+
+
+def _pack_folder(path_or_repo_id: str | os.PathLike, revision: str | None, token: str | bool | None) -> Path:
+    local = Path(path_or_repo_id)
+    if local.is_dir():
+        return local
+    try:
+        return Path(snapshot_download(str(path_or_repo_id), revision=revision, token=token, allow_patterns=PACK_FILES))
+    except Exception as error:  # invalid id, not found, offline, gated: all mean "cannot get it" here
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise OSError(
+            f"{path_or_repo_id} is not a local folder, and downloading it as a language pack from the Hugging Face "
+            f"Hub failed ({reason}): check the path or the repository id (and revision, token)"
+        ) from error
+
+
+__all__ = ["LanguagePack"]

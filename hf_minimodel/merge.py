@@ -1,0 +1,190 @@
+"""The merge: target-language word embeddings into an XLM-R model (the end of step 2, and step 4's swap).
+
+Mini-model adaptation learns new word embeddings over a mini-model that shares its embedding layer's other parts
+(positions, token types, layer norm) and its bottom layers with the full model; the embeddings then plug into the
+full model (Marchisio et al., 2023, section 3). Plugging in is the same operation for every XLM-R model class: the
+masked LM of step 2, the task model fine-tuned in step 3, MiniJoint's dual model, a standalone mini-model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+from transformers.initialization import no_init_weights
+from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaLMHead
+
+from .saving import atomic_directory
+
+# The embedding layer minus its vocabulary. The target embeddings are aligned to these weights (and to the layers,
+# which step 3 may fine-tune): steps 2 and 3 keep the whole embedding layer except the word embeddings frozen, so
+# these four tensors identify the base model a language pack was trained for, and survive step 3's fine-tuning.
+NON_VOCABULARY_EMBEDDINGS = (
+    "position_embeddings.weight",
+    "token_type_embeddings.weight",
+    "LayerNorm.weight",
+    "LayerNorm.bias",
+)
+
+# What MiniModelConfig adds to XLMRobertaConfig, plus what save_pretrained writes about the class.
+MINI_CONFIG_FIELDS = (
+    "mini_num_layers",
+    "mini_loss_weight",
+    "mini_num_new_layers",
+    "full_num_hidden_layers",
+    "mlm_head_on_labelled_only",
+    "auto_map",
+    "model_type",
+    "architectures",
+    "transformers_version",
+)
+
+
+def xlmr_body(model: nn.Module) -> nn.Module:
+    """The `XLMRobertaModel` inside any XLM-R model class (`.roberta`, or the model itself)."""
+    body = getattr(model, "roberta", None)
+    if body is None:
+        body = getattr(model, "base_model", model)
+    if not hasattr(getattr(body, "embeddings", None), "position_embeddings"):
+        raise TypeError(
+            f"{type(model).__name__} is not an XLM-R model (no .roberta.embeddings): pass an XLM-R model such as "
+            "XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification or XLMRobertaForDualMLM"
+        )
+    return body
+
+
+def base_fingerprint(model: nn.Module) -> str:
+    """A short hex digest of the embedding layer's non-vocabulary weights: which base model this is.
+
+    The same after merging new word embeddings or fine-tuning the layers; different for another base model. Taken
+    in float32, so a model cast to half precision has another fingerprint than the same model in float32.
+    """
+    embeddings = xlmr_body(model).embeddings
+    digest = hashlib.sha256()
+    for name in NON_VOCABULARY_EMBEDDINGS:
+        tensor = embeddings.get_parameter(name).detach().to("cpu", torch.float32).contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def mlm_heads(model: nn.Module) -> list[XLMRobertaLMHead]:
+    """Every MLM head of the model: none (a task model), one (a masked LM), or two (MiniJoint's dual model)."""
+    return [module for module in model.modules() if isinstance(module, XLMRobertaLMHead)]
+
+
+def merge_embeddings(
+    model: nn.Module,
+    embeddings: torch.Tensor,
+    tokenizer,
+    output_bias: torch.Tensor | None = None,
+) -> nn.Module:
+    """Make `model` speak `tokenizer`'s vocabulary: new input word embeddings, every MLM head re-tied to them.
+
+    Args:
+        model: any XLM-R model; changed in place and returned.
+        embeddings: the target word embeddings, shape `(len(tokenizer), hidden_size)`.
+        tokenizer: the target tokenizer; its special-token ids go into the config.
+        output_bias: the MLM heads' vocabulary bias, shape `(len(tokenizer),)`; zeros if `None`. Unused by a
+            model without an MLM head.
+    """
+    body = xlmr_body(model)
+    vocab_size, hidden_size = len(tokenizer), model.config.hidden_size
+    if tuple(embeddings.shape) != (vocab_size, hidden_size):
+        raise ValueError(
+            f"the embeddings have shape {tuple(embeddings.shape)} but the tokenizer and model need "
+            f"{(vocab_size, hidden_size)} (len(tokenizer), hidden_size): pass the tokenizer the embeddings were "
+            "trained with, and a model of the base the embeddings were trained for"
+        )
+    if output_bias is not None and tuple(output_bias.shape) != (vocab_size,):
+        raise ValueError(f"the output bias has shape {tuple(output_bias.shape)} but the tokenizer needs ({vocab_size},)")
+    padding_idx = body.embeddings.padding_idx
+    if tokenizer.pad_token_id != padding_idx:
+        # XLM-R numbers positions from the pad id (position = padding_idx + 1 + index), so the position embeddings
+        # the target embeddings were aligned with only line up if the pad id stays the same.
+        raise ValueError(
+            f"the tokenizer's pad token id is {tokenizer.pad_token_id} but the model's is {padding_idx}: XLM-R "
+            f"derives position ids from the pad id, so the target tokenizer must keep <pad>={padding_idx}"
+        )
+
+    old = body.get_input_embeddings().weight
+    with torch.no_grad():
+        # A new module rather than resize_token_embeddings: resizing keeps the old rows, samples added ones from a
+        # covariance over the old vocabulary (all replaced here anyway), truncates or zero-pads the stock head's
+        # bias, and leaves MiniLMHead's bias at the old size, which breaks the dual model's forward.
+        new = nn.Embedding(
+            vocab_size,
+            hidden_size,
+            padding_idx=padding_idx,
+            _weight=embeddings.detach().to(device=old.device, dtype=old.dtype).clone(),
+        )
+        new.weight.requires_grad_(old.requires_grad)
+        body.set_input_embeddings(new)
+        heads = mlm_heads(model)
+        for head in heads:
+            bias = torch.zeros(vocab_size) if output_bias is None else output_bias.detach()
+            reference = head.bias
+            head.bias = nn.Parameter(bias.to(device=reference.device, dtype=reference.dtype).clone(), reference.requires_grad)
+            head.decoder.out_features = vocab_size
+
+    for config in {id(c): c for c in (model.config, body.config)}.values():
+        config.vocab_size = vocab_size
+        config.pad_token_id = tokenizer.pad_token_id
+        config.bos_token_id = tokenizer.bos_token_id
+        config.eos_token_id = tokenizer.eos_token_id
+
+    # Recomputes the tie mapping from `_tied_weights_keys` of every submodel (both heads of the dual model) and
+    # the config: decoder weights -> word embeddings, and the stock head's decoder bias -> its `bias`.
+    model.tie_weights()
+    for head in heads:
+        # Only with config.tie_word_embeddings=False: the decoder then keeps a copy of its own.
+        if head.decoder.weight is not new.weight:
+            head.decoder.weight = nn.Parameter(new.weight.detach().clone(), new.weight.requires_grad)
+        if head.decoder.bias is not None and head.decoder.bias is not head.bias:
+            head.decoder.bias = nn.Parameter(head.bias.detach().clone(), head.bias.requires_grad)
+    return model
+
+
+def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
+    """The same masked LM as a stock `XLMRobertaForMaskedLM`, which loads anywhere without remote code.
+
+    `XLMRobertaForDualMLM` loses its secondary (mini) head; `MiniModelForMaskedLM` already has the stock layout.
+    The weights are copied: `model` is left as it was. A stock model is returned unchanged.
+    """
+    if type(model) is XLMRobertaForMaskedLM:
+        return model
+    if not isinstance(model, XLMRobertaForMaskedLM):
+        raise TypeError(
+            f"{type(model).__name__} is not an XLM-R masked LM: to_stock_masked_lm takes XLMRobertaForDualMLM, "
+            "MiniModelForMaskedLM or XLMRobertaForMaskedLM"
+        )
+    values = model.config.to_dict()
+    for key in MINI_CONFIG_FIELDS:
+        values.pop(key, None)
+    reference = model.roberta.embeddings.word_embeddings.weight
+    with no_init_weights():  # every weight is overwritten below
+        stock = XLMRobertaForMaskedLM(XLMRobertaConfig(**values))
+    stock.to(device=reference.device, dtype=reference.dtype)
+    stock.tie_weights()
+    own = stock.state_dict().keys()
+    stock.load_state_dict({name: tensor for name, tensor in model.state_dict().items() if name in own})
+    return stock.train(model.training)
+
+
+def save_merged_model(model: nn.Module, tokenizer, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Save a merged model and its target tokenizer into one folder, atomically (safetensors weights).
+
+    A masked LM saves as whatever class it is; pass `to_stock_masked_lm(model)` for a folder that loads with
+    `AutoModelForMaskedLM.from_pretrained` and no remote code.
+    """
+    with atomic_directory(path, overwrite=overwrite) as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    return Path(path)
+
+
+__all__ = ["base_fingerprint", "merge_embeddings", "save_merged_model", "to_stock_masked_lm"]

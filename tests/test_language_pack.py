@@ -1,0 +1,183 @@
+"""Language packs: what step 2 produces, saved, shared and applied to a model of the same base (step 4)."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, RepoUrl
+from safetensors import safe_open
+from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification
+
+from hf_minimodel.language_pack import LanguagePack
+from hf_minimodel.merge import base_fingerprint
+from hf_minimodel.saving import OutputExistsError
+
+from conftest import TINY
+from test_merge import make_target_tokenizer, target_batch, target_embeddings
+
+
+@pytest.fixture
+def base():
+    torch.manual_seed(1)
+    return XLMRobertaForMaskedLM(XLMRobertaConfig(**TINY)).eval()
+
+
+@pytest.fixture
+def pack(base):
+    tokenizer = make_target_tokenizer()
+    embeddings, bias = target_embeddings(tokenizer)
+    metadata = {
+        "language": "xx",
+        "base_model": "FacebookAI/xlm-roberta-base",
+        "base_fingerprint": base_fingerprint(base),
+        "method": "minijoint",
+        "mini_num_layers": 2,
+        "train_steps": 10,
+        "train_tokens": 12345,
+        "train_flops": 1.5e12,
+        "train_seconds": 3.2,
+        "init": "random",
+        "corpus": "a few test sentences",
+    }
+    return LanguagePack(tokenizer=tokenizer, embeddings=embeddings, output_bias=bias, metadata=metadata)
+
+
+def test_round_trip_save_load_apply_is_bit_exact(pack, base, tmp_path):
+    pack.save_pretrained(tmp_path / "pack")
+    loaded = LanguagePack.from_pretrained(tmp_path / "pack")
+    assert loaded.metadata == pack.metadata
+    from_memory = pack.apply(copy.deepcopy(base))
+    from_disk = loaded.apply(copy.deepcopy(base))
+    for name, tensor in from_memory.state_dict().items():
+        torch.testing.assert_close(from_disk.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    batch = target_batch(loaded.tokenizer)
+    assert torch.equal(batch["input_ids"], target_batch(pack.tokenizer)["input_ids"])
+    torch.testing.assert_close(from_disk(**batch).logits, from_memory(**batch).logits, rtol=0, atol=0)
+
+
+def test_saved_files_are_safetensors_json_tokenizer_and_a_card(pack, tmp_path):
+    path = pack.save_pretrained(tmp_path / "pack")
+    names = {p.name for p in path.iterdir()}
+    assert {"language_pack.safetensors", "language_pack.json", "README.md", "tokenizer.json", "tokenizer_config.json"} <= names
+    assert not [name for name in names if name.endswith((".bin", ".pt", ".pkl"))]
+    with safe_open(path / "language_pack.safetensors", framework="pt") as weights:
+        assert set(weights.keys()) == {"word_embeddings", "output_bias"}
+        assert weights.metadata()["language_pack_format"] == "1"
+    metadata = json.loads((path / "language_pack.json").read_text())
+    assert metadata["vocab_size"] == len(pack.tokenizer) and metadata["hidden_size"] == TINY["hidden_size"]
+    assert metadata["created_with"].startswith("hf-minimodel ")
+
+
+def test_model_card_has_hub_metadata_training_numbers_and_citation(pack, tmp_path):
+    card = (pack.save_pretrained(tmp_path / "pack") / "README.md").read_text()
+    front_matter = card.split("---\n")[1]
+    assert "library_name: hf-minimodel" in front_matter and 'language: ["xx"]' in front_matter
+    assert 'base_model: "FacebookAI/xlm-roberta-base"' in front_matter
+    assert "- mini-model-adaptation\n- language-pack\n- xlm-roberta" in front_matter
+    assert 'LanguagePack.from_pretrained("pack")' in card
+    assert "| Training tokens | 12,345 |" in card and "1.5e+12 FLOPs" in card and "MiniJoint" in card
+    assert "| corpus | a few test sentences |" in card  # free-form metadata
+    assert "Marchisio, Kelly and Lewis, Patrick and Chen, Yihong and Artetxe, Mikel" in card
+    assert "$" not in card  # every placeholder filled
+
+
+def test_a_local_base_model_path_is_left_out_of_the_card_metadata(pack, tmp_path):
+    pack.metadata["base_model"] = str(tmp_path)
+    card = pack.model_card("me/pack")
+    assert "base_model:" not in card.split("---\n")[1] and str(tmp_path) in card
+
+
+def test_pack_without_output_bias_applies_a_zero_bias(pack, base, tmp_path):
+    pack = LanguagePack(pack.tokenizer, pack.embeddings, None, pack.metadata)
+    loaded = LanguagePack.from_pretrained(pack.save_pretrained(tmp_path / "pack"))
+    assert loaded.output_bias is None
+    model = loaded.apply(base)
+    assert torch.count_nonzero(model.lm_head.bias) == 0
+
+
+def test_a_task_model_fine_tuned_from_the_base_accepts_the_pack(pack, base, tmp_path):
+    base.save_pretrained(tmp_path / "base")
+    classifier = XLMRobertaForSequenceClassification.from_pretrained(tmp_path / "base", num_labels=3).eval()
+    with torch.no_grad():
+        classifier.roberta.encoder.layer[0].output.dense.weight.mul_(1.1)  # step 3 fine-tunes the layers
+    pack.apply(classifier)
+    torch.testing.assert_close(classifier.get_input_embeddings().weight, pack.embeddings, rtol=0, atol=0)
+    assert classifier(**target_batch(pack.tokenizer)).logits.shape == (2, 3)
+
+
+def test_hidden_size_mismatch_is_refused(pack):
+    other = XLMRobertaForMaskedLM(XLMRobertaConfig(**{**TINY, "hidden_size": 48}))
+    with pytest.raises(ValueError, match="language pack has hidden size 32 but the model has 48: it was trained for another base model"):
+        pack.apply(other)
+
+
+def test_another_base_model_is_refused_unless_check_base_is_off(pack):
+    torch.manual_seed(5)
+    other = XLMRobertaForMaskedLM(XLMRobertaConfig(**TINY))
+    expected, actual = pack.metadata["base_fingerprint"], base_fingerprint(other)
+    with pytest.raises(ValueError) as error:
+        pack.apply(other)
+    message = str(error.value)
+    assert expected in message and actual in message and "FacebookAI/xlm-roberta-base" in message
+    assert "check_base=False" in message
+    assert other.config.vocab_size == TINY["vocab_size"]  # refused before any change
+    pack.apply(other, check_base=False)
+    assert other.config.vocab_size == len(pack.tokenizer)
+
+
+@pytest.mark.parametrize("name", ["language_pack.json", "language_pack.safetensors", "tokenizer_config.json"])
+def test_a_missing_file_is_named(pack, tmp_path, name):
+    path = pack.save_pretrained(tmp_path / "pack")
+    (path / name).unlink()
+    with pytest.raises(ValueError, match=f"has no {name}: not a complete language pack"):
+        LanguagePack.from_pretrained(path)
+
+
+def test_metadata_that_disagrees_with_the_tensors_is_refused(pack, tmp_path):
+    path = pack.save_pretrained(tmp_path / "pack")
+    metadata = json.loads((path / "language_pack.json").read_text())
+    (path / "language_pack.json").write_text(json.dumps({**metadata, "vocab_size": 999}))
+    with pytest.raises(ValueError, match=f"vocab_size=999 but the embeddings have vocab_size={len(pack.tokenizer)}"):
+        LanguagePack.from_pretrained(path)
+
+
+def test_embeddings_must_match_the_tokenizer(pack):
+    with pytest.raises(ValueError, match="one row per token"):
+        LanguagePack(pack.tokenizer, pack.embeddings[:-1], None, {})
+
+
+def test_neither_a_folder_nor_a_hub_repository(tmp_path):
+    with pytest.raises(OSError, match="is not a local folder, and downloading it"):
+        LanguagePack.from_pretrained(tmp_path / "no" / "such" / "pack")
+
+
+def test_saving_over_an_existing_pack_needs_overwrite(pack, tmp_path):
+    pack.save_pretrained(tmp_path / "pack")
+    with pytest.raises(OutputExistsError):
+        pack.save_pretrained(tmp_path / "pack")
+    pack.metadata["train_steps"] = 20
+    pack.save_pretrained(tmp_path / "pack", overwrite=True)
+    assert LanguagePack.from_pretrained(tmp_path / "pack").metadata["train_steps"] == 20
+
+
+def test_push_to_hub_uploads_the_saved_pack(pack, monkeypatch):
+    calls = {}
+
+    def create_repo(self, repo_id, *, private=None, exist_ok=False, **kwargs):
+        calls["create"] = dict(repo_id=repo_id, private=private, exist_ok=exist_ok)
+        return RepoUrl(f"https://huggingface.co/me/{repo_id}")
+
+    def upload_folder(self, *, repo_id, folder_path, commit_message=None, **kwargs):
+        loaded = LanguagePack.from_pretrained(folder_path)  # the folder is a complete pack
+        calls["upload"] = dict(repo_id=repo_id, metadata=loaded.metadata, card=(Path(folder_path) / "README.md").read_text())
+        return "commit-info"
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    assert pack.push_to_hub("xx-pack", private=True) == "commit-info"
+    assert calls["create"] == dict(repo_id="xx-pack", private=True, exist_ok=True)
+    assert calls["upload"]["repo_id"] == "me/xx-pack"
+    assert calls["upload"]["metadata"] == pack.metadata
+    assert 'LanguagePack.from_pretrained("me/xx-pack")' in calls["upload"]["card"]
