@@ -1,0 +1,130 @@
+"""Step 2: learn target-language word embeddings by masked LM, everything else frozen.
+
+The same function serves the standard approach (the full model) and mini-model adaptation (a MiniJoint or MiniPost
+mini-model): only the model passed in differs, so the two compare honestly.
+"""
+
+import copy
+
+import torch
+
+from . import __version__
+from .language_pack import LanguagePack
+from .merge import base_fingerprint, merge_embeddings
+from .modeling_minimodel import MiniModelForMaskedLM
+from .tokenizer import check_mlm_tokenizer
+from .training import mlm_blocks, run_mlm_training
+
+INITS = ("random", "overlap")
+
+
+def method_of(model) -> str:
+    """The paper's name for what step 2 runs on."""
+    if isinstance(model, MiniModelForMaskedLM):
+        return "minipost" if model.config.mini_num_new_layers else "minijoint"
+    return "standard"
+
+
+@torch.no_grad()
+def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0):
+    """Starting values for the target embeddings and output bias.
+
+    * `random`: the paper's choice, normal(0, initializer_range) rows and a zero bias.
+    * `overlap`: the same, except that tokens the target vocabulary shares with the source vocabulary (same string:
+      special tokens, digits, punctuation, names, cognates) start from the source rows. They are already aligned to
+      the body, and at small step-2 budgets they carry most of the early progress.
+
+    Returns `(embeddings, output_bias, num_copied)`.
+    """
+    if init not in INITS:
+        raise ValueError(f"init={init!r} is not one of {INITS}")
+    source = model.get_input_embeddings().weight.detach().float().cpu()
+    vocab = len(target_tokenizer)
+    generator = torch.Generator().manual_seed(seed)
+    embeddings = torch.randn(vocab, source.shape[1], generator=generator) * model.config.initializer_range
+    bias = torch.zeros(vocab)
+    copied = 0
+    if init == "overlap":
+        if source_tokenizer is None:
+            raise ValueError("init='overlap' copies rows of tokens the two vocabularies share: pass source_tokenizer, or use init='random'")
+        source_bias = model.lm_head.bias.detach().float().cpu() if hasattr(model, "lm_head") else torch.zeros(source.shape[0])
+        source_vocab = source_tokenizer.get_vocab()
+        for token, i in target_tokenizer.get_vocab().items():
+            j = source_vocab.get(token)
+            if j is not None and j < source.shape[0] and i < vocab:
+                embeddings[i], bias[i] = source[j], source_bias[j]
+                copied += 1
+    return embeddings, bias, copied
+
+
+def freeze_all_but_word_embeddings(model) -> None:
+    """Step 2's freezing: the word embeddings train (the MLM decoders are tied to them) and so does each MLM head's
+    vocabulary-sized output bias, which has no meaning for a new vocabulary until trained. Nothing else moves."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    model.get_input_embeddings().weight.requires_grad_(True)
+    for name in ("lm_head", "mini_lm_head"):
+        if hasattr(model, name):
+            getattr(model, name).bias.requires_grad_(True)
+
+
+def train_target_embeddings(
+    model,
+    target_tokenizer,
+    train_data,
+    output_dir,
+    *,
+    source_tokenizer=None,
+    init: str = "overlap",
+    language: str | None = None,
+    base_model: str | None = None,
+    max_steps: int = 1000,
+    learning_rate: float = 1e-3,
+    batch_size: int = 16,
+    max_seq_length: int = 128,
+    seed: int = 0,
+    **training_kwargs,
+) -> LanguagePack:
+    """Step 2 on `model` (a mini-model, or the full model for the standard approach); returns the language pack.
+
+    `model` is left as it is: the new vocabulary goes into a copy. `train_data` is a list of strings or a dataset
+    with a "text" column; `output_dir` receives the Trainer's checkpoints (`resume_from_checkpoint=True` continues).
+    """
+    check_mlm_tokenizer(target_tokenizer)
+    fingerprint = base_fingerprint(model)
+    work = copy.deepcopy(model)
+    embeddings, bias, copied = initial_target_embeddings(work, target_tokenizer, source_tokenizer, init, seed)
+    merge_embeddings(work, embeddings.to(work.dtype), target_tokenizer, bias.to(work.dtype))
+    freeze_all_but_word_embeddings(work)
+    blocks = mlm_blocks(train_data, target_tokenizer, max_seq_length)
+    report = run_mlm_training(
+        work, target_tokenizer, blocks, output_dir,
+        max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed, **training_kwargs,
+    )
+    config = work.config
+    return LanguagePack(
+        tokenizer=target_tokenizer,
+        embeddings=work.get_input_embeddings().weight.detach().clone(),
+        output_bias=work.lm_head.bias.detach().clone(),
+        metadata={
+            "language": language,
+            "base_model": base_model or getattr(config, "_name_or_path", None) or None,
+            "base_fingerprint": fingerprint,
+            "method": method_of(model),
+            "mini_num_layers": getattr(config, "mini_num_layers", None) if isinstance(model, MiniModelForMaskedLM) else None,
+            "step2_num_layers": config.num_hidden_layers,
+            "hidden_size": config.hidden_size,
+            "vocab_size": len(target_tokenizer),
+            "init": init,
+            "init_rows_copied": copied,
+            "train_steps": report.steps,
+            "train_tokens": report.tokens,
+            "train_flops": report.flops,
+            "train_seconds": round(report.seconds, 3),
+            "train_final_loss": report.final_loss,
+            "max_seq_length": max_seq_length,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "created_with": f"hf-minimodel {__version__}",
+        },
+    )

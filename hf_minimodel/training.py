@@ -1,0 +1,171 @@
+"""The training machinery that steps 1, 1b and 2 share: masked-LM data, a Trainer that counts the FLOPs that really
+run, and one function that runs it. The steps themselves (what is frozen, what is trained) live with their callers.
+"""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from datasets import Dataset, IterableDataset
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+from .flops import mlm_step_flops
+from .modeling_minimodel import mlm_logits_and_loss
+
+
+def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
+    """Tokenize text (a list of strings or a dataset with a "text" column) and pack it into blocks of
+    `max_seq_length` tokens, each line keeping its own `<s> ... </s>`, as RoBERTa's FULL-SENTENCES input does.
+
+    Packing instead of padding one short line per row matters here: Bible verses average ~40 tokens, so padded
+    rows would spend most of each step's compute on `<pad>`.
+    """
+    if isinstance(data, (list, tuple)):
+        data = Dataset.from_dict({"text": list(data)})
+    streaming = isinstance(data, IterableDataset)
+
+    def pack(batch):
+        ids = [t for row in tokenizer(batch["text"], add_special_tokens=True)["input_ids"] for t in row]
+        blocks = [ids[i : i + max_seq_length] for i in range(0, len(ids) - max_seq_length + 1, max_seq_length)]
+        return {"input_ids": blocks, "attention_mask": [[1] * max_seq_length for _ in blocks]}
+
+    columns = None if streaming else data.column_names
+    kwargs = {} if streaming else {"desc": "Tokenizing and packing"}
+    return data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
+
+
+def mlm_collator(tokenizer, mlm_probability: float = 0.15, seed: int | None = None):
+    """BERT masking (15% of tokens; of those 80% `<mask>`, 10% random, 10% kept); with `seed`, the same masks on
+    every run, which is what makes held-out losses of different methods comparable."""
+    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
+
+
+class MLMTrainer(Trainer):
+    """`Trainer` for masked LM with honest FLOPs (`state.total_flos`) and the labelled-only head for any XLM-R
+    masked LM, so the standard approach (a stock full model) and the mini-models run the same optimised code."""
+
+    def floating_point_ops(self, inputs):
+        model = self.accelerator.unwrap_model(self.model)
+        batch_size, seq_len = inputs["input_ids"].shape
+        labelled_only = getattr(model.config, "mlm_head_on_labelled_only", True)
+        positions = int((inputs["labels"] != -100).sum()) if labelled_only else batch_size * seq_len
+        return mlm_step_flops(model, batch_size, seq_len, positions)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if hasattr(model.config, "mlm_head_on_labelled_only"):  # our models: their forward already does this
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        # A stock XLMRobertaForMaskedLM computes logits at every position; use the same head, labelled rows only.
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        hidden = model.roberta(**inputs).last_hidden_state
+        logits, loss = mlm_logits_and_loss(model.lm_head, hidden, labels, labelled_only=True)
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+
+@dataclass
+class TrainingReport:
+    """What a training run cost and how it went: the figures a language pack and the demo table report."""
+
+    steps: int
+    tokens: int
+    flops: float
+    seconds: float
+    final_loss: float | None
+    log_history: list = field(default_factory=list)
+
+
+def run_mlm_training(
+    model,
+    tokenizer,
+    train_blocks,
+    output_dir,
+    *,
+    max_steps: int,
+    learning_rate: float,
+    batch_size: int = 16,
+    warmup_ratio: float = 0.05,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    save_steps: int | None = None,
+    logging_steps: int | None = None,
+    resume_from_checkpoint=None,
+    disable_tqdm: bool | None = None,
+    callbacks=None,
+    **training_args,
+) -> TrainingReport:
+    """Train `model`'s trainable parameters by masked LM on `train_blocks` (from `mlm_blocks`) with the Trainer.
+
+    Checkpoints go to `output_dir` every `save_steps` steps (default: none kept but the last); pass
+    `resume_from_checkpoint=True` or a checkpoint path to continue an interrupted run.
+    """
+    logging_steps = logging_steps or max(1, max_steps // 20)
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=math.ceil(warmup_ratio * max_steps),
+        weight_decay=weight_decay,
+        lr_scheduler_type="linear",
+        logging_steps=logging_steps,
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or max_steps,
+        save_total_limit=2,
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        include_num_input_tokens_seen="all",
+        disable_tqdm=disable_tqdm,
+        **training_args,
+    )
+    trainer = MLMTrainer(
+        model=model, args=args, train_dataset=train_blocks, data_collator=mlm_collator(tokenizer), processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    seconds = time.perf_counter() - start
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return TrainingReport(
+        steps=trainer.state.global_step,
+        tokens=int(trainer.state.num_input_tokens_seen),
+        flops=float(trainer.state.total_flos),
+        seconds=seconds,
+        final_loss=losses[-1] if losses else None,
+        log_history=list(trainer.state.log_history),
+    )
+
+
+def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: int = 128, **training_kwargs) -> TrainingReport:
+    """Step 1: masked-LM pretraining in the source language, every parameter trained. With an
+    `XLMRobertaForDualMLM` this is MiniJoint's joint training (full loss + weighted mini loss); with a stock
+    `XLMRobertaForMaskedLM`, plain MLM. `train_data`: a list of strings or a dataset with a "text" column
+    (`load_text_dataset` reads files, saved datasets and Hub names, streaming included)."""
+    model.requires_grad_(True)
+    return run_mlm_training(model, tokenizer, mlm_blocks(train_data, tokenizer, max_seq_length), output_dir, **training_kwargs)
+
+
+@torch.no_grad()
+def heldout_mlm_loss(model, tokenizer, texts, *, max_seq_length: int = 128, batch_size: int = 32, seed: int = 0) -> float:
+    """Mean masked-LM loss over held-out text, with masks fixed by `seed` so every model sees the same ones."""
+    blocks = mlm_blocks(texts, tokenizer, max_seq_length)
+    if len(blocks) == 0:
+        raise ValueError(f"held-out text is shorter than one block of {max_seq_length} tokens: pass more text or lower max_seq_length")
+    collate = mlm_collator(tokenizer, seed=seed)
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(blocks), batch_size):
+        batch = collate([blocks[i] for i in range(start, min(start + batch_size, len(blocks)))])
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        labels = batch.pop("labels")
+        hidden = model.roberta(**batch).last_hidden_state
+        _, loss = mlm_logits_and_loss(model.lm_head, hidden, labels, labelled_only=True)
+        n = int((labels != -100).sum())
+        total += float(loss) * n
+        count += n
+    model.train(was_training)
+    return total / count

@@ -1,0 +1,160 @@
+"""Steps 1, 1b and 2 on tiny models and the shipped public-domain text."""
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, TrainerCallback
+
+from hf_minimodel import MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM
+from hf_minimodel.merge import base_fingerprint
+from hf_minimodel.sample import read_sample
+from hf_minimodel.target_embeddings import initial_target_embeddings, train_target_embeddings
+from hf_minimodel.tokenizer import train_target_tokenizer
+from hf_minimodel.training import heldout_mlm_loss, pretrain_mlm
+
+FAST = dict(batch_size=4, max_seq_length=32, disable_tqdm=True)
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return read_sample("en-kjv.train")[:400], read_sample("ru-synodal.train")[:400], read_sample("ru-synodal.test")[:60]
+
+
+@pytest.fixture(scope="module")
+def tokenizers(texts):
+    en, ru, _ = texts
+    return train_target_tokenizer(en, vocab_size=300, show_progress=False), train_target_tokenizer(ru, vocab_size=250, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def source(tokenizers, tmp_path_factory, texts):
+    """A tiny MiniJoint source model after a few steps of step 1."""
+    torch.manual_seed(0)
+    en_tok, _ = tokenizers
+    model = XLMRobertaForDualMLM(
+        MiniModelConfig(vocab_size=len(en_tok), hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=40, mini_num_layers=1)
+    )
+    report = pretrain_mlm(model, en_tok, texts[0], tmp_path_factory.mktemp("step1"), max_steps=3, learning_rate=1e-3, **FAST)
+    assert report.steps == 3 and report.flops > 0 and report.tokens == 3 * 4 * 32
+    return model.eval()
+
+
+def _body(model):
+    return {k: v.clone() for k, v in model.state_dict().items() if "word_embeddings" not in k and "lm_head" not in k}
+
+
+def test_step2_trains_only_the_embeddings_and_leaves_the_model_alone(source, tokenizers, texts, tmp_path):
+    en_tok, ru_tok = tokenizers
+    mini = MiniModelAdapter(source).export_mini_model()
+    before = {k: v.clone() for k, v in mini.state_dict().items()}
+    pack = train_target_embeddings(mini, ru_tok, texts[1], tmp_path, source_tokenizer=en_tok, max_steps=3, learning_rate=1e-2, **FAST)
+    for name, tensor in mini.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    init, _, _ = initial_target_embeddings(mini, ru_tok, en_tok, "overlap")
+    assert pack.embeddings.shape == (len(ru_tok), 32)
+    assert not torch.equal(pack.embeddings, init)
+    assert pack.metadata["method"] == "minijoint" and pack.metadata["train_steps"] == 3
+    assert pack.metadata["base_fingerprint"] == base_fingerprint(source)
+    merged = MiniModelAdapter(source).merge(pack)
+    for name, tensor in _body(MiniModelAdapter(source).full_masked_lm()).items():
+        assert torch.equal(merged.state_dict()[name], tensor), name
+
+
+def test_overlap_init_copies_rows_of_shared_tokens(source, tokenizers):
+    en_tok, ru_tok = tokenizers
+    embeddings, bias, copied = initial_target_embeddings(source, ru_tok, en_tok, "overlap")
+    source_rows = source.get_input_embeddings().weight
+    shared = [(i, en_tok.get_vocab()[t]) for t, i in ru_tok.get_vocab().items() if t in en_tok.get_vocab()]
+    assert copied == len(shared) >= 5  # at least the five special tokens
+    for i, j in shared:
+        assert torch.equal(embeddings[i], source_rows[j].detach())
+    random_only, _, none = initial_target_embeddings(source, ru_tok, None, "random")
+    assert none == 0 and random_only.std() == pytest.approx(source.config.initializer_range, rel=0.2)
+
+
+def test_overlap_init_needs_the_source_tokenizer(source, tokenizers):
+    with pytest.raises(ValueError, match="source_tokenizer"):
+        initial_target_embeddings(source, tokenizers[1], None, "overlap")
+
+
+def test_step2_costs_less_on_the_mini_model(source, tokenizers, texts, tmp_path):
+    en_tok, ru_tok = tokenizers
+    adapter = MiniModelAdapter(source)
+    kwargs = dict(source_tokenizer=en_tok, max_steps=2, learning_rate=1e-2, **FAST)
+    standard = adapter.train_embeddings(ru_tok, texts[1], tmp_path / "s", **kwargs)
+    mini = adapter.train_embeddings(ru_tok, texts[1], tmp_path / "m", mini_model=adapter.export_mini_model(), **kwargs)
+    assert standard.metadata["method"] == "standard" and standard.metadata["step2_num_layers"] == 3
+    assert mini.metadata["step2_num_layers"] == 1
+    assert 1.5 < standard.metadata["train_flops"] / mini.metadata["train_flops"] < 3
+
+
+class _StopAt(TrainerCallback):
+    """Ends training after `step` steps, as a killed job would (the checkpoint at that step is already saved)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = state.global_step >= self.step
+
+
+def test_step2_resumes_from_its_checkpoint(source, tokenizers, texts, tmp_path):
+    en_tok, ru_tok = tokenizers
+    mini = MiniModelAdapter(source).export_mini_model()
+    kwargs = dict(source_tokenizer=en_tok, learning_rate=1e-2, save_steps=2, **FAST)
+    straight = train_target_embeddings(mini, ru_tok, texts[1], tmp_path / "a", max_steps=4, **kwargs)
+    interrupted = train_target_embeddings(mini, ru_tok, texts[1], tmp_path / "b", max_steps=4, callbacks=[_StopAt(2)], **kwargs)
+    assert interrupted.metadata["train_steps"] == 2
+    resumed = train_target_embeddings(mini, ru_tok, texts[1], tmp_path / "b", max_steps=4, resume_from_checkpoint=True, **kwargs)
+    # The Trainer state comes back from the checkpoint: the counters cover the whole 4-step run, not 2 new steps.
+    for key in ("train_steps", "train_tokens"):
+        assert resumed.metadata[key] == straight.metadata[key], key
+    assert not torch.equal(resumed.embeddings, interrupted.embeddings)
+
+
+def test_minipost_trains_only_its_new_layer_and_head(source, tokenizers, texts, tmp_path):
+    en_tok, _ = tokenizers
+    adapter = MiniModelAdapter(source)
+    mini = adapter.build_minipost(en_tok, texts[0], tmp_path, mini_num_layers=1, num_new_layers=1, max_steps=3, learning_rate=1e-2, **FAST)
+    assert (mini.config.num_hidden_layers, mini.config.mini_num_new_layers, mini.config.full_num_hidden_layers) == (2, 1, 3)
+    assert torch.equal(mini.roberta.embeddings.word_embeddings.weight, source.roberta.embeddings.word_embeddings.weight)
+    for name, tensor in source.roberta.encoder.layer[0].state_dict().items():
+        assert torch.equal(mini.roberta.encoder.layer[0].state_dict()[name], tensor), name
+    # The new layer started as a copy of the full model's layer 1 and has moved.
+    assert not torch.equal(mini.roberta.encoder.layer[1].output.dense.weight, source.roberta.encoder.layer[1].output.dense.weight)
+    assert adapter.minipost_report.steps == 3
+    assert base_fingerprint(mini) == base_fingerprint(source)
+
+
+def test_minipost_depth_is_checked(source, tokenizers, texts, tmp_path):
+    with pytest.raises(ValueError, match="not below the full model's depth"):
+        MiniModelAdapter(source).build_minipost(tokenizers[0], texts[0], tmp_path, mini_num_layers=3, max_steps=1)
+
+
+def test_step2_lowers_heldout_loss(source, tokenizers, texts, tmp_path):
+    en_tok, ru_tok = tokenizers
+    adapter = MiniModelAdapter(source)
+    untrained = adapter.full_masked_lm()
+    from hf_minimodel.merge import merge_embeddings
+
+    embeddings, bias, _ = initial_target_embeddings(untrained, ru_tok, en_tok, "overlap")
+    merge_embeddings(untrained, embeddings, ru_tok, bias)
+    pack = adapter.train_embeddings(ru_tok, texts[1], tmp_path, source_tokenizer=en_tok, max_steps=30, learning_rate=2e-2, **FAST)
+    before = heldout_mlm_loss(untrained, ru_tok, texts[2], max_seq_length=32)
+    after = heldout_mlm_loss(adapter.merge(pack), ru_tok, texts[2], max_seq_length=32)
+    assert after < before - 0.5
+
+
+def test_merged_model_loads_in_stock_transformers(source, tokenizers, texts, tmp_path):
+    from hf_minimodel.merge import save_merged_model
+
+    en_tok, ru_tok = tokenizers
+    adapter = MiniModelAdapter(source)
+    pack = adapter.train_embeddings(ru_tok, texts[1], tmp_path / "ckpt", source_tokenizer=en_tok, max_steps=1, learning_rate=1e-2, **FAST)
+    merged = adapter.merge(pack)
+    save_merged_model(merged, ru_tok, tmp_path / "merged")
+    assert not list((tmp_path / "merged").glob("*.py"))  # no remote code needed
+    loaded = AutoModelForMaskedLM.from_pretrained(tmp_path / "merged").eval()
+    assert type(loaded).__name__ == "XLMRobertaForMaskedLM"
+    ids = ru_tok(texts[2][:2], return_tensors="pt", padding=True, truncation=True, max_length=32)
+    torch.testing.assert_close(loaded(**ids).logits, merged.eval()(**ids).logits, rtol=0, atol=0)
