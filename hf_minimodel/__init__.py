@@ -1,11 +1,21 @@
 """hf-minimodel: teach a pretrained XLM-R style encoder a new language cheaply, by mini-model adaptation
 (Marchisio, Lewis, Chen, Artetxe, "Mini-Model Adaptation", Findings of ACL 2023)."""
 
-from transformers import AutoConfig
+# Before the submodules: they stamp the version into what they save.
+__version__ = "0.1.0"
 
-from .adapter import MiniModelAdapter
+from transformers import AutoConfig  # noqa: E402
+
+from .adapter import MiniModelAdapter  # noqa: E402
 from .configuration_minimodel import MiniModelConfig
+from .corpus import CorpusError, load_text_dataset, read_text_files
+from .language_pack import LanguagePack
+from .merge import base_fingerprint, merge_embeddings, save_merged_model, to_stock_masked_lm
 from .modeling_minimodel import DualMaskedLMOutput, MiniModelForMaskedLM, XLMRobertaForDualMLM
+from .saving import OutputExistsError
+from .target_embeddings import train_target_embeddings
+from .tokenizer import train_target_tokenizer
+from .training import heldout_mlm_loss, pretrain_mlm
 
 # With the package imported, AutoConfig knows the model type without remote code. Models are not registered: the
 # dual model and the standalone mini-model share one config class, and `auto_map` in each saved config already
@@ -13,10 +23,25 @@ from .modeling_minimodel import DualMaskedLMOutput, MiniModelForMaskedLM, XLMRob
 AutoConfig.register(MiniModelConfig.model_type, MiniModelConfig, exist_ok=True)
 
 __all__ = [
-    "DualMaskedLMOutput",
-    "MiniModelAdapter",
+    # the models (remote code)
     "MiniModelConfig",
-    "MiniModelForMaskedLM",
     "XLMRobertaForDualMLM",
+    "MiniModelForMaskedLM",
+    "DualMaskedLMOutput",
+    # the paper's steps
+    "pretrain_mlm",  # step 1 (MiniJoint with XLMRobertaForDualMLM)
+    "MiniModelAdapter",  # MiniJoint export, MiniPost (step 1b), step 2, merge
+    "train_target_tokenizer",
+    "train_target_embeddings",  # step 2 on any model
+    "LanguagePack",
+    "merge_embeddings",
+    "to_stock_masked_lm",
+    "save_merged_model",
+    "base_fingerprint",
+    "heldout_mlm_loss",
+    # data and errors
+    "read_text_files",
+    "load_text_dataset",
+    "CorpusError",
+    "OutputExistsError",
 ]
-__version__ = "0.1.0"

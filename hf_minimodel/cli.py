@@ -1,15 +1,230 @@
-"""`minimodel`: the command line, a thin layer over the library's API."""
+"""`minimodel`: the command line, a thin layer over the library's API.
+
+Every command reports bad input as one line on stderr and exits non-zero; no tracebacks for user mistakes.
+"""
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__
+
+
+def _texts(source, streaming=False):
+    from .corpus import load_text_dataset
+
+    return load_text_dataset(source, streaming=streaming)
+
+
+def _tokenizer(path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as error:
+        raise FileNotFoundError(f"no tokenizer in {path}: pass the folder that `minimodel tokenizer` wrote") from error
+
+
+def _tokenizer_cmd(args) -> int:
+    from .saving import atomic_directory
+    from .tokenizer import check_mlm_tokenizer, train_target_tokenizer
+
+    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
+        tokenizer = train_target_tokenizer(_texts(args.train)["text"], vocab_size=args.vocab_size)
+        check_mlm_tokenizer(tokenizer)
+        tokenizer.save_pretrained(tmp)
+    print(f"Tokenizer with {len(tokenizer)} pieces in {args.output}")
+    return 0
+
+
+def _training_kwargs(args) -> dict:
+    return dict(max_steps=args.steps, learning_rate=args.learning_rate, batch_size=args.batch_size,
+                max_seq_length=args.max_seq_length, seed=args.seed, save_steps=args.save_steps,
+                resume_from_checkpoint=True if args.resume else None)
+
+
+def _pretrain_cmd(args) -> int:
+    """Step 1: a new source model (MiniJoint's dual model with --mini-num-layers, else a plain masked LM)."""
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    from .configuration_minimodel import MiniModelConfig
+    from .modeling_minimodel import XLMRobertaForDualMLM
+    from .saving import atomic_directory
+    from .training import pretrain_mlm
+
+    tokenizer = _tokenizer(args.tokenizer)
+    geometry = dict(vocab_size=len(tokenizer), hidden_size=args.hidden_size, num_hidden_layers=args.num_layers,
+                    num_attention_heads=args.num_heads, intermediate_size=4 * args.hidden_size,
+                    max_position_embeddings=args.max_seq_length + 2, pad_token_id=tokenizer.pad_token_id,
+                    bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    if args.mini_num_layers is not None:
+        model = XLMRobertaForDualMLM(MiniModelConfig(**geometry, mini_num_layers=args.mini_num_layers, mini_loss_weight=args.mini_loss_weight))
+    else:
+        model = XLMRobertaForMaskedLM(XLMRobertaConfig(**geometry))
+    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
+        report = pretrain_mlm(model, tokenizer, _texts(args.train, args.streaming), args.output.with_name(args.output.name + ".checkpoints"),
+                              weight_decay=0.01, **_training_kwargs(args))
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    print(f"Step 1: {report.steps} steps, {report.tokens} tokens, {report.flops:.3e} FLOPs, {report.seconds:.0f} s; model in {args.output}")
+    return 0
+
+
+def _load_full_model(path):
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    from .modeling_minimodel import XLMRobertaForDualMLM
+
+    config = AutoConfig.from_pretrained(path)
+    if config.model_type == "xlm-roberta-minimodel":
+        return XLMRobertaForDualMLM.from_pretrained(path)
+    return AutoModelForMaskedLM.from_pretrained(path)
+
+
+def _minipost_cmd(args) -> int:
+    from .adapter import MiniModelAdapter
+    from .saving import atomic_directory
+
+    tokenizer = _tokenizer(args.tokenizer or args.model)
+    adapter = MiniModelAdapter(_load_full_model(args.model))
+    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
+        mini = adapter.build_minipost(tokenizer, _texts(args.train, args.streaming), args.output.with_name(args.output.name + ".checkpoints"),
+                                      mini_num_layers=args.mini_num_layers, num_new_layers=args.new_layers, **_training_kwargs(args))
+        mini.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    report = adapter.minipost_report
+    print(f"Step 1b (MiniPost): {report.steps} steps, {report.flops:.3e} FLOPs, {report.seconds:.0f} s; mini-model in {args.output}")
+    return 0
+
+
+def _train_embeddings_cmd(args) -> int:
+    """Step 2: over --mini-model (MiniJoint's export happens on the fly with --minijoint), else the full model."""
+    from .adapter import MiniModelAdapter
+    from .modeling_minimodel import MiniModelForMaskedLM
+
+    adapter = MiniModelAdapter(_load_full_model(args.model))
+    mini = None
+    if args.mini_model == "minijoint":
+        mini = adapter.export_mini_model()
+    elif args.mini_model:
+        mini = MiniModelForMaskedLM.from_pretrained(args.mini_model)
+    from .saving import OutputExistsError
+
+    if args.output.exists() and not args.overwrite:
+        raise OutputExistsError(args.output)
+    pack = adapter.train_embeddings(
+        _tokenizer(args.tokenizer), _texts(args.train, args.streaming), args.output.with_name(args.output.name + ".checkpoints"),
+        mini_model=mini, source_tokenizer=_tokenizer(args.source_tokenizer or args.model) if args.init == "overlap" else None,
+        init=args.init, language=args.language, base_model=str(args.model), **_training_kwargs(args),
+    )
+    pack.save_pretrained(args.output, overwrite=args.overwrite)
+    meta = pack.metadata
+    print(f"Step 2 ({meta['method']}): {meta['train_steps']} steps, {meta['train_flops']:.3e} FLOPs, {meta['train_seconds']:.0f} s; language pack in {args.output}")
+    return 0
+
+
+def _merge_cmd(args) -> int:
+    from .adapter import MiniModelAdapter
+    from .language_pack import LanguagePack
+    from .merge import save_merged_model
+
+    pack = LanguagePack.from_pretrained(args.pack)
+    merged = MiniModelAdapter(_load_full_model(args.model)).merge(pack, check_base=not args.no_check_base)
+    save_merged_model(merged, pack.tokenizer, args.output, overwrite=args.overwrite)
+    print(f"Merged {pack.metadata['language'] or 'target'} model ({len(pack.tokenizer)} tokens) in {args.output}: loads with AutoModelForMaskedLM")
+    return 0
+
+
+def _demo(args) -> int:
+    from .demo import DemoConfig, format_table, run_demo
+
+    config = DemoConfig()
+    overrides = {
+        "step2_steps": args.steps, "source_steps": args.source_steps, "minipost_steps": args.minipost_steps,
+        "init": args.init, "methods": tuple(args.methods) if args.methods else None,
+    }
+    if args.target:
+        overrides.update(target=f"{args.target}.train", target_test=f"{args.target}.test", language=args.target.split("-")[0])
+    config = DemoConfig(**{**config.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    results = run_demo(config, output=args.output, overwrite=args.overwrite)
+    print()
+    print(format_table(results))
+    print(f"\nTotal {results['total_seconds']:.0f} s on {results['torch_threads']} CPU thread(s).", end=" ")
+    print(f"Models, language packs and results.json in {args.output}" if args.output else "Pass --output DIR to keep the models, packs and results.json.")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minimodel", description="Mini-model adaptation of XLM-R style encoders to new languages.")
     parser.add_argument("--version", action="version", version=f"hf-minimodel {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="offline end-to-end run on shipped public-domain text: steps 1, 1b, 2 and the merge")
+    demo.add_argument("--output", type=Path, help="folder for <method>/model, <method>/pack and results.json (default: keep nothing)")
+    demo.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    demo.add_argument("--target", choices=["ru-synodal", "fr-segond"], help="target language sample (default ru-synodal)")
+    demo.add_argument("--methods", nargs="+", choices=["standard", "minijoint", "minipost"], help="default: all three")
+    demo.add_argument("--init", choices=["overlap", "random"], help="step-2 initialisation (default overlap)")
+    demo.add_argument("--steps", type=int, help="step-2 steps per method (default 300)")
+    demo.add_argument("--source-steps", type=int, help="step-1 steps for the source model (default 400)")
+    demo.add_argument("--minipost-steps", type=int, help="step-1b steps (default 150)")
+    demo.set_defaults(run=_demo)
+
+    def training_options(command, steps, learning_rate):
+        command.add_argument("--train", required=True, help="text files, a folder of .txt, a saved datasets folder, or a Hub dataset name")
+        command.add_argument("--streaming", action="store_true", help="stream a Hub dataset instead of downloading it whole")
+        command.add_argument("--output", type=Path, required=True)
+        command.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+        command.add_argument("--steps", type=int, default=steps)
+        command.add_argument("--learning-rate", type=float, default=learning_rate)
+        command.add_argument("--batch-size", type=int, default=32)
+        command.add_argument("--max-seq-length", type=int, default=128)
+        command.add_argument("--save-steps", type=int, help="keep a checkpoint every N steps (beside --output)")
+        command.add_argument("--resume", action="store_true", help="continue from the last checkpoint beside --output")
+        command.add_argument("--seed", type=int, default=0)
+
+    tok = commands.add_parser("tokenizer", help="train an XLM-R compatible tokenizer for the target language")
+    tok.add_argument("--train", required=True, help="text files, a folder of .txt, a saved datasets folder, or a Hub dataset name")
+    tok.add_argument("--vocab-size", type=int, default=8000)
+    tok.add_argument("--output", type=Path, required=True)
+    tok.add_argument("--overwrite", action="store_true")
+    tok.set_defaults(run=_tokenizer_cmd)
+
+    pre = commands.add_parser("pretrain", help="step 1: pretrain a source masked LM (MiniJoint's dual model with --mini-num-layers)")
+    training_options(pre, 10000, 5e-4)
+    pre.add_argument("--tokenizer", required=True, type=Path)
+    pre.add_argument("--hidden-size", type=int, default=256)
+    pre.add_argument("--num-layers", type=int, default=6)
+    pre.add_argument("--num-heads", type=int, default=4)
+    pre.add_argument("--mini-num-layers", type=int, help="MiniJoint: put the secondary MLM head on this layer")
+    pre.add_argument("--mini-loss-weight", type=float, default=1.0)
+    pre.set_defaults(run=_pretrain_cmd)
+
+    post = commands.add_parser("minipost", help="step 1b: build MiniPost's mini-model from any XLM-R masked LM")
+    training_options(post, 1000, 5e-4)
+    post.add_argument("--model", required=True, help="the full model: a folder or a Hub id")
+    post.add_argument("--tokenizer", help="the source tokenizer (default: the one saved with --model)")
+    post.add_argument("--mini-num-layers", type=int, help="bottom layers to extract (default: a third of the depth)")
+    post.add_argument("--new-layers", type=int, default=1)
+    post.set_defaults(run=_minipost_cmd)
+
+    emb = commands.add_parser("train-embeddings", help="step 2: learn target-language embeddings; writes a language pack")
+    training_options(emb, 1000, 1e-3)
+    emb.add_argument("--model", required=True, help="the full model: a folder or a Hub id")
+    emb.add_argument("--mini-model", help="'minijoint' (export the dual model's own), a MiniPost folder, or nothing for the standard approach")
+    emb.add_argument("--tokenizer", required=True, help="the target tokenizer folder")
+    emb.add_argument("--source-tokenizer", help="for --init overlap (default: the one saved with --model)")
+    emb.add_argument("--init", choices=["overlap", "random"], default="overlap")
+    emb.add_argument("--language", help="the target language code, for the pack's metadata and card")
+    emb.set_defaults(run=_train_embeddings_cmd)
+
+    merge = commands.add_parser("merge", help="put a language pack into the full model; saves a stock XLM-R masked LM")
+    merge.add_argument("--model", required=True)
+    merge.add_argument("--pack", required=True, help="a language pack folder or Hub id")
+    merge.add_argument("--output", type=Path, required=True)
+    merge.add_argument("--overwrite", action="store_true")
+    merge.add_argument("--no-check-base", action="store_true", help="skip the base-model fingerprint check")
+    merge.set_defaults(run=_merge_cmd)
     return parser
 
 
@@ -19,7 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return 0
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, OSError) as error:  # CorpusError and OutputExistsError among them
+        print(f"minimodel {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"minimodel {args.command}: interrupted; nothing was written to the output folder", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

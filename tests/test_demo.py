@@ -1,0 +1,82 @@
+"""`minimodel demo` and the command line, on a tiny geometry so the suite stays fast."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+from hf_minimodel.cli import main
+from hf_minimodel.demo import DemoConfig, format_table, run_demo
+from hf_minimodel.language_pack import LanguagePack
+from hf_minimodel.merge import to_stock_masked_lm
+from hf_minimodel.modeling_minimodel import XLMRobertaForDualMLM
+
+TINY = dict(vocab_size=300, hidden_size=32, num_layers=3, num_heads=4, intermediate_size=64, mini_num_layers=1,
+            max_seq_length=32, batch_size=4, source_steps=3, minipost_steps=2, step2_steps=2)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    config = DemoConfig(**TINY, cache_dir=root / "cache")
+    results = run_demo(config, output=root / "out")
+    return config, results, root / "out"
+
+
+def test_demo_leaves_models_packs_and_results(demo_run):
+    _, results, out = demo_run
+    for method in ("standard", "minijoint", "minipost"):
+        assert (out / method / "model" / "model.safetensors").exists()
+        assert (out / method / "pack" / "language_pack.safetensors").exists()
+    on_disk = json.loads((out / "results.json").read_text())
+    assert [row["method"] for row in on_disk["rows"]] == ["no step 2 (init only)", "standard", "minijoint", "minipost"]
+    assert on_disk["total_seconds"] == results["total_seconds"] > 0
+
+
+def test_demo_figures_are_measured(demo_run):
+    _, results, _ = demo_run
+    rows = {row["method"]: row for row in results["rows"]}
+    assert rows["standard"]["step2_layers"] == 3 and rows["minijoint"]["step2_layers"] == 1 and rows["minipost"]["step2_layers"] == 2
+    assert rows["standard"]["step2_flops"] > rows["minipost"]["step2_flops"] > rows["minijoint"]["step2_flops"] > 0
+    assert all(row["step2_seconds"] > 0 for name, row in rows.items() if name != "no step 2 (init only)")
+    assert all(0 < row["heldout_loss"] < 20 for row in rows.values())
+    table = format_table(results)
+    assert "minijoint" in table and "held-out MLM loss" in table
+
+
+def test_demo_models_load_in_stock_transformers_and_match_their_packs(demo_run):
+    _, _, out = demo_run
+    for method in ("standard", "minijoint", "minipost"):
+        model = AutoModelForMaskedLM.from_pretrained(out / method / "model").eval()
+        assert type(model).__name__ == "XLMRobertaForMaskedLM"
+        pack = LanguagePack.from_pretrained(out / method / "pack")
+        assert pack.metadata["method"] == method
+        torch.testing.assert_close(model.get_input_embeddings().weight, pack.embeddings, rtol=0, atol=0)
+        tokenizer = AutoTokenizer.from_pretrained(out / method / "model")
+        assert tokenizer.get_vocab() == pack.tokenizer.get_vocab()
+
+
+def test_pack_applied_to_the_cached_source_model_reproduces_the_merged_model(demo_run):
+    config, _, out = demo_run
+    source = XLMRobertaForDualMLM.from_pretrained(config.cache_dir / config.source_key() / "model")
+    pack = LanguagePack.from_pretrained(out / "minijoint" / "pack")
+    merged = pack.apply(to_stock_masked_lm(source)).eval()
+    saved = AutoModelForMaskedLM.from_pretrained(out / "minijoint" / "model").eval()
+    ids = pack.tokenizer(["Вначале сотворил Бог небо и землю."], return_tensors="pt")
+    torch.testing.assert_close(merged(**ids).logits, saved(**ids).logits, rtol=0, atol=0)
+
+
+def test_cli_refuses_an_existing_output_folder(tmp_path, capsys):
+    existing = tmp_path / "out"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("earlier work")
+    assert main(["demo", "--output", str(existing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "already exists" in err and "--overwrite" in err
+    assert (existing / "keep.txt").read_text() == "earlier work"
+
+
+def test_cli_without_a_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out
