@@ -158,3 +158,19 @@ def test_merged_model_loads_in_stock_transformers(source, tokenizers, texts, tmp
     assert type(loaded).__name__ == "XLMRobertaForMaskedLM"
     ids = ru_tok(texts[2][:2], return_tensors="pt", padding=True, truncation=True, max_length=32)
     torch.testing.assert_close(loaded(**ids).logits, merged.eval()(**ids).logits, rtol=0, atol=0)
+
+
+def test_step1_reads_a_streamed_dataset(tokenizers, texts, tmp_path):
+    from hf_minimodel import load_text_dataset
+
+    corpus = tmp_path / "en.txt"
+    corpus.write_text("\n".join(texts[0]), encoding="utf-8")
+    stream = load_text_dataset(corpus, streaming=True)
+    assert type(stream).__name__ == "IterableDataset"
+    torch.manual_seed(0)
+    model = XLMRobertaForDualMLM(
+        MiniModelConfig(vocab_size=len(tokenizers[0]), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=40, mini_num_layers=1)
+    )
+    report = pretrain_mlm(model, tokenizers[0], stream, tmp_path / "ckpt", max_steps=2, learning_rate=1e-3, **FAST)
+    assert report.steps == 2 and report.tokens == 2 * 4 * 32
