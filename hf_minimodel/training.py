@@ -30,7 +30,8 @@ def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
         blocks = [ids[i : i + max_seq_length] for i in range(0, len(ids) - max_seq_length + 1, max_seq_length)]
         return {"input_ids": blocks, "attention_mask": [[1] * max_seq_length for _ in blocks]}
 
-    columns = None if streaming else data.column_names
+    # A streamed dataset may not know its columns up front; every dataset here has "text" (load_text_dataset).
+    columns = data.column_names or ["text"]
     kwargs = {} if streaming else {"desc": "Tokenizing and packing"}
     return data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
 
