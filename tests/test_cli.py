@@ -1,0 +1,105 @@
+"""The command line: each step as a command, and one-line errors with a non-zero exit for bad input."""
+
+import gzip
+
+import pytest
+from transformers import AutoModelForMaskedLM
+
+from hf_minimodel.cli import main
+from hf_minimodel.sample import sample_path
+
+STEP = ["--steps", "2", "--batch-size", "4", "--max-seq-length", "32"]
+
+
+def _write_sample(name, path, lines):
+    with gzip.open(sample_path(name), "rt", encoding="utf-8") as f:
+        path.write_text("".join(next(f) for _ in range(lines)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def steps(tmp_path_factory):
+    """tokenizer -> pretrain (MiniJoint) -> minipost -> train-embeddings -> merge, through main()."""
+    root = tmp_path_factory.mktemp("cli")
+    en = _write_sample("en-kjv.train", root / "en.txt", 300)
+    ru = _write_sample("ru-synodal.train", root / "ru.txt", 300)
+    assert main(["tokenizer", "--train", str(en), "--vocab-size", "300", "--output", str(root / "en-tok")]) == 0
+    assert main(["tokenizer", "--train", str(ru), "--vocab-size", "250", "--output", str(root / "ru-tok")]) == 0
+    assert main(["pretrain", "--train", str(en), "--tokenizer", str(root / "en-tok"), "--output", str(root / "source"),
+                 "--hidden-size", "32", "--num-layers", "3", "--mini-num-layers", "1", *STEP]) == 0
+    assert main(["minipost", "--model", str(root / "source"), "--train", str(en), "--output", str(root / "minipost"),
+                 "--mini-num-layers", "1", *STEP]) == 0
+    for name, mini in (("standard", []), ("minijoint", ["--mini-model", "minijoint"]), ("minipost", ["--mini-model", str(root / "minipost")])):
+        assert main(["train-embeddings", "--model", str(root / "source"), *mini, "--tokenizer", str(root / "ru-tok"),
+                     "--train", str(ru), "--language", "ru", "--output", str(root / f"pack-{name}"), *STEP]) == 0
+    assert main(["merge", "--model", str(root / "source"), "--pack", str(root / "pack-minijoint"), "--output", str(root / "merged")]) == 0
+    return root
+
+
+def _fails(capsys, argv, *fragments):
+    assert main(argv) == 2
+    err = capsys.readouterr().err  # may also hold progress bars from loading
+    errors = [line for line in err.splitlines() if line.startswith("minimodel ")]
+    assert len(errors) == 1 and err.rstrip().endswith(errors[0]) and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def test_every_step_runs_from_the_command_line(steps):
+    import json
+
+    for name in ("standard", "minijoint", "minipost"):
+        assert json.loads((steps / f"pack-{name}" / "language_pack.json").read_text())["method"] == name
+    assert type(AutoModelForMaskedLM.from_pretrained(steps / "merged")).__name__ == "XLMRobertaForMaskedLM"
+
+
+def test_mini_depth_at_or_above_the_model_depth(steps, tmp_path, capsys):
+    _fails(capsys, ["minipost", "--model", str(steps / "source"), "--train", str(steps / "en.txt"), "--output",
+                    str(tmp_path / "x"), "--mini-num-layers", "3", *STEP], "mini_num_layers=3", "use 1..2")
+    assert not (tmp_path / "x").exists()
+
+
+def test_target_tokenizer_without_a_mask_token(steps, tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(steps / "ru-tok")
+    tokenizer.mask_token = None
+    tokenizer.save_pretrained(tmp_path / "nomask")
+    _fails(capsys, ["train-embeddings", "--model", str(steps / "source"), "--tokenizer", str(tmp_path / "nomask"),
+                    "--train", str(steps / "ru.txt"), "--output", str(tmp_path / "pack"), *STEP], "mask token")
+
+
+def test_pack_for_another_base_model(steps, tmp_path, capsys):
+    assert main(["pretrain", "--train", str(steps / "en.txt"), "--tokenizer", str(steps / "en-tok"), "--output", str(tmp_path / "other"),
+                 "--hidden-size", "32", "--num-layers", "3", "--seed", "1", *STEP]) == 0
+    _fails(capsys, ["merge", "--model", str(tmp_path / "other"), "--pack", str(steps / "pack-minijoint"), "--output",
+                    str(tmp_path / "m")], "fingerprint", "check_base=False")
+    assert main(["pretrain", "--train", str(steps / "en.txt"), "--tokenizer", str(steps / "en-tok"), "--output", str(tmp_path / "wide"),
+                 "--hidden-size", "48", "--num-layers", "3", *STEP]) == 0
+    _fails(capsys, ["merge", "--model", str(tmp_path / "wide"), "--pack", str(steps / "pack-minijoint"), "--output",
+                    str(tmp_path / "m")], "hidden size 32", "48")
+    assert not (tmp_path / "m").exists()
+
+
+def test_empty_and_non_utf8_corpora(tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    _fails(capsys, ["tokenizer", "--train", str(tmp_path / "empty.txt"), "--output", str(tmp_path / "t")], "empty.txt")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    _fails(capsys, ["tokenizer", "--train", str(tmp_path / "latin1.txt"), "--output", str(tmp_path / "t")], "UTF-8")
+    assert not (tmp_path / "t").exists()
+
+
+def test_existing_output_is_not_overwritten_unless_asked(steps, capsys):
+    before = (steps / "merged" / "model.safetensors").read_bytes()
+    _fails(capsys, ["merge", "--model", str(steps / "source"), "--pack", str(steps / "pack-standard"), "--output",
+                    str(steps / "merged")], "already exists", "--overwrite")
+    assert (steps / "merged" / "model.safetensors").read_bytes() == before
+    assert main(["merge", "--model", str(steps / "source"), "--pack", str(steps / "pack-standard"), "--output",
+                 str(steps / "merged"), "--overwrite"]) == 0
+    assert (steps / "merged" / "model.safetensors").read_bytes() != before
+
+
+def test_missing_tokenizer_folder(steps, tmp_path, capsys):
+    _fails(capsys, ["train-embeddings", "--model", str(steps / "source"), "--tokenizer", str(tmp_path / "nowhere"),
+                    "--train", str(steps / "ru.txt"), "--output", str(tmp_path / "p"), *STEP], "nowhere")
