@@ -4,6 +4,7 @@ Every command reports bad input as one line on stderr and exits non-zero; no tra
 """
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -228,12 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    # A killed job (SIGTERM from a scheduler, `timeout`, CI) unwinds like Ctrl-C, so atomic saves remove their
+    # temporary folders instead of leaving them beside the output.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.run(args)
     except (ValueError, TypeError, OSError) as error:  # CorpusError and OutputExistsError among them

@@ -103,3 +103,24 @@ def test_existing_output_is_not_overwritten_unless_asked(steps, capsys):
 def test_missing_tokenizer_folder(steps, tmp_path, capsys):
     _fails(capsys, ["train-embeddings", "--model", str(steps / "source"), "--tokenizer", str(tmp_path / "nowhere"),
                     "--train", str(steps / "ru.txt"), "--output", str(tmp_path / "p"), *STEP], "nowhere")
+
+
+def test_a_killed_command_leaves_no_temporary_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "demo-out"
+    env = {"HF_MINIMODEL_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen([sys.executable, "-m", "hf_minimodel.cli", "demo", "--output", str(out)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".demo-out.tmp-*")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert list(tmp_path.glob(".demo-out.tmp-*")), "the demo never started writing"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted" in err.splitlines()[-1]
+    assert not out.exists() and not list(tmp_path.glob(".demo-out*"))
