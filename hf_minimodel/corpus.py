@@ -90,9 +90,9 @@ def _from_disk(folder: Path, split: str) -> datasets.Dataset:
     return loaded
 
 
-def _from_hub(name: str, split: str, streaming: bool) -> datasets.Dataset | datasets.IterableDataset:
+def _from_hub(name: str, config: str | None, split: str, streaming: bool) -> datasets.Dataset | datasets.IterableDataset:
     try:
-        return datasets.load_dataset(name, split=split, streaming=streaming)
+        return datasets.load_dataset(name, config, split=split, streaming=streaming)
     except Exception as err:  # noqa: BLE001 - network, auth, missing split and script errors all mean the same here
         raise CorpusError(
             f"could not load dataset {name!r} from the Hugging Face Hub ({type(err).__name__}: {err}); "
@@ -114,12 +114,14 @@ def _text_column(dataset, text_column: str, source: object):
             f"dataset {source} has no column {text_column!r}: its columns are {', '.join(columns)}; "
             f"pass text_column= one of them"
         )
-    if text_column == "text":
-        return dataset
-    if columns is not None and "text" in columns:
-        # The caller named another column as the text: the old "text" column must make way for it.
-        dataset = dataset.remove_columns("text")
-    return dataset.rename_column(text_column, "text")
+    if text_column != "text":
+        if columns is not None and "text" in columns:
+            # The caller named another column as the text: the old "text" column must make way for it.
+            dataset = dataset.remove_columns("text")
+        dataset = dataset.rename_column(text_column, "text")
+    # Only the text travels on: other columns (ids, urls, titles) would have to be dropped by every consumer, and a
+    # streamed dataset cannot always say which columns it has.
+    return dataset.select_columns(["text"])
 
 
 def load_text_dataset(
@@ -128,14 +130,16 @@ def load_text_dataset(
     split: str = "train",
     text_column: str = "text",
     streaming: bool = False,
+    config: str | None = None,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """The training text as a dataset whose text is in a column named "text".
 
     `source` is, in the order tried: a folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`
     (`split` picks from a DatasetDict); a text file, a list of files or a folder of .txt files (one example per
     line, see `read_text_files`; `split` is ignored); otherwise a dataset name on the Hugging Face Hub, loaded with
-    `datasets.load_dataset`. `text_column` names the column holding the text, which is renamed to "text". With
-    `streaming=True` the result is an `IterableDataset`.
+    `datasets.load_dataset` with `config` (e.g. `("wikimedia/wikipedia", config="20231101.sw")`). `text_column`
+    names the column holding the text, which is renamed to "text"; other columns are dropped. With `streaming=True`
+    the result is an `IterableDataset`.
     """
     single = isinstance(source, (str, os.PathLike))
     if single and _is_saved_dataset(Path(source).expanduser()):
@@ -147,7 +151,7 @@ def load_text_dataset(
             )
         dataset = datasets.Dataset.from_dict({"text": read_text_files(source)})
     else:
-        dataset = _from_hub(os.fspath(source), split, streaming)
+        dataset = _from_hub(os.fspath(source), config, split, streaming)
     dataset = _text_column(dataset, text_column, source)
     if streaming and isinstance(dataset, datasets.Dataset):
         dataset = dataset.to_iterable_dataset()

@@ -63,7 +63,7 @@ def test_text_file_becomes_a_dataset_with_a_text_column(tmp_path):
 def test_saved_dataset_column_is_renamed_to_text(tmp_path):
     datasets.Dataset.from_dict({"content": ["a", "b"], "text": ["x", "y"], "id": [1, 2]}).save_to_disk(tmp_path / "ds")
     dataset = load_text_dataset(tmp_path / "ds", text_column="content")
-    assert sorted(dataset.column_names) == ["id", "text"]
+    assert dataset.column_names == ["text"]  # other columns are dropped
     assert dataset["text"][:] == ["a", "b"]
 
 
@@ -98,6 +98,21 @@ def test_hub_failure_suggests_a_local_path(monkeypatch):
     monkeypatch.setattr(corpus.datasets, "load_dataset", offline)
     with pytest.raises(CorpusError, match="could not load dataset 'someone/corpus'.*offline\\? pass a local path"):
         load_text_dataset("someone/corpus")
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_hub_dataset_with_a_config_keeps_only_its_text(monkeypatch, streaming):
+    asked = {}
+
+    def hub(name, config, split, streaming):
+        asked.update(name=name, config=config, split=split, streaming=streaming)
+        rows = datasets.Dataset.from_dict({"id": ["1"], "url": ["u"], "title": ["t"], "body": ["Habari ya asubuhi"]})
+        return rows.to_iterable_dataset() if streaming else rows
+
+    monkeypatch.setattr(corpus.datasets, "load_dataset", hub)
+    dataset = load_text_dataset("wikimedia/wikipedia", config="20231101.sw", text_column="body", streaming=streaming)
+    assert asked == {"name": "wikimedia/wikipedia", "config": "20231101.sw", "split": "train", "streaming": streaming}
+    assert [row for row in dataset] == [{"text": "Habari ya asubuhi"}]
 
 
 def test_streaming_gives_an_iterable_dataset(tmp_path):
