@@ -155,6 +155,74 @@ def _demo(args) -> int:
     return 0
 
 
+def _finetune_cmd(args) -> int:
+    """Step 3: a task model fine-tuned on source-language data, embedding layer frozen."""
+    import json
+
+    from .saving import atomic_directory
+    from .tasks import load_task
+    from .transfer import finetune, load_task_model
+
+    task = load_task(args.task, args.language, "train", source=args.train_file, max_examples=args.max_examples, seed=args.seed)
+    tokenizer = _tokenizer(args.tokenizer or args.model)
+    model = load_task_model(args.model, task.kind, task.label_names)
+    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
+        model, report = finetune(
+            model, tokenizer, task.dataset, args.output.with_name(args.output.name + ".checkpoints"), kind=task.kind,
+            lora=args.lora, max_steps=args.steps, learning_rate=args.learning_rate, batch_size=args.batch_size,
+            max_seq_length=args.max_seq_length, seed=args.seed,
+        )
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "finetune.json").write_text(json.dumps({"task": args.task, "language": args.language, "steps": report.steps,
+                                                       "seconds": round(report.seconds, 1), "final_loss": report.final_loss,
+                                                       "train_examples": len(task.dataset), "lora": args.lora}, indent=2))
+    print(f"Step 3: {args.task} ({args.language}), {report.steps} steps, {report.seconds:.0f} s; task model in {args.output}")
+    return 0
+
+
+def _evaluate_cmd(args) -> int:
+    """Step 4: each language pack swapped into the task model, evaluated zero-shot."""
+    import json
+
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
+
+    from .language_pack import LanguagePack
+    from .saving import OutputExistsError
+    from .tasks import load_task
+    from .transfer import evaluate_zero_shot
+
+    if args.output and args.output.exists() and not args.overwrite:
+        raise OutputExistsError(args.output)
+    rows = []
+    packs = [(None, args.source_language)] if args.source_language else []
+    packs += [(LanguagePack.from_pretrained(path), None) for path in args.pack]
+    for pack, language in packs:
+        language = language or pack.metadata["language"] or args.language
+        if not language:
+            raise ValueError(f"the language pack {pack} records no language: pass --language")
+        task = load_task(args.task, language, "test", source=args.test_file, max_examples=args.max_examples, seed=args.seed)
+        auto = AutoModelForSequenceClassification if task.kind == "classification" else AutoModelForQuestionAnswering
+        model = auto.from_pretrained(args.model)
+        result = evaluate_zero_shot(model, task.dataset, pack=pack, tokenizer=None if pack else _tokenizer(args.model),
+                                    kind=task.kind, max_seq_length=args.max_seq_length)
+        rows.append({"language": language, "method": pack.metadata["method"] if pack else "source (no transfer)",
+                     "task": args.task, **result})
+    print(format_rows(rows, "accuracy" if rows and "accuracy" in rows[0] else "f1"))
+    if args.output:
+        args.output.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def format_rows(rows, metric) -> str:
+    header = f"{'language':<9} {'method':<22} {metric:>9} {'examples':>9} {'majority':>9}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        majority = f"{row['majority_baseline']:.3f}" if "majority_baseline" in row else "-"
+        lines.append(f"{row['language']:<9} {row['method']:<22} {row[metric]:>9.3f} {row['num_examples']:>9} {majority:>9}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minimodel", description="Mini-model adaptation of XLM-R style encoders to new languages.")
     parser.add_argument("--version", action="version", version=f"hf-minimodel {__version__}")
@@ -226,6 +294,37 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--overwrite", action="store_true")
     merge.add_argument("--no-check-base", action="store_true", help="skip the base-model fingerprint check")
     merge.set_defaults(run=_merge_cmd)
+
+    fine = commands.add_parser("finetune", help="step 3: fine-tune a task model on source-language data, embeddings frozen")
+    fine.add_argument("--model", required=True, help="any XLM-R checkpoint, a merged model or a MiniJoint model (folder or Hub id)")
+    fine.add_argument("--tokenizer", help="default: the one saved with --model")
+    fine.add_argument("--task", required=True, choices=["bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad"])
+    fine.add_argument("--language", default="en", help="the source language (default en)")
+    fine.add_argument("--train-file", help="local JSON lines / TSV / saved dataset with the task's columns (Hub tasks)")
+    fine.add_argument("--max-examples", type=int)
+    fine.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of the whole body, merged back after")
+    fine.add_argument("--output", type=Path, required=True)
+    fine.add_argument("--overwrite", action="store_true")
+    fine.add_argument("--steps", type=int, default=1000)
+    fine.add_argument("--learning-rate", type=float, default=5e-5)
+    fine.add_argument("--batch-size", type=int, default=32)
+    fine.add_argument("--max-seq-length", type=int, default=128)
+    fine.add_argument("--seed", type=int, default=0)
+    fine.set_defaults(run=_finetune_cmd)
+
+    ev = commands.add_parser("evaluate", help="step 4: swap each language pack into the task model and evaluate zero-shot")
+    ev.add_argument("--model", required=True, help="the fine-tuned task model (from `minimodel finetune`)")
+    ev.add_argument("--task", required=True, choices=["bible-genre", "bible-paraphrase", "xnli", "pawsx", "mlqa"])
+    ev.add_argument("--pack", nargs="*", default=[], help="language pack folders or Hub ids")
+    ev.add_argument("--language", help="for packs that record no language")
+    ev.add_argument("--source-language", help="also evaluate the model as it is, in this (source) language")
+    ev.add_argument("--test-file", help="local test data with the task's columns (Hub tasks)")
+    ev.add_argument("--max-examples", type=int)
+    ev.add_argument("--max-seq-length", type=int, default=128)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--output", type=Path, help="write the results as JSON")
+    ev.add_argument("--overwrite", action="store_true")
+    ev.set_defaults(run=_evaluate_cmd)
     return parser
 
 

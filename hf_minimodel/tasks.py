@@ -1,0 +1,50 @@
+"""The transfer tasks by name: where each one's data comes from, in the source or a target language.
+
+`bible-genre` and `bible-paraphrase` are real offline tasks built from the aligned Bible (like XNLI and PAWS-X);
+`xnli`, `pawsx`, `squad` and `mlqa` are the paper's benchmarks, from the Hub or from local files with the same
+columns (`source=`).
+"""
+
+from dataclasses import dataclass
+
+from datasets import Dataset
+
+TASKS = ("bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad", "mlqa")
+
+
+@dataclass
+class TaskData:
+    dataset: Dataset
+    kind: str  # "classification" or "qa"
+    metric: str  # the headline metric's key in evaluate_zero_shot's result
+    label_names: list[str] | None = None
+
+
+def load_task(name: str, language: str, split: str, *, source=None, max_examples: int | None = None, seed: int = 0) -> TaskData:
+    """The data of task `name` in `language` (`split`: "train" or "test"); `source`: a local file for the Hub tasks."""
+    if name == "bible-genre":
+        from .bible_tasks import default_code, genre_task
+
+        dataset = genre_task(default_code(language), split, max_examples=max_examples, seed=seed)
+    elif name == "bible-paraphrase":
+        from .bible_tasks import PARAPHRASE_PAIRS, paraphrase_task
+
+        if language not in PARAPHRASE_PAIRS:
+            raise ValueError(f"bible-paraphrase needs two translations of one language: choose from {', '.join(sorted(PARAPHRASE_PAIRS))}")
+        dataset = paraphrase_task(*PARAPHRASE_PAIRS[language], split, max_pairs=max_examples, seed=seed)
+    elif name in ("xnli", "pawsx"):
+        from .benchmarks_data import load_pawsx, load_xnli
+
+        dataset = (load_xnli if name == "xnli" else load_pawsx)(language, split=split, source=source)
+    elif name in ("squad", "mlqa"):
+        from .benchmarks_data import load_mlqa, load_squad
+
+        dataset = load_squad(split=split, source=source) if name == "squad" else load_mlqa(language, split=split, source=source)
+        if max_examples is not None and len(dataset) > max_examples:
+            dataset = dataset.shuffle(seed=seed).select(range(max_examples))
+        return TaskData(dataset, "qa", "f1")
+    else:
+        raise ValueError(f"unknown task {name!r}: choose from {', '.join(TASKS)}")
+    if max_examples is not None and len(dataset) > max_examples and name in ("xnli", "pawsx"):
+        dataset = dataset.shuffle(seed=seed).select(range(max_examples))
+    return TaskData(dataset, "classification", "accuracy", dataset.features["label"].names)

@@ -1,0 +1,221 @@
+"""Steps 3 and 4: cross-lingual transfer.
+
+Step 3 fine-tunes a stock XLM-R task model on source-language data with its embedding layer frozen; step 4 swaps a
+language pack's target vocabulary into that model and evaluates it, zero-shot, on target-language data.
+"""
+
+import copy
+import math
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import (
+    AutoConfig,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    XLMRobertaConfig,
+    XLMRobertaForQuestionAnswering,
+    XLMRobertaForSequenceClassification,
+    default_data_collator,
+)
+
+from .merge import to_stock_masked_lm
+from .metrics import load_metric
+from .modeling_minimodel import XLMRobertaForDualMLM
+from .qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
+from .training import TrainingReport
+
+TASK_KINDS = ("classification", "qa")
+_TASK_CLASSES = {
+    "classification": (AutoModelForSequenceClassification, XLMRobertaForSequenceClassification),
+    "qa": (AutoModelForQuestionAnswering, XLMRobertaForQuestionAnswering),
+}
+
+
+def load_task_model(model, kind: str = "classification", label_names: list[str] | None = None):
+    """A stock XLM-R task model (sequence classification or extractive QA) with a new head on `model`'s body.
+
+    `model` is a folder or Hub id of any XLM-R checkpoint, a merged model, or a MiniJoint `XLMRobertaForDualMLM`
+    (its secondary head is dropped); or such a model already in memory.
+    """
+    if kind not in TASK_KINDS:
+        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+    auto_class, stock_class = _TASK_CLASSES[kind]
+    labels = {} if label_names is None else {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+    }
+    if isinstance(model, str) or hasattr(model, "__fspath__"):
+        config = AutoConfig.from_pretrained(model)
+        if config.model_type != "xlm-roberta-minimodel":
+            return auto_class.from_pretrained(model, **labels)
+        model = XLMRobertaForDualMLM.from_pretrained(model)
+    body = to_stock_masked_lm(model) if isinstance(model, XLMRobertaForDualMLM) else model
+    config = XLMRobertaConfig.from_dict({**body.config.to_dict(), "architectures": None, **labels})
+    task_model = stock_class(config)
+    # Everything but the masked-LM head carries over; the task head keeps its fresh initialisation.
+    task_model.roberta.load_state_dict(body.roberta.state_dict(), strict=False)
+    return task_model.to(body.device)
+
+
+def freeze_embedding_layer(model) -> None:
+    """Step 3's freezing: the whole embedding layer (word, position and token-type embeddings, its layer norm).
+
+    The paper freezes the word embeddings so that the body keeps reading the space the target embeddings were
+    aligned to in step 2. The rest of the embedding layer is frozen too: the target embeddings were learned against
+    it, and a language pack recognises its base model by it (`merge.base_fingerprint`)."""
+    model.base_model.embeddings.requires_grad_(False)
+
+
+def _encode_classification(dataset: Dataset, tokenizer, max_seq_length: int) -> Dataset:
+    def encode(batch):
+        second = batch["text_b"] if "text_b" in batch and any(batch["text_b"]) else None
+        encoded = tokenizer(batch["text_a"], second, truncation=True, max_length=max_seq_length)
+        encoded["labels"] = batch["label"]
+        return encoded
+
+    return dataset.map(encode, batched=True, remove_columns=dataset.column_names, desc="Tokenizing")
+
+
+def finetune(
+    model,
+    tokenizer,
+    train_dataset: Dataset,
+    output_dir,
+    *,
+    kind: str = "classification",
+    lora=False,
+    max_steps: int = 1000,
+    learning_rate: float = 5e-5,
+    batch_size: int = 32,
+    max_seq_length: int = 128,
+    doc_stride: int = 64,
+    warmup_ratio: float = 0.1,
+    seed: int = 0,
+    disable_tqdm: bool | None = None,
+    **training_args,
+):
+    """Step 3: fine-tune the task model on source-language data, embedding layer frozen, body trainable.
+
+    `train_dataset` has `text_a`, `text_b`, `label` (classification) or `question`, `context`, `answers` (QA).
+    `lora=True` (or a `peft.LoraConfig`) trains low-rank adapters on the attention projections plus the task head
+    instead of the whole body, then merges them back, so what comes out is a plain model a language pack applies to.
+    Returns `(model, TrainingReport)`.
+    """
+    freeze_embedding_layer(model)
+    if kind == "classification":
+        features, collator = _encode_classification(train_dataset, tokenizer, max_seq_length), DataCollatorWithPadding(tokenizer)
+    elif kind == "qa":
+        features = train_dataset.map(
+            lambda batch: prepare_qa_train_features(batch, tokenizer, max_seq_length, doc_stride),
+            batched=True, remove_columns=train_dataset.column_names, desc="Preparing QA features",
+        )
+        collator = default_data_collator
+    else:
+        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+
+    trained = model
+    if lora:
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        config = lora if isinstance(lora, LoraConfig) else LoraConfig(
+            task_type=TaskType.SEQ_CLS if kind == "classification" else TaskType.QUESTION_ANS,
+            r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"],
+        )
+        trained = get_peft_model(model, config)
+
+    args = TrainingArguments(
+        output_dir=str(output_dir), max_steps=max_steps, per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate, warmup_steps=math.ceil(warmup_ratio * max_steps), weight_decay=0.01,
+        logging_steps=max(1, max_steps // 10), save_strategy="no", report_to="none", seed=seed, data_seed=seed,
+        dataloader_pin_memory=torch.cuda.is_available(), include_num_input_tokens_seen="all", disable_tqdm=disable_tqdm,
+        **training_args,
+    )
+    trainer = Trainer(model=trained, args=args, train_dataset=features, data_collator=collator, processing_class=tokenizer)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    if lora:
+        model = trained.merge_and_unload()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    report = TrainingReport(trainer.state.global_step, int(trainer.state.num_input_tokens_seen), float(trainer.state.total_flos),
+                            seconds, losses[-1] if losses else None, list(trainer.state.log_history))
+    return model.eval(), report
+
+
+def majority_baseline(labels) -> float:
+    """The accuracy of always answering the most frequent label of the evaluation set itself."""
+    counts = Counter(int(label) for label in labels)
+    return max(counts.values()) / sum(counts.values())
+
+
+@torch.no_grad()
+def _logits(model, features: Dataset, collator, batch_size: int, columns: list[str]):
+    outputs = []
+    for start in range(0, len(features), batch_size):
+        rows = [{k: features[i][k] for k in columns} for i in range(start, min(start + batch_size, len(features)))]
+        batch = {k: v.to(model.device) for k, v in collator(rows).items()}
+        out = model(**batch)
+        outputs.append(out)
+    return outputs
+
+
+def evaluate_zero_shot(
+    model,
+    dataset: Dataset,
+    *,
+    pack=None,
+    tokenizer=None,
+    kind: str = "classification",
+    batch_size: int = 64,
+    max_seq_length: int = 128,
+    doc_stride: int = 64,
+    check_base: bool = True,
+) -> dict:
+    """Step 4: evaluate the fine-tuned task model on target-language `dataset`.
+
+    With `pack`, a copy of `model` gets the pack's vocabulary first (the zero-shot transfer); without, `tokenizer`
+    is used as is (e.g. the source-language evaluation). Returns the metric(s), the number of examples and, for
+    classification, the majority-class baseline of `dataset`.
+    """
+    if pack is not None:
+        model = pack.apply(copy.deepcopy(model), check_base=check_base)
+        tokenizer = pack.tokenizer
+    if tokenizer is None:
+        raise ValueError("pass the language pack to evaluate with (pack=...), or the tokenizer the model already uses (tokenizer=...)")
+    model.eval()
+    if kind == "classification":
+        features = _encode_classification(dataset, tokenizer, max_seq_length)
+        columns = [c for c in features.column_names if c != "labels"]
+        outputs = _logits(model, features, DataCollatorWithPadding(tokenizer), batch_size, columns)
+        predictions = torch.cat([o.logits for o in outputs]).argmax(-1).cpu().numpy()
+        references = np.asarray(dataset["label"])
+        result = load_metric("accuracy").compute(predictions=predictions, references=references)
+        result["majority_baseline"] = majority_baseline(references)
+    elif kind == "qa":
+        features = dataset.map(
+            lambda batch: prepare_qa_eval_features(batch, tokenizer, max_seq_length, doc_stride),
+            batched=True, remove_columns=dataset.column_names, desc="Preparing QA features",
+        )
+        columns = ["input_ids", "attention_mask"]
+        outputs = _logits(model, features, DataCollatorWithPadding(tokenizer), batch_size, columns)
+        width = max(o.start_logits.shape[1] for o in outputs)
+        pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=-1e4)  # noqa: E731
+        start = torch.cat([pad(o.start_logits) for o in outputs]).cpu().numpy()
+        end = torch.cat([pad(o.end_logits) for o in outputs]).cpu().numpy()
+        predictions = postprocess_qa_predictions(dataset, features, start, end)
+        result = load_metric("squad").compute(
+            predictions=[{"id": k, "prediction_text": v} for k, v in predictions.items()],
+            references=[{"id": ex["id"], "answers": ex["answers"]} for ex in dataset],
+        )
+    else:
+        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+    result["num_examples"] = len(dataset)
+    return result
