@@ -75,6 +75,18 @@ class TrainingReport:
     final_loss: float | None
     log_history: list = field(default_factory=list)
 
+    @classmethod
+    def from_trainer(cls, trainer, seconds: float) -> "TrainingReport":
+        losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+        return cls(
+            steps=trainer.state.global_step,
+            tokens=int(trainer.state.num_input_tokens_seen),
+            flops=float(trainer.state.total_flos),
+            seconds=seconds,
+            final_loss=losses[-1] if losses else None,
+            log_history=list(trainer.state.log_history),
+        )
+
 
 def run_mlm_training(
     model,
@@ -128,16 +140,7 @@ def run_mlm_training(
     )
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    seconds = time.perf_counter() - start
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    return TrainingReport(
-        steps=trainer.state.global_step,
-        tokens=int(trainer.state.num_input_tokens_seen),
-        flops=float(trainer.state.total_flos),
-        seconds=seconds,
-        final_loss=losses[-1] if losses else None,
-        log_history=list(trainer.state.log_history),
-    )
+    return TrainingReport.from_trainer(trainer, time.perf_counter() - start)
 
 
 def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: int = 128, **training_kwargs) -> TrainingReport:

@@ -141,12 +141,9 @@ def finetune(
     trainer = Trainer(model=trained, args=args, train_dataset=features, data_collator=collator, processing_class=tokenizer)
     start = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - start
+    report = TrainingReport.from_trainer(trainer, time.perf_counter() - start)
     if lora:
         model = trained.merge_and_unload()
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    report = TrainingReport(trainer.state.global_step, int(trainer.state.num_input_tokens_seen), float(trainer.state.total_flos),
-                            seconds, losses[-1] if losses else None, list(trainer.state.log_history))
     return model.eval(), report
 
 
