@@ -86,6 +86,8 @@ class MiniModelAdapter:
         as a copy of its final head, so training adapts a working predictor instead of fitting one from noise
         (`"random"` gives the paper's fresh initialisation); 1000 steps at 5e-4, a budget that is small next to step 1
         and that it shares with every target language, as this mini-model is built once per base model.
+
+        What the run cost (steps, tokens, FLOPs, seconds) stays on the adapter as `minipost_report`.
         """
         if new_layers_init not in ("copy", "random"):
             raise ValueError(f"new_layers_init={new_layers_init!r}: use 'copy' or 'random'")
