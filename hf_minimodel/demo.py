@@ -22,16 +22,15 @@ from transformers import AutoTokenizer
 
 from . import __version__
 from .adapter import MiniModelAdapter
-from .configuration_minimodel import MiniModelConfig
-from .merge import merge_embeddings, save_merged_model
+from .language_pack import METHODS
+from .merge import save_merged_model
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .sample import read_sample
 from .saving import atomic_directory
-from .target_embeddings import initial_target_embeddings
+from .target_embeddings import start_target_vocabulary
 from .tokenizer import train_target_tokenizer
-from .training import heldout_mlm_loss, pretrain_mlm
+from .training import heldout_mlm_loss, pretrain_mlm, source_config
 
-METHODS = ("standard", "minijoint", "minipost")
 
 
 @dataclass
@@ -82,20 +81,11 @@ def source_model(config: DemoConfig, work_dir: Path):
         torch.manual_seed(config.seed)
         texts = read_sample(config.source)
         tokenizer = train_target_tokenizer(texts, vocab_size=config.vocab_size)
-        model = XLMRobertaForDualMLM(
-            MiniModelConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=config.hidden_size,
-                num_hidden_layers=config.num_layers,
-                num_attention_heads=config.num_heads,
-                intermediate_size=config.intermediate_size,
-                max_position_embeddings=config.max_seq_length + 2,
-                pad_token_id=tokenizer.pad_token_id,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                mini_num_layers=config.mini_num_layers,
-            )
-        )
+        model = XLMRobertaForDualMLM(source_config(
+            tokenizer, hidden_size=config.hidden_size, num_layers=config.num_layers, num_heads=config.num_heads,
+            max_seq_length=config.max_seq_length, mini_num_layers=config.mini_num_layers,
+            intermediate_size=config.intermediate_size,
+        ))
         report = pretrain_mlm(
             model, tokenizer, texts, work_dir / "step1",
             max_steps=config.source_steps, learning_rate=config.source_learning_rate, batch_size=config.batch_size,
@@ -141,8 +131,7 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
 
     # The reference row: the full model with step 2's starting embeddings, untrained.
     start = adapter.full_masked_lm()
-    embeddings, bias, copied = initial_target_embeddings(start, target_tokenizer, source_tokenizer, config.init, config.seed)
-    merge_embeddings(start, embeddings, target_tokenizer, bias)
+    copied = start_target_vocabulary(start, target_tokenizer, source_tokenizer, config.init, config.seed)
     rows = [{"method": "no step 2 (init only)", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0,
              "heldout_loss": heldout_mlm_loss(start, target_tokenizer, test_texts, max_seq_length=config.max_seq_length)}]
 

@@ -29,6 +29,7 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
 from . import __version__
+from .corpus import first_line
 from .merge import base_fingerprint, merge_embeddings
 from .saving import atomic_directory
 
@@ -257,10 +258,9 @@ def _pack_folder(path_or_repo_id: str | os.PathLike, revision: str | None, token
     try:
         return Path(snapshot_download(str(path_or_repo_id), revision=revision, token=token, allow_patterns=PACK_FILES))
     except Exception as error:  # invalid id, not found, offline, gated: all mean "cannot get it" here
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise OSError(
             f"{path_or_repo_id} is not a local folder, and downloading it as a language pack from the Hugging Face "
-            f"Hub failed ({reason}): check the path or the repository id (and revision, token)"
+            f"Hub failed ({first_line(error)}): check the path or the repository id (and revision, token)"
         ) from error
 
 

@@ -149,6 +149,14 @@ def merge_embeddings(
     return model
 
 
+def stock_config(config, **overrides) -> XLMRobertaConfig:
+    """A plain `XLMRobertaConfig` with `config`'s values, the mini-model fields dropped: for stock classes."""
+    values = config.to_dict()
+    for key in MINI_CONFIG_FIELDS:
+        values.pop(key, None)
+    return XLMRobertaConfig(**{**values, **overrides})
+
+
 def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
     """The same masked LM as a stock `XLMRobertaForMaskedLM`, which loads anywhere without remote code.
 
@@ -162,12 +170,9 @@ def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
             f"{type(model).__name__} is not an XLM-R masked LM: to_stock_masked_lm takes XLMRobertaForDualMLM, "
             "MiniModelForMaskedLM or XLMRobertaForMaskedLM"
         )
-    values = model.config.to_dict()
-    for key in MINI_CONFIG_FIELDS:
-        values.pop(key, None)
     reference = model.roberta.embeddings.word_embeddings.weight
     with no_init_weights():  # every weight is overwritten below
-        stock = XLMRobertaForMaskedLM(XLMRobertaConfig(**values))
+        stock = XLMRobertaForMaskedLM(stock_config(model.config))
     stock.to(device=reference.device, dtype=reference.dtype)
     stock.tie_weights()
     own = stock.state_dict().keys()

@@ -41,6 +41,15 @@ def mlm_logits_and_loss(head: nn.Module, hidden_states: torch.Tensor, labels: to
     return logits, loss
 
 
+@torch.no_grad()
+def copy_head_(target: nn.Module, source: nn.Module) -> None:
+    """Copy an MLM head's own weights (dense, layer norm, output bias) into another; decoders stay tied to their
+    model's embeddings, so they are not copied."""
+    for name in ("dense", "layer_norm"):
+        getattr(target, name).load_state_dict(getattr(source, name).state_dict())
+    target.bias.copy_(source.bias)
+
+
 def embed_and_mask(roberta, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds):
     """The embedding layer's output and the attention mask in the form the layers expect, as `XLMRobertaModel` does."""
     if (input_ids is None) == (inputs_embeds is None):
@@ -148,10 +157,7 @@ class XLMRobertaForDualMLM(_LoadsWithAutoModel, XLMRobertaForMaskedLM):
         output_loading_info = kwargs.pop("output_loading_info", False)
         model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
         if any(key.startswith("mini_lm_head.") for key in info["missing_keys"]):
-            with torch.no_grad():
-                for name in ("dense", "layer_norm"):
-                    getattr(model.mini_lm_head, name).load_state_dict(getattr(model.lm_head, name).state_dict())
-                model.mini_lm_head.bias.copy_(model.lm_head.bias)
+            copy_head_(model.mini_lm_head, model.lm_head)
         return (model, info) if output_loading_info else model
 
     def forward(

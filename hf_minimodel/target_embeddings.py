@@ -8,7 +8,6 @@ import copy
 
 import torch
 
-from . import __version__
 from .language_pack import LanguagePack
 from .merge import base_fingerprint, merge_embeddings
 from .modeling_minimodel import MiniModelForMaskedLM
@@ -57,6 +56,14 @@ def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, in
     return embeddings, bias, copied
 
 
+def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0) -> int:
+    """Put step 2's starting embeddings for the target vocabulary into `model` (in place); returns how many rows
+    were copied from the source vocabulary."""
+    embeddings, bias, copied = initial_target_embeddings(model, target_tokenizer, source_tokenizer, init, seed)
+    merge_embeddings(model, embeddings, target_tokenizer, bias)
+    return copied
+
+
 def freeze_all_but_word_embeddings(model) -> None:
     """Step 2's freezing: the word embeddings train (the MLM decoders are tied to them) and so does each MLM head's
     vocabulary-sized output bias, which has no meaning for a new vocabulary until trained. Nothing else moves."""
@@ -93,8 +100,7 @@ def train_target_embeddings(
     check_mlm_tokenizer(target_tokenizer)
     fingerprint = base_fingerprint(model)
     work = copy.deepcopy(model)
-    embeddings, bias, copied = initial_target_embeddings(work, target_tokenizer, source_tokenizer, init, seed)
-    merge_embeddings(work, embeddings.to(work.dtype), target_tokenizer, bias.to(work.dtype))
+    copied = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed)
     freeze_all_but_word_embeddings(work)
     blocks = mlm_blocks(train_data, target_tokenizer, max_seq_length)
     report = run_mlm_training(
@@ -113,8 +119,6 @@ def train_target_embeddings(
             "method": method_of(model),
             "mini_num_layers": getattr(config, "mini_num_layers", None) if isinstance(model, MiniModelForMaskedLM) else None,
             "step2_num_layers": config.num_hidden_layers,
-            "hidden_size": config.hidden_size,
-            "vocab_size": len(target_tokenizer),
             "init": init,
             "init_rows_copied": copied,
             "train_steps": report.steps,
@@ -125,6 +129,5 @@ def train_target_embeddings(
             "max_seq_length": max_seq_length,
             "batch_size": batch_size,
             "learning_rate": learning_rate,
-            "created_with": f"hf-minimodel {__version__}",
         },
     )

@@ -40,11 +40,10 @@ def load_task(name: str, language: str, split: str, *, source=None, max_examples
         from .benchmarks_data import load_mlqa, load_squad
 
         dataset = load_squad(split=split, source=source) if name == "squad" else load_mlqa(language, split=split, source=source)
-        if max_examples is not None and len(dataset) > max_examples:
-            dataset = dataset.shuffle(seed=seed).select(range(max_examples))
-        return TaskData(dataset, "qa", "f1")
     else:
         raise ValueError(f"unknown task {name!r}: choose from {', '.join(TASKS)}")
-    if max_examples is not None and len(dataset) > max_examples and name in ("xnli", "pawsx"):
-        dataset = dataset.shuffle(seed=seed).select(range(max_examples))
+    if name in ("xnli", "pawsx", "squad", "mlqa") and max_examples is not None and len(dataset) > max_examples:
+        dataset = dataset.shuffle(seed=seed).select(range(max_examples))  # the Bible tasks subsample by verse id
+    if name in ("squad", "mlqa"):
+        return TaskData(dataset, "qa", "f1")
     return TaskData(dataset, "classification", "accuracy", dataset.features["label"].names)

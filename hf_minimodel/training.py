@@ -42,6 +42,14 @@ def mlm_collator(tokenizer, mlm_probability: float = 0.15, seed: int | None = No
     return DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
 
 
+def labelled_mlm_loss(model, batch: dict):
+    """`(logits, loss)` of any XLM-R masked LM (stock, mini-model) on a batch with `labels`, its MLM head run only at
+    labelled positions: the one place the standard approach, the mini-models and held-out evaluation compute it."""
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    hidden = model.roberta(**inputs).last_hidden_state
+    return mlm_logits_and_loss(model.lm_head, hidden, batch["labels"], labelled_only=True)
+
+
 class MLMTrainer(Trainer):
     """`Trainer` for masked LM with honest FLOPs (`state.total_flos`) and the labelled-only head for any XLM-R
     masked LM, so the standard approach (a stock full model) and the mini-models run the same optimised code."""
@@ -57,10 +65,7 @@ class MLMTrainer(Trainer):
         if hasattr(model.config, "mlm_head_on_labelled_only"):  # our models: their forward already does this
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         # A stock XLMRobertaForMaskedLM computes logits at every position; use the same head, labelled rows only.
-        inputs = dict(inputs)
-        labels = inputs.pop("labels")
-        hidden = model.roberta(**inputs).last_hidden_state
-        logits, loss = mlm_logits_and_loss(model.lm_head, hidden, labels, labelled_only=True)
+        logits, loss = labelled_mlm_loss(self.accelerator.unwrap_model(model), inputs)
         return (loss, {"logits": logits}) if return_outputs else loss
 
 
@@ -143,6 +148,37 @@ def run_mlm_training(
     return TrainingReport.from_trainer(trainer, time.perf_counter() - start)
 
 
+def source_config(
+    tokenizer,
+    *,
+    hidden_size: int = 256,
+    num_layers: int = 6,
+    num_heads: int | None = None,
+    intermediate_size: int | None = None,
+    max_seq_length: int = 128,
+    mini_num_layers: int | None = None,
+    **config_kwargs,
+):
+    """The configuration of a new source model for `tokenizer` (step 1 from scratch): XLM-R's shape at the given
+    size (4x feed-forward, 64-dimensional heads by default), special-token ids from the tokenizer. With
+    `mini_num_layers`, MiniJoint's `MiniModelConfig` (for `XLMRobertaForDualMLM`); without, a plain `XLMRobertaConfig`.
+    """
+    from transformers import XLMRobertaConfig
+
+    from .configuration_minimodel import MiniModelConfig
+
+    values = dict(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+        num_attention_heads=num_heads or max(1, hidden_size // 64), intermediate_size=intermediate_size or 4 * hidden_size,
+        max_position_embeddings=max_seq_length + tokenizer.pad_token_id + 1,  # XLM-R counts positions from pad + 1
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        **config_kwargs,
+    )
+    if mini_num_layers is None:
+        return XLMRobertaConfig(**values)
+    return MiniModelConfig(**values, mini_num_layers=mini_num_layers)
+
+
 def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: int = 128, **training_kwargs) -> TrainingReport:
     """Step 1: masked-LM pretraining in the source language, every parameter trained. With an
     `XLMRobertaForDualMLM` this is MiniJoint's joint training (full loss + weighted mini loss); with a stock
@@ -165,10 +201,8 @@ def heldout_mlm_loss(model, tokenizer, texts, *, max_seq_length: int = 128, batc
     for start in range(0, len(blocks), batch_size):
         batch = collate([blocks[i] for i in range(start, min(start + batch_size, len(blocks)))])
         batch = {k: v.to(model.device) for k, v in batch.items()}
-        labels = batch.pop("labels")
-        hidden = model.roberta(**batch).last_hidden_state
-        _, loss = mlm_logits_and_loss(model.lm_head, hidden, labels, labelled_only=True)
-        n = int((labels != -100).sum())
+        _, loss = labelled_mlm_loss(model, batch)
+        n = int((batch["labels"] != -100).sum())
         total += float(loss) * n
         count += n
     model.train(was_training)

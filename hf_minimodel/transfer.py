@@ -19,23 +19,20 @@ from transformers import (
     DataCollatorWithPadding,
     Trainer,
     TrainingArguments,
-    XLMRobertaConfig,
     XLMRobertaForQuestionAnswering,
     XLMRobertaForSequenceClassification,
     default_data_collator,
 )
 
-from .merge import to_stock_masked_lm
+from .merge import stock_config
 from .metrics import load_metric
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
 from .training import TrainingReport
 
 TASK_KINDS = ("classification", "qa")
-_TASK_CLASSES = {
-    "classification": (AutoModelForSequenceClassification, XLMRobertaForSequenceClassification),
-    "qa": (AutoModelForQuestionAnswering, XLMRobertaForQuestionAnswering),
-}
+TASK_AUTO_CLASSES = {"classification": AutoModelForSequenceClassification, "qa": AutoModelForQuestionAnswering}
+_STOCK_CLASSES = {"classification": XLMRobertaForSequenceClassification, "qa": XLMRobertaForQuestionAnswering}
 
 
 def load_task_model(model, kind: str = "classification", label_names: list[str] | None = None):
@@ -46,7 +43,7 @@ def load_task_model(model, kind: str = "classification", label_names: list[str] 
     """
     if kind not in TASK_KINDS:
         raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
-    auto_class, stock_class = _TASK_CLASSES[kind]
+    auto_class, stock_class = TASK_AUTO_CLASSES[kind], _STOCK_CLASSES[kind]
     labels = {} if label_names is None else {
         "num_labels": len(label_names),
         "id2label": dict(enumerate(label_names)),
@@ -57,12 +54,10 @@ def load_task_model(model, kind: str = "classification", label_names: list[str] 
         if config.model_type != "xlm-roberta-minimodel":
             return auto_class.from_pretrained(model, **labels)
         model = XLMRobertaForDualMLM.from_pretrained(model)
-    body = to_stock_masked_lm(model) if isinstance(model, XLMRobertaForDualMLM) else model
-    config = XLMRobertaConfig.from_dict({**body.config.to_dict(), "architectures": None, **labels})
-    task_model = stock_class(config)
-    # Everything but the masked-LM head carries over; the task head keeps its fresh initialisation.
-    task_model.roberta.load_state_dict(body.roberta.state_dict(), strict=False)
-    return task_model.to(body.device)
+    task_model = stock_class(stock_config(model.config, **labels))
+    # Everything but the masked-LM head(s) carries over; the task head keeps its fresh initialisation.
+    task_model.roberta.load_state_dict(model.roberta.state_dict(), strict=False)
+    return task_model.to(model.device)
 
 
 def freeze_embedding_layer(model) -> None:
@@ -155,12 +150,12 @@ def majority_baseline(labels) -> float:
 
 @torch.no_grad()
 def _logits(model, features: Dataset, collator, batch_size: int, columns: list[str]):
+    features = features.select_columns(columns)
     outputs = []
     for start in range(0, len(features), batch_size):
-        rows = [{k: features[i][k] for k in columns} for i in range(start, min(start + batch_size, len(features)))]
+        rows = [features[i] for i in range(start, min(start + batch_size, len(features)))]
         batch = {k: v.to(model.device) for k, v in collator(rows).items()}
-        out = model(**batch)
-        outputs.append(out)
+        outputs.append(model(**batch))
     return outputs
 
 
@@ -202,11 +197,9 @@ def evaluate_zero_shot(
             batched=True, remove_columns=dataset.column_names, desc="Preparing QA features",
         )
         columns = ["input_ids", "attention_mask"]
-        outputs = _logits(model, features, DataCollatorWithPadding(tokenizer), batch_size, columns)
-        width = max(o.start_logits.shape[1] for o in outputs)
-        pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=-1e4)  # noqa: E731
-        start = torch.cat([pad(o.start_logits) for o in outputs]).cpu().numpy()
-        end = torch.cat([pad(o.end_logits) for o in outputs]).cpu().numpy()
+        outputs = _logits(model, features, default_data_collator, batch_size, columns)  # features are padded already
+        start = torch.cat([o.start_logits for o in outputs]).cpu().numpy()
+        end = torch.cat([o.end_logits for o in outputs]).cpu().numpy()
         predictions = postprocess_qa_predictions(dataset, features, start, end)
         result = load_metric("squad").compute(
             predictions=[{"id": k, "prediction_text": v} for k, v in predictions.items()],

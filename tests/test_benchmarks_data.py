@@ -11,7 +11,6 @@ from hf_minimodel.benchmarks_data import (
     load_mlqa,
     load_pawsx,
     load_squad,
-    load_task_dataset,
     load_xnli,
 )
 
@@ -261,8 +260,12 @@ def test_unknown_language_fails_before_asking_the_hub(hub):
     assert hub[0] == []
 
 
-def test_load_task_dataset_dispatches_by_name(tmp_path):
+def test_task_registry_dispatches_hub_benchmarks_by_name(tmp_path):
+    from hf_minimodel.tasks import load_task
+
     path = write_jsonl(tmp_path / "xnli.jsonl", XNLI_ROWS)
-    assert load_task_dataset("xnli", "fr", source=path)["label"][:] == [0, 2, 1]
-    with pytest.raises(ValueError, match="unknown benchmark 'ner': pick one of xnli, pawsx, mlqa, squad"):
-        load_task_dataset("ner")
+    task = load_task("xnli", "fr", "test", source=path)
+    assert (task.kind, task.metric, task.label_names) == ("classification", "accuracy", ["entailment", "neutral", "contradiction"])
+    assert task.dataset["label"][:] == [0, 2, 1]
+    with pytest.raises(ValueError, match="unknown task 'ner': choose from bible-genre"):
+        load_task("ner", "fr", "test")

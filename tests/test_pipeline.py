@@ -7,7 +7,7 @@ from transformers import AutoModelForMaskedLM, TrainerCallback
 from hf_minimodel import MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM
 from hf_minimodel.merge import base_fingerprint
 from hf_minimodel.sample import read_sample
-from hf_minimodel.target_embeddings import initial_target_embeddings, train_target_embeddings
+from hf_minimodel.target_embeddings import initial_target_embeddings, start_target_vocabulary, train_target_embeddings
 from hf_minimodel.tokenizer import train_target_tokenizer
 from hf_minimodel.training import heldout_mlm_loss, pretrain_mlm
 
@@ -135,10 +135,7 @@ def test_step2_lowers_heldout_loss(source, tokenizers, texts, tmp_path):
     en_tok, ru_tok = tokenizers
     adapter = MiniModelAdapter(source)
     untrained = adapter.full_masked_lm()
-    from hf_minimodel.merge import merge_embeddings
-
-    embeddings, bias, _ = initial_target_embeddings(untrained, ru_tok, en_tok, "overlap")
-    merge_embeddings(untrained, embeddings, ru_tok, bias)
+    start_target_vocabulary(untrained, ru_tok, en_tok, "overlap")
     pack = adapter.train_embeddings(ru_tok, texts[1], tmp_path, source_tokenizer=en_tok, max_steps=30, learning_rate=2e-2, **FAST)
     before = heldout_mlm_loss(untrained, ru_tok, texts[2], max_seq_length=32)
     after = heldout_mlm_loss(adapter.merge(pack), ru_tok, texts[2], max_seq_length=32)
