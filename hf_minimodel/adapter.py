@@ -37,6 +37,16 @@ def slice_mini_model(
     return mini.train(full_model.training)
 
 
+def load_full_model(path_or_repo_id, **kwargs):
+    """A full model from a folder or Hub id: MiniJoint's `XLMRobertaForDualMLM` if that is what was saved (its
+    config's model type says so), else whatever masked LM `AutoModelForMaskedLM` finds there."""
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    if AutoConfig.from_pretrained(path_or_repo_id).model_type == MiniModelConfig.model_type:
+        return XLMRobertaForDualMLM.from_pretrained(path_or_repo_id, **kwargs)
+    return AutoModelForMaskedLM.from_pretrained(path_or_repo_id, **kwargs)
+
+
 class MiniModelAdapter:
     """Adapts one full model to a new language through its mini-model.
 

@@ -66,23 +66,12 @@ def _pretrain_cmd(args) -> int:
     return 0
 
 
-def _load_full_model(path):
-    from transformers import AutoConfig, AutoModelForMaskedLM
-
-    from .modeling_minimodel import XLMRobertaForDualMLM
-
-    config = AutoConfig.from_pretrained(path)
-    if config.model_type == "xlm-roberta-minimodel":
-        return XLMRobertaForDualMLM.from_pretrained(path)
-    return AutoModelForMaskedLM.from_pretrained(path)
-
-
 def _minipost_cmd(args) -> int:
-    from .adapter import MiniModelAdapter
+    from .adapter import MiniModelAdapter, load_full_model
     from .saving import atomic_directory
 
     tokenizer = _tokenizer(args.tokenizer or args.model)
-    adapter = MiniModelAdapter(_load_full_model(args.model))
+    adapter = MiniModelAdapter(load_full_model(args.model))
     with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
         mini = adapter.build_minipost(tokenizer, _texts(args.train, args.streaming), args.output.with_name(args.output.name + ".checkpoints"),
                                       mini_num_layers=args.mini_num_layers, num_new_layers=args.new_layers, **_training_kwargs(args))
@@ -95,13 +84,13 @@ def _minipost_cmd(args) -> int:
 
 def _train_embeddings_cmd(args) -> int:
     """Step 2: over --mini-model (MiniJoint's export happens on the fly with --minijoint), else the full model."""
-    from .adapter import MiniModelAdapter
+    from .adapter import MiniModelAdapter, load_full_model
     from .modeling_minimodel import MiniModelForMaskedLM
     from .saving import OutputExistsError
 
     if args.output.exists() and not args.overwrite:  # before any work; save_pretrained checks again, atomically
         raise OutputExistsError(args.output)
-    adapter = MiniModelAdapter(_load_full_model(args.model))
+    adapter = MiniModelAdapter(load_full_model(args.model))
     mini = None
     if args.mini_model == "minijoint":
         mini = adapter.export_mini_model()
@@ -119,12 +108,12 @@ def _train_embeddings_cmd(args) -> int:
 
 
 def _merge_cmd(args) -> int:
-    from .adapter import MiniModelAdapter
+    from .adapter import MiniModelAdapter, load_full_model
     from .language_pack import LanguagePack
     from .merge import save_merged_model
 
     pack = LanguagePack.from_pretrained(args.pack)
-    merged = MiniModelAdapter(_load_full_model(args.model)).merge(pack, check_base=not args.no_check_base)
+    merged = MiniModelAdapter(load_full_model(args.model)).merge(pack, check_base=not args.no_check_base)
     save_merged_model(merged, pack.tokenizer, args.output, overwrite=args.overwrite)
     print(f"Merged {pack.metadata['language'] or 'target'} model ({len(pack.tokenizer)} tokens) in {args.output}: loads with AutoModelForMaskedLM")
     return 0

@@ -24,6 +24,7 @@ from transformers import (
     default_data_collator,
 )
 
+from .configuration_minimodel import MiniModelConfig
 from .merge import stock_config
 from .metrics import load_metric
 from .modeling_minimodel import XLMRobertaForDualMLM
@@ -50,9 +51,8 @@ def load_task_model(model, kind: str = "classification", label_names: list[str] 
         "label2id": {name: i for i, name in enumerate(label_names)},
     }
     if isinstance(model, str) or hasattr(model, "__fspath__"):
-        config = AutoConfig.from_pretrained(model)
-        if config.model_type != "xlm-roberta-minimodel":
-            return auto_class.from_pretrained(model, **labels)
+        if AutoConfig.from_pretrained(model).model_type != MiniModelConfig.model_type:
+            return auto_class.from_pretrained(model, **labels)  # a stock checkpoint: its own loader, new task head
         model = XLMRobertaForDualMLM.from_pretrained(model)
     task_model = stock_class(stock_config(model.config, **labels))
     # Everything but the masked-LM head(s) carries over; the task head keeps its fresh initialisation.
