@@ -7,7 +7,6 @@ language pack's target vocabulary into that model and evaluates it, zero-shot, o
 import copy
 import math
 import time
-from collections import Counter
 
 import numpy as np
 import torch
@@ -24,6 +23,7 @@ from transformers import (
     default_data_collator,
 )
 
+from .bible_tasks import majority_baseline
 from .configuration_minimodel import MiniModelConfig
 from .merge import stock_config
 from .metrics import load_metric
@@ -142,12 +142,6 @@ def finetune(
     return model.eval(), report
 
 
-def majority_baseline(labels) -> float:
-    """The accuracy of always answering the most frequent label of the evaluation set itself."""
-    counts = Counter(int(label) for label in labels)
-    return max(counts.values()) / sum(counts.values())
-
-
 @torch.no_grad()
 def _logits(model, features: Dataset, collator, batch_size: int, columns: list[str]):
     features = features.select_columns(columns)
@@ -190,7 +184,7 @@ def evaluate_zero_shot(
         predictions = torch.cat([o.logits for o in outputs]).argmax(-1).cpu().numpy()
         references = np.asarray(dataset["label"])
         result = load_metric("accuracy").compute(predictions=predictions, references=references)
-        result["majority_baseline"] = majority_baseline(references)
+        result["majority_baseline"] = majority_baseline(dataset)  # of the evaluation set itself
     elif kind == "qa":
         features = dataset.map(
             lambda batch: prepare_qa_eval_features(batch, tokenizer, max_seq_length, doc_stride),
