@@ -98,7 +98,7 @@ def _train_embeddings_cmd(args) -> int:
         mini = MiniModelForMaskedLM.from_pretrained(args.mini_model)
     pack = adapter.train_embeddings(
         _tokenizer(args.tokenizer), _texts(args.train, args.streaming), args.output.with_name(args.output.name + ".checkpoints"),
-        mini_model=mini, source_tokenizer=_tokenizer(args.source_tokenizer or args.model) if args.init == "overlap" else None,
+        mini_model=mini, source_tokenizer=_tokenizer(args.source_tokenizer or args.model) if args.init != "random" else None,
         init=args.init, language=args.language, base_model=str(args.model), **_training_kwargs(args),
     )
     pack.save_pretrained(args.output, overwrite=args.overwrite)
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     demo.add_argument("--target", choices=["ru-synodal", "fr-segond"], help="target language sample (default ru-synodal)")
     demo.add_argument("--methods", nargs="+", choices=["standard", "minijoint", "minipost"], help="default: all three")
-    demo.add_argument("--init", choices=["overlap", "random"], help="step-2 initialisation (default overlap)")
+    demo.add_argument("--init", choices=["overlap", "anchored", "random"], help="step-2 initialisation (default overlap)")
     demo.add_argument("--steps", type=int, help="step-2 steps per method (default 300)")
     demo.add_argument("--source-steps", type=int, help="step-1 steps for the source model (default 400)")
     demo.add_argument("--minipost-steps", type=int, help="step-1b steps (default 150)")
@@ -267,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--model", required=True, help="the full model: a folder or a Hub id")
     emb.add_argument("--mini-model", help="'minijoint' (export the dual model's own), a MiniPost folder, or nothing for the standard approach")
     emb.add_argument("--tokenizer", required=True, help="the target tokenizer folder")
-    emb.add_argument("--source-tokenizer", help="for --init overlap (default: the one saved with --model)")
-    emb.add_argument("--init", choices=["overlap", "random"], default="overlap")
+    emb.add_argument("--source-tokenizer", help="for --init overlap or anchored (default: the one saved with --model)")
+    emb.add_argument("--init", choices=["overlap", "anchored", "random"], default="overlap",
+                     help="overlap: shared tokens start from the source rows; anchored: and stay there; random: the paper's")
     emb.add_argument("--language", help="the target language code, for the pack's metadata and card")
     emb.set_defaults(run=_train_embeddings_cmd)
 

@@ -14,7 +14,7 @@ from .modeling_minimodel import MiniModelForMaskedLM
 from .tokenizer import check_mlm_tokenizer
 from .training import mlm_blocks, run_mlm_training
 
-INITS = ("random", "overlap")
+INITS = ("random", "overlap", "anchored")
 
 
 def method_of(model) -> str:
@@ -32,6 +32,7 @@ def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, in
     * `overlap`: the same, except that tokens the target vocabulary shares with the source vocabulary (same string:
       special tokens, digits, punctuation, names, cognates) start from the source rows. They are already aligned to
       the body, and at small step-2 budgets they carry most of the early progress.
+    * `anchored`: `overlap`'s start; `train_target_embeddings` then keeps the shared rows fixed (see `anchor_rows_`).
 
     Returns `(embeddings, output_bias, num_copied)`.
     """
@@ -42,18 +43,48 @@ def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, in
     generator = torch.Generator().manual_seed(seed)
     embeddings = torch.randn(vocab, source.shape[1], generator=generator) * model.config.initializer_range
     bias = torch.zeros(vocab)
-    copied = 0
-    if init == "overlap":
+    shared = {}
+    if init != "random":
         if source_tokenizer is None:
-            raise ValueError("init='overlap' copies rows of tokens the two vocabularies share: pass source_tokenizer, or use init='random'")
+            raise ValueError(f"init={init!r} copies rows of tokens the two vocabularies share: pass source_tokenizer, or use init='random'")
         source_bias = model.lm_head.bias.detach().float().cpu() if hasattr(model, "lm_head") else torch.zeros(source.shape[0])
-        source_vocab = source_tokenizer.get_vocab()
-        for token, i in target_tokenizer.get_vocab().items():
-            j = source_vocab.get(token)
-            if j is not None and j < source.shape[0] and i < vocab:
-                embeddings[i], bias[i] = source[j], source_bias[j]
-                copied += 1
-    return embeddings, bias, copied
+        shared = shared_tokens(target_tokenizer, source_tokenizer, source.shape[0])
+        for i, j in shared.items():
+            embeddings[i], bias[i] = source[j], source_bias[j]
+    return embeddings, bias, len(shared)
+
+
+def shared_tokens(target_tokenizer, source_tokenizer, source_vocab_size: int) -> dict[int, int]:
+    """Target row -> source row for every token string both vocabularies hold (rows the source model has)."""
+    source_vocab, vocab = source_tokenizer.get_vocab(), len(target_tokenizer)
+    return {
+        i: source_vocab[token]
+        for token, i in target_tokenizer.get_vocab().items()
+        if i < vocab and source_vocab.get(token, source_vocab_size) < source_vocab_size
+    }
+
+
+def anchor_rows_(model, rows) -> None:
+    """Keep `rows` of the word embeddings (and of each MLM head's output bias) where they are during step 2.
+
+    Why: over a small, weak body, masked LM can be solved by many embedding matrices, most of them rotated away from
+    the source vocabulary's coordinates, and a task head fine-tuned on source text then reads target text as noise.
+    Shared tokens held at their source rows pin the new vocabulary to the source's coordinates. Their gradients are
+    zeroed by hooks, so with step 2's zero weight decay AdamW leaves them exactly as they are.
+    """
+    index = torch.tensor(sorted(rows), dtype=torch.long)
+    if not len(index):
+        return
+
+    def zero_rows(grad):
+        grad = grad.clone()
+        grad[index.to(grad.device)] = 0
+        return grad
+
+    model.get_input_embeddings().weight.register_hook(zero_rows)
+    for name in ("lm_head", "mini_lm_head"):
+        if hasattr(model, name) and getattr(model, name).bias.requires_grad:
+            getattr(model, name).bias.register_hook(zero_rows)
 
 
 def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0) -> int:
@@ -102,6 +133,8 @@ def train_target_embeddings(
     work = copy.deepcopy(model)
     copied = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed)
     freeze_all_but_word_embeddings(work)
+    if init == "anchored":
+        anchor_rows_(work, shared_tokens(target_tokenizer, source_tokenizer, model.get_input_embeddings().weight.shape[0]))
     blocks = mlm_blocks(train_data, target_tokenizer, max_seq_length)
     report = run_mlm_training(
         work, target_tokenizer, blocks, output_dir,

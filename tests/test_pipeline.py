@@ -142,6 +142,22 @@ def test_step2_lowers_heldout_loss(source, tokenizers, texts, tmp_path):
     assert after < before - 0.5
 
 
+def test_anchored_step2_keeps_shared_rows_at_their_source_values_and_trains_the_rest(source, tokenizers, texts, tmp_path):
+    from hf_minimodel.target_embeddings import shared_tokens
+
+    en_tok, ru_tok = tokenizers
+    adapter = MiniModelAdapter(source)
+    start, start_bias, _ = initial_target_embeddings(source, ru_tok, en_tok, "anchored")
+    pack = adapter.train_embeddings(ru_tok, texts[1], tmp_path, source_tokenizer=en_tok, init="anchored", max_steps=3,
+                                    learning_rate=1e-2, **FAST)
+    rows = sorted(shared_tokens(ru_tok, en_tok, source.config.vocab_size))
+    others = sorted(set(range(len(ru_tok))) - set(rows))
+    assert rows and pack.metadata["init_rows_copied"] == len(rows)
+    torch.testing.assert_close(pack.embeddings[rows], start[rows], rtol=0, atol=0)
+    torch.testing.assert_close(pack.output_bias[rows], start_bias[rows], rtol=0, atol=0)
+    assert not torch.allclose(pack.embeddings[others], start[others])
+
+
 def test_merged_model_loads_in_stock_transformers(source, tokenizers, texts, tmp_path):
     from hf_minimodel.merge import save_merged_model
 
