@@ -1,0 +1,599 @@
+"""Reproduce the paper's experiment (Marchisio et al., 2023) at small scale on Bible text: how much step-2 compute
+mini-model adaptation saves over the standard approach, and how close it comes in accuracy.
+
+A recipe over hf_minimodel's API, top to bottom, every stage cached in --work so it can run in parts:
+  step 1   two English source models with one budget (steps, learning rate, batch, seed, tokenizer): plain MLM, the
+           base of the standard approach and of MiniPost, and dual MLM, MiniJoint;
+  step 1b  MiniPost's mini-model from the plain model;
+  step 2   per target language: a tokenizer, then embeddings by the standard approach, MiniJoint and MiniPost, with
+           snapshots of the embeddings along the way (the learning curve);
+  step 3   English task models per source model (verse genre, paraphrase), embedding layer frozen;
+  step 4   every snapshot swapped into its task model and evaluated zero-shot on the language's test split.
+The summary gives, per mini-model method, the paper's speed-up: the step-2 compute the standard approach needs to
+reach its best accuracy over the compute the method needs to reach that same accuracy.
+
+    python benchmarks/reproduce.py
+    python benchmarks/reproduce.py --languages fr ru --step2-steps 600 --snapshots 6     # a quicker look
+    python benchmarks/reproduce.py --source-model xlm-roberta-base --dual-model runs/my-dual --bf16   # real checkpoints, GPU
+"""
+
+import argparse
+import functools
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, XLMRobertaForMaskedLM
+
+from hf_minimodel import (
+    LanguagePack,
+    MiniModelAdapter,
+    MiniModelForMaskedLM,
+    XLMRobertaForDualMLM,
+    pretrain_mlm,
+    train_target_tokenizer,
+)
+from hf_minimodel.bible import TRANSLATIONS, verses_for
+from hf_minimodel.bible_tasks import PARAPHRASE_PAIRS, default_code, majority_baseline
+from hf_minimodel.saving import atomic_directory
+from hf_minimodel.tasks import load_task
+from hf_minimodel.training import source_config
+from hf_minimodel.transfer import evaluate_zero_shot, finetune, load_task_model
+
+ENGLISH = ("k", "4")  # KJV and WEB: both public domain
+TASKS = ("bible-genre", "bible-paraphrase")
+MINI_METHODS = ("minijoint", "minipost")
+METHODS = ("standard", *MINI_METHODS)
+METHOD_LABELS = {"standard": "standard", "minijoint": "MiniJoint", "minipost": "MiniPost"}
+SOURCE_OF = {"standard": "plain", "minipost": "plain", "minijoint": "dual"}  # which step-1 model each method adapts
+
+# Every default in one place, sized for about 70 minutes on 2 CPU cores (README, results).
+DEFAULTS = dict(
+    # Three scripts: Latin (fr, es, de, each with two translations for bible-paraphrase), Cyrillic (ru), Arabic (ar).
+    languages=["fr", "es", "de", "ru", "ar"],
+    methods=list(METHODS),
+    tasks=list(TASKS),
+    work=Path("runs/reproduce"),
+    output_dir=Path("benchmarks/results"),
+    hidden_size=128,
+    num_layers=6,
+    mini_num_layers=2,
+    vocab_size=8000,
+    source_steps=2000,
+    source_lr=1e-3,
+    minipost_steps=300,
+    step2_steps=1000,
+    step2_lr=3e-3,
+    step2_init="overlap",
+    snapshots=8,
+    step3_steps=600,
+    step3_lr=1e-4,
+    task_train_examples=20000,
+    task_test_examples=2000,
+    batch_size=32,
+    # Steps 1, 1b and 2 pack text into blocks of this many tokens. A verse is about 35, so 64 loses little context
+    # and halves each step's cost; steps 3-4 keep 128 tokens so that verse pairs fit whole.
+    max_seq_length=64,
+    seed=0,
+    max_verses=None,
+)
+# What the caches in --work depend on: every flag but these. They are keyed by folder name alone, so one --work folder
+# serves one set of these settings (checked by check_work_folder).
+NOT_CACHED = ("languages", "methods", "tasks", "work", "output_dir")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--languages", nargs="+", help="target languages (ISO 639-1) with a Bible translation")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, help="step-2 methods")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, help="bible-paraphrase runs for languages of PARAPHRASE_PAIRS only")
+    parser.add_argument("--work", type=Path, help="cache of every stage; rerun with the same folder to resume")
+    parser.add_argument("--output-dir", type=Path, help="where reproduce.json, .md and .png go")
+    parser.add_argument("--hidden-size", type=int, help="of the source models built in step 1")
+    parser.add_argument("--num-layers", type=int, help="of the source models built in step 1")
+    parser.add_argument("--mini-num-layers", type=int, help="layers of the mini-models (a --dual-model brings its own)")
+    parser.add_argument("--vocab-size", type=int, help="of the English and the target tokenizers")
+    parser.add_argument("--source-steps", type=int, help="step 1, the same for both source models")
+    parser.add_argument("--source-lr", type=float, help="step 1 and step 1b (MiniPost)")
+    parser.add_argument("--minipost-steps", type=int, help="step 1b")
+    parser.add_argument("--step2-steps", type=int, help="step 2, per language and method")
+    parser.add_argument("--step2-lr", type=float, help="step 2")
+    parser.add_argument("--step2-init", choices=["random", "overlap", "anchored"], help="step 2's starting embeddings (train_target_embeddings)")
+    parser.add_argument("--snapshots", type=int, help="step-2 snapshots, evenly spaced, the last at --step2-steps")
+    parser.add_argument("--step3-steps", type=int, help="step 3, per source model and task")
+    parser.add_argument("--step3-lr", type=float, help="step 3")
+    parser.add_argument("--task-train-examples", type=int, help="English examples for step 3")
+    parser.add_argument("--task-test-examples", type=int, help="test examples per language in step 4")
+    parser.add_argument("--batch-size", type=int, help="every step")
+    parser.add_argument("--max-seq-length", type=int, help="tokens per block in the MLM steps 1, 1b and 2")
+    parser.add_argument("--seed", type=int, help="every step, and the task samples")
+    parser.add_argument("--max-verses", type=int, help="at most this many training verses per translation, evenly spaced (quick trials)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision in every Trainer (GPU)")
+    parser.add_argument("--source-model", help="Hub id or folder of a pretrained plain XLM-R masked LM: used, with its "
+                        "tokenizer, instead of step 1's plain model")
+    parser.add_argument("--dual-model", help="folder of a saved XLMRobertaForDualMLM: used instead of step 1's dual model")
+    parser.set_defaults(**DEFAULTS)
+    args = parser.parse_args(argv)
+    if args.snapshots < 1:
+        parser.error("--snapshots must be at least 1")
+    return args
+
+
+def trainer_kwargs(args) -> dict:
+    return {"bf16": True} if args.bf16 else {}
+
+
+def texts(codes, max_verses=None):
+    """The train split of each translation, `max_verses` of each (evenly spaced over the Bible) if given."""
+    out = []
+    for code in codes:
+        verses = [text for _, text in verses_for(code, "train")]
+        if max_verses is not None and len(verses) > max_verses:
+            verses = verses[:: len(verses) // max_verses][:max_verses]
+        out += verses
+    return out
+
+
+def progress(stage, *labels, since=None, note=""):
+    seconds = f"{time.perf_counter() - since:8.1f} s" if since is not None else " " * 10
+    print(f"{stage:<8} {' '.join(labels):<36} {seconds} {note}".rstrip(), flush=True)
+
+
+def write_atomic(path: Path, write) -> None:
+    """`write(temporary_path)`, then a rename: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def write_json(path: Path, value) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2) + "\n"))
+
+
+def check_work_folder(args) -> None:
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items() if key not in NOT_CACHED}
+    path = args.work / "settings.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = [f"--{key.replace('_', '-')} {saved.get(key)} (now {value})" for key, value in settings.items() if saved.get(key) != value]
+        if changed:
+            raise SystemExit(
+                f"{args.work} holds stages made with other settings: {', '.join(changed)}. Choose another --work, or "
+                "delete it to start over"
+            )
+    else:
+        write_json(path, settings)
+
+
+# Step 1
+
+
+def source_tokenizer(args):
+    """The English tokenizer both source models share: --source-model's, --dual-model's, or trained (cached)."""
+    if args.source_model or args.dual_model:
+        return AutoTokenizer.from_pretrained(args.source_model or args.dual_model)
+    folder = args.work / "tokenizers" / "en"
+    if not folder.exists():
+        with atomic_directory(folder) as tmp:
+            train_target_tokenizer(texts(ENGLISH, args.max_verses), vocab_size=args.vocab_size).save_pretrained(tmp)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def pretrained_source(args, name, tokenizer):
+    """Step 1 (cached): the plain or the dual English model, from one seed, data and budget."""
+    folder = args.work / f"source-{name}"
+    if not folder.exists():
+        started = time.perf_counter()
+        shape = dict(hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=max(1, args.hidden_size // 32))
+        torch.manual_seed(args.seed)
+        if name == "plain":
+            model = XLMRobertaForMaskedLM(source_config(tokenizer, **shape))
+        else:
+            model = XLMRobertaForDualMLM(source_config(tokenizer, **shape, mini_num_layers=args.mini_num_layers))
+        english = texts(ENGLISH, args.max_verses)
+        report = pretrain_mlm(model, tokenizer, english, args.work / "ckpt" / f"source-{name}", max_steps=args.source_steps,
+                              learning_rate=args.source_lr, batch_size=args.batch_size, weight_decay=0.01, seed=args.seed,
+                              max_seq_length=args.max_seq_length, **trainer_kwargs(args))
+        with atomic_directory(folder) as tmp:  # a killed run never leaves a folder that looks finished
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "step1.json").write_text(json.dumps({"steps": report.steps, "flops": report.flops, "seconds": report.seconds,
+                                                        "final_loss": report.final_loss, "verses": len(english)}))
+        progress("step 1", "en", name, since=started)
+    model_class = XLMRobertaForMaskedLM if name == "plain" else XLMRobertaForDualMLM
+    return model_class.from_pretrained(folder)
+
+
+def source_models(args, tokenizer) -> dict:
+    """The source model each method adapts, by SOURCE_OF's names."""
+    models = {}
+    if {"standard", "minipost"} & set(args.methods):
+        plain = args.source_model
+        models["plain"] = AutoModelForMaskedLM.from_pretrained(plain) if plain else pretrained_source(args, "plain", tokenizer)
+    if "minijoint" in args.methods:
+        dual = args.dual_model
+        models["dual"] = XLMRobertaForDualMLM.from_pretrained(dual) if dual else pretrained_source(args, "dual", tokenizer)
+    for name, model in models.items():
+        if len(tokenizer) > model.config.vocab_size:
+            raise SystemExit(f"the source tokenizer has {len(tokenizer)} tokens but the {name} model only {model.config.vocab_size} "
+                             "embeddings: --source-model and --dual-model must share one vocabulary")
+    return models
+
+
+def minipost_model(args, plain, tokenizer):
+    """Step 1b (cached)."""
+    folder = args.work / "minipost"
+    if not folder.exists():
+        started = time.perf_counter()
+        adapter = MiniModelAdapter(plain)
+        mini = adapter.build_minipost(tokenizer, texts(ENGLISH, args.max_verses), args.work / "ckpt" / "minipost",
+                                      mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
+                                      learning_rate=args.source_lr, batch_size=args.batch_size, seed=args.seed,
+                                      max_seq_length=args.max_seq_length, **trainer_kwargs(args))
+        report = adapter.minipost_report
+        with atomic_directory(folder) as tmp:
+            mini.save_pretrained(tmp)
+            (tmp / "step1b.json").write_text(json.dumps({"steps": report.steps, "flops": report.flops, "seconds": report.seconds,
+                                                         "final_loss": report.final_loss}))
+        progress("step 1b", "en", "minipost", since=started)
+    return MiniModelForMaskedLM.from_pretrained(folder)
+
+
+# Step 2
+
+
+def target_tokenizer(args, language, train):
+    folder = args.work / "tokenizers" / language
+    if not folder.exists():
+        with atomic_directory(folder) as tmp:
+            train_target_tokenizer(train, vocab_size=args.vocab_size).save_pretrained(tmp)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def snapshot_steps(max_steps: int, count: int) -> list[int]:
+    """`count` global steps evenly spaced over step 2, the last one `max_steps`."""
+    return sorted({max(1, round(max_steps * i / count)) for i in range(1, count + 1)})
+
+
+class Snapshots(TrainerCallback):
+    """Step 2's learning curve: the weights it trains (input word embeddings, MLM output bias) at given global steps,
+    with the seconds spent training so far; the time the snapshots themselves take is left out."""
+
+    def __init__(self, steps):
+        self.steps = set(steps)
+        self.taken = {}  # step -> (embeddings, output bias, seconds)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started, self.paused = time.perf_counter(), 0.0
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step not in self.steps:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # the clock must see the step's kernels finish, not only their launch
+        now = time.perf_counter()
+        self.taken[state.global_step] = (
+            model.get_input_embeddings().weight.detach().to("cpu", copy=True),
+            model.lm_head.bias.detach().to("cpu", copy=True),
+            now - self.started - self.paused,
+        )
+        self.paused += time.perf_counter() - now
+
+
+def snapshot_packs(args, source_name, model, tokenizer, language, method, mini) -> Path:
+    """Step 2 (cached): one folder per (language, method) with a language pack per snapshot, `step-{N}`."""
+    folder = args.work / "packs" / f"{language}-{method}-{args.step2_steps}steps"
+    if folder.exists():
+        return folder
+    started = time.perf_counter()
+    train = texts(PARAPHRASE_PAIRS.get(language, (default_code(language),)), args.max_verses)
+    snapshots = Snapshots(snapshot_steps(args.step2_steps, args.snapshots))
+    pack = MiniModelAdapter(model).train_embeddings(
+        target_tokenizer(args, language, train), train, args.work / "ckpt" / "step2" / folder.name, mini_model=mini,
+        source_tokenizer=tokenizer, init=args.step2_init, language=language,
+        base_model=(args.source_model if source_name == "plain" else args.dual_model) or f"reproduce.py {source_name} source",
+        max_steps=args.step2_steps, learning_rate=args.step2_lr, batch_size=args.batch_size, seed=args.seed,
+        max_seq_length=args.max_seq_length, callbacks=[snapshots], **trainer_kwargs(args),
+    )
+    # All snapshots in one atomic folder: an interrupted run redoes this (language, method) and nothing else.
+    with atomic_directory(folder) as tmp:
+        for step, (embeddings, output_bias, seconds) in sorted(snapshots.taken.items()):
+            if step == args.step2_steps:  # the last snapshot is the final pack itself
+                embeddings, output_bias = pack.embeddings, pack.output_bias
+            metadata = pack.metadata | {
+                "train_steps": step,
+                # Every step runs the same block shape (packed blocks, fixed batch), so it costs the same FLOPs up to
+                # the number of masked tokens: the run's total, pro rata, is the compute spent up to the snapshot.
+                "train_flops": pack.metadata["train_flops"] * step / args.step2_steps,
+                "train_seconds": round(seconds, 3),
+            }
+            LanguagePack(pack.tokenizer, embeddings, output_bias, metadata).save_pretrained(tmp / f"step-{step}")
+    progress("step 2", language, method, since=started)
+    return folder
+
+
+# Step 3
+
+
+def task_model_folder(args, source_name, model, tokenizer, task_name) -> Path:
+    """Step 3 (cached): an English task model on one source model, embedding layer frozen."""
+    folder = args.work / "tasks" / f"{source_name}-{task_name}"
+    if not folder.exists():
+        started = time.perf_counter()
+        task = load_task(task_name, "en", "train", max_examples=args.task_train_examples, seed=args.seed)
+        trained, report = finetune(load_task_model(model, task.kind, task.label_names), tokenizer, task.dataset,
+                                   args.work / "ckpt" / "step3" / folder.name, kind=task.kind, max_steps=args.step3_steps,
+                                   learning_rate=args.step3_lr, batch_size=args.batch_size, seed=args.seed, **trainer_kwargs(args))
+        with atomic_directory(folder) as tmp:
+            trained.save_pretrained(tmp)
+            (tmp / "step3.json").write_text(json.dumps({"steps": report.steps, "seconds": report.seconds, "final_loss": report.final_loss}))
+        progress("step 3", "en", source_name, task_name, since=started)
+    return folder
+
+
+# Step 4
+
+
+def cached_json(path: Path, compute):
+    """Step 4's results are small: each is kept as JSON, so a rerun only reads them."""
+    if not path.exists():
+        write_json(path, compute())
+    return json.loads(path.read_text())
+
+
+def learning_curve(task_model, target, pack_folder) -> list[dict]:
+    curve = []
+    for folder in sorted(pack_folder.glob("step-*"), key=lambda folder: int(folder.name.split("-")[1])):
+        pack = LanguagePack.from_pretrained(folder)
+        result = evaluate_zero_shot(task_model, target.dataset, pack=pack)
+        meta = pack.metadata
+        curve.append({"step": meta["train_steps"], "flops": meta["train_flops"], "seconds": meta["train_seconds"],
+                      "accuracy": result["accuracy"]})
+    return curve
+
+
+def transfer_run(args, task_model, task_name, language, method, pack_folder) -> dict:
+    """Step 4 (cached) for one (language, method, task): every snapshot, zero-shot on the target test split.
+    `task_model()` gives step 3's model, loaded only if there is something to evaluate."""
+    def compute():
+        started = time.perf_counter()
+        target = load_task(task_name, language, "test", max_examples=args.task_test_examples, seed=args.seed)
+        curve = learning_curve(task_model(), target, pack_folder)
+        progress("step 4", language, method, task_name, since=started, note=f"best accuracy {max(p['accuracy'] for p in curve):.3f}")
+        return {"language": language, "script": TRANSLATIONS[default_code(language)].script, "task": task_name, "method": method,
+                "majority_baseline": majority_baseline(target.dataset), "n": len(target.dataset), "curve": curve}
+
+    return cached_json(args.work / "eval" / f"{language}-{method}-{task_name}.json", compute)
+
+
+def english_run(args, task_model, tokenizer, task_name, source_name) -> dict:
+    """The source language, no transfer: what the task model scores on the English test split."""
+    def compute():
+        english = load_task(task_name, "en", "test", max_examples=args.task_test_examples, seed=args.seed)
+        result = evaluate_zero_shot(task_model(), english.dataset, tokenizer=tokenizer)
+        return {"language": "en", "task": task_name, "source": source_name, "accuracy": result["accuracy"],
+                "majority_baseline": result["majority_baseline"], "n": result["num_examples"]}
+
+    return cached_json(args.work / "eval" / f"en-{source_name}-{task_name}.json", compute)
+
+
+# Summary
+
+
+def first_reaching(curve, accuracy):
+    """The first snapshot of `curve` at or above `accuracy`, or None."""
+    return next((point for point in curve if point["accuracy"] >= accuracy), None)
+
+
+def compare(runs) -> list[dict]:
+    """Per (language, task): each method's best accuracy and, for each mini-model method, the paper's speed-up over
+    the standard approach: the standard approach's compute at its first snapshot reaching its best accuracy, over the
+    method's compute at its first snapshot reaching that same accuracy. A method that never reaches it is charged its
+    compute at its own best, with `reached` False (the paper's curves stop there too)."""
+    pairs = {}
+    for run in runs:
+        pairs.setdefault((run["language"], run["task"]), {})[run["method"]] = run
+    rows = []
+    for (language, task), by_method in pairs.items():
+        any_run = next(iter(by_method.values()))
+        best = {method: max(point["accuracy"] for point in run["curve"]) for method, run in by_method.items()}
+        row = {"language": language, "script": any_run["script"], "task": task, "majority_baseline": any_run["majority_baseline"],
+               "n": any_run["n"], "best": best}
+        if "standard" in by_method:
+            goal = best["standard"]
+            reference = first_reaching(by_method["standard"]["curve"], goal)
+            for method in MINI_METHODS:
+                if method not in by_method:
+                    continue
+                curve = by_method[method]["curve"]
+                point = first_reaching(curve, goal)
+                reached = point is not None
+                point = point or first_reaching(curve, best[method])
+                row[method] = {
+                    "speedup": reference["flops"] / point["flops"],
+                    "speedup_seconds": reference["seconds"] / point["seconds"],
+                    "accuracy_ratio": best[method] / goal if goal else None,
+                    "reached": reached,
+                }
+        rows.append(row)
+    return rows
+
+
+def summarize(runs) -> dict:
+    """Per mini-model method, over the (language, task) pairs: the mean speed-up in FLOPs and in seconds (arithmetic
+    means), the mean accuracy ratio (the method's best over the standard approach's best), and in how many pairs the
+    method reached the standard approach's best accuracy ("k of n")."""
+    rows = compare(runs)
+    summary = {}
+    for method in MINI_METHODS:
+        found = [row[method] for row in rows if method in row]
+        if not found:
+            continue
+        ratios = [entry["accuracy_ratio"] for entry in found if entry["accuracy_ratio"] is not None]
+        summary[method] = {
+            "mean_speedup": statistics.fmean(entry["speedup"] for entry in found),
+            "mean_speedup_seconds": statistics.fmean(entry["speedup_seconds"] for entry in found),
+            "mean_accuracy_ratio": statistics.fmean(ratios) if ratios else None,
+            "reached": f"{sum(entry['reached'] for entry in found)} of {len(found)}",
+        }
+    return summary
+
+
+# Report
+
+
+def markdown(runs, english, summary, args) -> str:
+    methods = [method for method in METHODS if any(run["method"] == method for run in runs)]
+    minis = [method for method in methods if method in MINI_METHODS and "standard" in methods]
+    header = ["language", "script", "task", "n", "majority", *(METHOD_LABELS[m] for m in methods)]
+    for method in minis:
+        header += [f"{METHOD_LABELS[method]} speed-up", f"{METHOD_LABELS[method]} reached"]
+    lines = [
+        "# Mini-model adaptation on Bible text, small scale",
+        "",
+        f"Best zero-shot accuracy over {args.snapshots} step-2 snapshots (of {args.step2_steps} steps). Speed-up: the standard "
+        "approach's step-2 FLOPs to first reach its best accuracy, over the method's FLOPs to first reach the same accuracy "
+        "(at the method's own best where it never does: reached = no). MiniPost's one-time step 1b is not counted (see "
+        "source_models in reproduce.json).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in compare(runs):
+        cells = [row["language"], row["script"], row["task"], str(row["n"]), f"{row['majority_baseline']:.3f}"]
+        cells += [f"{row['best'][m]:.3f}" if m in row["best"] else "" for m in methods]
+        for method in minis:
+            entry = row.get(method)
+            cells += [f"{entry['speedup']:.2f}x", "yes" if entry["reached"] else "no"] if entry else ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    if english:
+        lines += ["", "English (source, no transfer):", "", "| task | source model | accuracy | majority | n |", "|---|---|---|---|---|"]
+        lines += [f"| {e['task']} | {e['source']} | {e['accuracy']:.3f} | {e['majority_baseline']:.3f} | {e['n']} |" for e in english]
+    lines.append("")
+    for method, entry in summary.items():
+        ratio = f"{entry['mean_accuracy_ratio']:.3f}" if entry["mean_accuracy_ratio"] is not None else "n/a"
+        lines.append(f"**{METHOD_LABELS[method]}**: mean speed-up {entry['mean_speedup']:.2f}x in FLOPs, "
+                     f"{entry['mean_speedup_seconds']:.2f}x in seconds; mean accuracy ratio {ratio}; reached the standard "
+                     f"approach's best accuracy in {entry['reached']}.  ")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plot(runs, path: Path) -> None:
+    """Accuracy against cumulative step-2 TFLOPs, one panel per task: a thin line per language, a thick one for the
+    mean over languages, the majority baseline (mean over languages) dashed."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError("the plot needs matplotlib: pip install 'hf-minimodel[benchmarks]'") from error
+    tasks = list(dict.fromkeys(run["task"] for run in runs))
+    figure = Figure(figsize=(6 * max(1, len(tasks)), 4.5))
+    FigureCanvasAgg(figure)  # Agg, without pyplot's global state
+    axes = figure.subplots(1, max(1, len(tasks)), squeeze=False)[0]
+    for axis, task in zip(axes, tasks):
+        for color, method in zip(("tab:blue", "tab:orange", "tab:green"), METHODS):
+            curves = [run["curve"] for run in runs if run["task"] == task and run["method"] == method]
+            if not curves:
+                continue
+            for curve in curves:
+                axis.plot([p["flops"] / 1e12 for p in curve], [p["accuracy"] for p in curve], color=color, alpha=0.25, linewidth=1)
+            length = min(len(curve) for curve in curves)
+            axis.plot([statistics.fmean(curve[i]["flops"] for curve in curves) / 1e12 for i in range(length)],
+                      [statistics.fmean(curve[i]["accuracy"] for curve in curves) for i in range(length)],
+                      color=color, linewidth=2, marker="o", markersize=3, label=f"{METHOD_LABELS[method]} (mean of {len(curves)})")
+        baselines = {run["language"]: run["majority_baseline"] for run in runs if run["task"] == task}
+        axis.axhline(statistics.fmean(baselines.values()), color="gray", linestyle="--", linewidth=1, label="majority baseline")
+        axis.set_xscale("log")
+        axis.set_xlabel("cumulative step-2 TFLOPs")
+        axis.set_ylabel("zero-shot accuracy")
+        axis.set_title(task)
+        axis.legend(fontsize="small")
+    figure.tight_layout()
+    write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
+
+
+def machine() -> dict:
+    return {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.perf_counter()
+    if args.source_model and not args.dual_model and "minijoint" in args.methods:
+        print("note: MiniJoint is skipped: --source-model is a plain model, pass --dual-model for MiniJoint's dual model")
+        args.methods = [method for method in args.methods if method != "minijoint"]
+    check_work_folder(args)
+
+    # Steps 1 and 1b
+    tokenizer = source_tokenizer(args)
+    sources = source_models(args, tokenizer)
+    minis = {"standard": None}
+    if "minijoint" in args.methods:
+        minis["minijoint"] = MiniModelAdapter(sources["dual"]).export_mini_model()
+    if "minipost" in args.methods:
+        minis["minipost"] = minipost_model(args, sources["plain"], tokenizer)
+
+    # Step 2
+    packs = {}
+    for language in args.languages:
+        for method in args.methods:
+            source = SOURCE_OF[method]
+            packs[language, method] = snapshot_packs(args, source, sources[source], tokenizer, language, method, minis[method])
+
+    # Step 3
+    task_folders = {}
+    for source, model in sources.items():
+        for task in args.tasks:
+            task_folders[source, task] = task_model_folder(args, source, model, tokenizer, task)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    @functools.cache
+    def task_model(source, task):  # loaded on first use: a rerun with every result cached loads none
+        return AutoModelForSequenceClassification.from_pretrained(task_folders[source, task]).to(device)
+
+    # Step 4
+    english, runs = [], []
+    for task in args.tasks:
+        for source in sources:
+            english.append(english_run(args, functools.partial(task_model, source, task), tokenizer, task, source))
+        for language in args.languages:
+            if task == "bible-paraphrase" and language not in PARAPHRASE_PAIRS:
+                continue
+            for method in args.methods:
+                model = functools.partial(task_model, SOURCE_OF[method], task)
+                runs.append(transfer_run(args, model, task, language, method, packs[language, method]))
+
+    summary = summarize(runs)
+    results = {
+        "summary": summary,
+        "runs": runs,
+        "english": english,
+        "source_models": {path.parent.name: json.loads(path.read_text()) for path in sorted(args.work.glob("*/step1*.json"))},
+        "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "machine": machine(),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    table = markdown(runs, english, summary, args)
+    write_json(args.output_dir / "reproduce.json", results)
+    write_atomic(args.output_dir / "reproduce.md", lambda tmp: tmp.write_text(table))
+    plot(runs, args.output_dir / "reproduce.png")
+    print("\n" + table)
+    print(f"written to {args.output_dir}/reproduce.{{json,md,png}} in {results['total_seconds']} s")
+    return results
+
+
+if __name__ == "__main__":
+    main()
