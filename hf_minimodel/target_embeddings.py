@@ -9,7 +9,7 @@ import copy
 import torch
 
 from .language_pack import LanguagePack
-from .merge import base_fingerprint, merge_embeddings
+from .merge import base_fingerprint, merge_embeddings, mlm_heads
 from .modeling_minimodel import MiniModelForMaskedLM
 from .tokenizer import check_mlm_tokenizer
 from .training import mlm_blocks, run_mlm_training
@@ -70,21 +70,22 @@ def anchor_rows_(model, rows) -> None:
     Why: over a small, weak body, masked LM can be solved by many embedding matrices, most of them rotated away from
     the source vocabulary's coordinates, and a task head fine-tuned on source text then reads target text as noise.
     Shared tokens held at their source rows pin the new vocabulary to the source's coordinates. Their gradients are
-    zeroed by hooks, so with step 2's zero weight decay AdamW leaves them exactly as they are.
+    zeroed by hooks (a tied decoder is the same parameter, so its gradient is zeroed too); AdamW then leaves them
+    exactly as they are, provided there is no weight decay, which `train_target_embeddings` checks.
     """
+    if not rows:
+        raise ValueError("init='anchored' found no token the source and target vocabularies share: use init='random'")
     index = torch.tensor(sorted(rows), dtype=torch.long)
-    if not len(index):
-        return
+    on_device = {}  # one copy of the index per device, made on the first backward pass
 
     def zero_rows(grad):
-        grad = grad.clone()
-        grad[index.to(grad.device)] = 0
-        return grad
+        rows_here = on_device.setdefault(grad.device, index.to(grad.device))
+        return grad.index_fill(0, rows_here, 0)
 
     model.get_input_embeddings().weight.register_hook(zero_rows)
-    for name in ("lm_head", "mini_lm_head"):
-        if hasattr(model, name) and getattr(model, name).bias.requires_grad:
-            getattr(model, name).bias.register_hook(zero_rows)
+    for head in mlm_heads(model):
+        if head.bias.requires_grad:
+            head.bias.register_hook(zero_rows)
 
 
 def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0) -> int:
@@ -101,9 +102,8 @@ def freeze_all_but_word_embeddings(model) -> None:
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     model.get_input_embeddings().weight.requires_grad_(True)
-    for name in ("lm_head", "mini_lm_head"):
-        if hasattr(model, name):
-            getattr(model, name).bias.requires_grad_(True)
+    for head in mlm_heads(model):
+        head.bias.requires_grad_(True)
 
 
 def train_target_embeddings(
@@ -129,6 +129,9 @@ def train_target_embeddings(
     with a "text" column; `output_dir` receives the Trainer's checkpoints (`resume_from_checkpoint=True` continues).
     """
     check_mlm_tokenizer(target_tokenizer)
+    if init == "anchored" and training_kwargs.get("weight_decay"):
+        raise ValueError("init='anchored' holds the shared rows fixed, and weight decay would shrink them: pass "
+                         "weight_decay=0, or use init='overlap'")
     fingerprint = base_fingerprint(model)
     work = copy.deepcopy(model)
     copied = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed)

@@ -158,6 +158,13 @@ def test_anchored_step2_keeps_shared_rows_at_their_source_values_and_trains_the_
     assert not torch.allclose(pack.embeddings[others], start[others])
 
 
+def test_anchored_step2_refuses_weight_decay_which_would_move_the_anchors(source, tokenizers, texts, tmp_path):
+    en_tok, ru_tok = tokenizers
+    with pytest.raises(ValueError, match="weight decay would shrink them"):
+        MiniModelAdapter(source).train_embeddings(ru_tok, texts[1], tmp_path, source_tokenizer=en_tok, init="anchored",
+                                                  weight_decay=0.1, max_steps=1, **FAST)
+
+
 def test_merged_model_loads_in_stock_transformers(source, tokenizers, texts, tmp_path):
     from hf_minimodel.merge import save_merged_model
 
