@@ -93,6 +93,32 @@ class TrainingReport:
         )
 
 
+def training_arguments(
+    output_dir, *, max_steps: int, batch_size: int, learning_rate: float, warmup_ratio: float, weight_decay: float,
+    seed: int, logging_steps: int, disable_tqdm: bool | None = None, **training_args,
+) -> TrainingArguments:
+    """The Trainer settings every step shares (1, 1b, 2 and 3): a step budget rather than epochs, linear warm-up,
+    seeded data order, no reporting services, and token counting for the throughput reports."""
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=math.ceil(warmup_ratio * max_steps),
+        weight_decay=weight_decay,
+        lr_scheduler_type="linear",
+        logging_steps=logging_steps,
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        include_num_input_tokens_seen="all",
+        disable_tqdm=disable_tqdm,
+        **training_args,
+    )
+
+
 def run_mlm_training(
     model,
     tokenizer,
@@ -117,27 +143,11 @@ def run_mlm_training(
     Checkpoints go to `output_dir` every `save_steps` steps (default: none kept but the last); pass
     `resume_from_checkpoint=True` or a checkpoint path to continue an interrupted run.
     """
-    logging_steps = logging_steps or max(1, max_steps // 20)
-    args = TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=max_steps,
-        per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
-        warmup_steps=math.ceil(warmup_ratio * max_steps),
-        weight_decay=weight_decay,
-        lr_scheduler_type="linear",
-        logging_steps=logging_steps,
-        save_strategy="steps" if save_steps else "no",
-        save_steps=save_steps or max_steps,
-        save_total_limit=2,
-        report_to="none",
-        seed=seed,
-        data_seed=seed,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        include_num_input_tokens_seen="all",
-        disable_tqdm=disable_tqdm,
-        **training_args,
+    args = training_arguments(
+        output_dir, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
+        weight_decay=weight_decay, seed=seed, logging_steps=logging_steps or max(1, max_steps // 20),
+        disable_tqdm=disable_tqdm, save_strategy="steps" if save_steps else "no", save_steps=save_steps or max_steps,
+        save_total_limit=2, **training_args,
     )
     trainer = MLMTrainer(
         model=model, args=args, train_dataset=train_blocks, data_collator=mlm_collator(tokenizer), processing_class=tokenizer,

@@ -5,7 +5,6 @@ language pack's target vocabulary into that model and evaluates it, zero-shot, o
 """
 
 import copy
-import math
 import time
 
 import numpy as np
@@ -17,7 +16,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
     Trainer,
-    TrainingArguments,
     XLMRobertaForQuestionAnswering,
     XLMRobertaForSequenceClassification,
     default_data_collator,
@@ -29,7 +27,7 @@ from .merge import stock_config
 from .metrics import load_metric
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
-from .training import TrainingReport
+from .training import TrainingReport, training_arguments
 
 TASK_KINDS = ("classification", "qa")
 TASK_AUTO_CLASSES = {"classification": AutoModelForSequenceClassification, "qa": AutoModelForQuestionAnswering}
@@ -126,12 +124,10 @@ def finetune(
         )
         trained = get_peft_model(model, config)
 
-    args = TrainingArguments(
-        output_dir=str(output_dir), max_steps=max_steps, per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate, warmup_steps=math.ceil(warmup_ratio * max_steps), weight_decay=0.01,
-        logging_steps=max(1, max_steps // 10), save_strategy="no", report_to="none", seed=seed, data_seed=seed,
-        dataloader_pin_memory=torch.cuda.is_available(), include_num_input_tokens_seen="all", disable_tqdm=disable_tqdm,
-        **training_args,
+    args = training_arguments(
+        output_dir, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
+        weight_decay=0.01, seed=seed, logging_steps=max(1, max_steps // 10), disable_tqdm=disable_tqdm,
+        save_strategy="no", **training_args,
     )
     trainer = Trainer(model=trained, args=args, train_dataset=features, data_collator=collator, processing_class=tokenizer)
     start = time.perf_counter()
