@@ -82,6 +82,7 @@ DEFAULTS = dict(
     max_seq_length=64,
     seed=0,
     max_verses=None,
+    standard_source="plain",
 )
 # What the caches in --work depend on: every flag but these. They are keyed by folder name alone, so one --work folder
 # serves one set of these settings (checked by check_work_folder).
@@ -119,11 +120,20 @@ def parse_args(argv=None):
                         "tokenizer, instead of step 1's plain model (--hidden-size, --num-layers, --source-steps and "
                         "--vocab-size of the English tokenizer then do not apply to it)")
     parser.add_argument("--dual-model", help="folder of a saved XLMRobertaForDualMLM: used instead of step 1's dual model")
+    parser.add_argument("--standard-source", choices=["plain", "dual"],
+                        help="the source model the standard approach adapts: the plain one (the paper's recipe, where "
+                        "MiniJoint's dual model is a different network), or the dual one, so that MiniJoint and the "
+                        "standard approach differ in step 2 alone")
     parser.set_defaults(**DEFAULTS)
     args = parser.parse_args(argv)
     if args.snapshots < 1:
         parser.error("--snapshots must be at least 1")
     return args
+
+
+def source_of(args, method) -> str:
+    """Which step-1 model `method` adapts in this run: SOURCE_OF, but for --standard-source."""
+    return args.standard_source if method == "standard" else SOURCE_OF[method]
 
 
 def trainer_kwargs(args) -> dict:
@@ -163,7 +173,9 @@ def check_work_folder(args) -> None:
     path = args.work / "settings.json"
     if path.exists():
         saved = json.loads(path.read_text())
-        changed = [f"--{key.replace('_', '-')} {saved.get(key)} (now {value})" for key, value in settings.items() if saved.get(key) != value]
+        # A setting added since the folder was made counts as its default, which is what made the folder.
+        changed = [f"--{key.replace('_', '-')} {saved.get(key, DEFAULTS.get(key))} (now {value})"
+                   for key, value in settings.items() if saved.get(key, DEFAULTS.get(key)) != value]
         if changed:
             raise SystemExit(
                 f"{args.work} holds stages made with other settings: {', '.join(changed)}. Choose another --work, or "
@@ -213,12 +225,13 @@ def pretrained_source(args, name, tokenizer):
 
 
 def source_models(args, tokenizer) -> dict:
-    """The source model each method adapts, by SOURCE_OF's names."""
+    """The source model each method adapts, by source_of's names."""
     models = {}
-    if {"standard", "minipost"} & set(args.methods):
+    needed = {source_of(args, method) for method in args.methods}
+    if "plain" in needed:
         plain = args.source_model
         models["plain"] = AutoModelForMaskedLM.from_pretrained(plain) if plain else pretrained_source(args, "plain", tokenizer)
-    if "minijoint" in args.methods:
+    if "dual" in needed:
         dual = args.dual_model
         models["dual"] = XLMRobertaForDualMLM.from_pretrained(dual) if dual else pretrained_source(args, "dual", tokenizer)
     for name, model in models.items():
@@ -335,7 +348,7 @@ def task_model_folder(args, source_name, model, tokenizer, task_name) -> Path:
             trained.save_pretrained(tmp)
             (tmp / "step3.json").write_text(json.dumps({"steps": report.steps, "seconds": report.seconds, "final_loss": report.final_loss}))
         forget_results(args, f"en-{source_name}-{task_name}.json",
-                       *(f"*-{method}-{task_name}.json" for method, source in SOURCE_OF.items() if source == source_name))
+                       *(f"*-{method}-{task_name}.json" for method in METHODS if source_of(args, method) == source_name))
         progress("step 3", "en", source_name, task_name, since=started)
     return folder
 
@@ -479,7 +492,8 @@ def markdown(runs, english, summary, args) -> str:
         f"Best zero-shot accuracy over {len(snapshot_steps(args.step2_steps, args.snapshots))} step-2 snapshots (of {args.step2_steps} steps). Speed-up: the standard "
         "approach's step-2 FLOPs to first reach its best accuracy, over the method's FLOPs to first reach the same accuracy "
         "(at the method's own best where it never does: reached = no). MiniPost's one-time step 1b is not counted (see "
-        "source_models in reproduce.json).",
+        "source_models in reproduce.json). Source models: "
+        + ", ".join(f"{METHOD_LABELS[m]} adapts the {source_of(args, m)} one" for m in methods) + ".",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -563,6 +577,9 @@ def main(argv=None):
     if args.source_model and not args.dual_model and "minijoint" in args.methods:
         print("note: MiniJoint is skipped: --source-model is a plain model, pass --dual-model for MiniJoint's dual model")
         args.methods = [method for method in args.methods if method != "minijoint"]
+    if args.standard_source == "dual" and args.source_model and not args.dual_model and "standard" in args.methods:
+        raise SystemExit("--standard-source dual adapts the dual model, but --source-model is a plain one: pass "
+                         "--dual-model too, or use --standard-source plain")
     check_work_folder(args)
 
     # Steps 1 and 1b
@@ -578,7 +595,7 @@ def main(argv=None):
     packs = {}
     for language in args.languages:
         for method in args.methods:
-            source = SOURCE_OF[method]
+            source = source_of(args, method)
             packs[language, method] = snapshot_packs(args, source, sources[source], tokenizer, language, method, minis[method])
 
     # Step 3
@@ -601,7 +618,7 @@ def main(argv=None):
             if task == "bible-paraphrase" and language not in PARAPHRASE_PAIRS:
                 continue
             for method in args.methods:
-                model = functools.partial(task_model, SOURCE_OF[method], task)
+                model = functools.partial(task_model, source_of(args, method), task)
                 runs.append(transfer_run(args, model, task, language, method, packs[language, method]))
 
     summary = summarize(runs)

@@ -152,3 +152,31 @@ def test_a_work_folder_made_with_other_settings_is_refused(reproduce, tmp_path):
     (work / "settings.json").write_text(json.dumps({"hidden_size": 64}))
     with pytest.raises(SystemExit, match="--hidden-size 64 \\(now 32\\)"):
         reproduce.main([*TINY, "--work", str(work), "--output-dir", str(tmp_path / "out")])
+
+
+@needs_bible
+def test_standard_source_dual_adapts_minijoints_model_and_trains_no_plain_one(reproduce, tmp_path, one_thread):
+    work = tmp_path / "work"
+    argv = [*TINY, "--languages", "ru", "--tasks", "bible-genre", "--methods", "standard", "minijoint",
+            "--standard-source", "dual", "--work", str(work), "--output-dir", str(tmp_path / "out")]
+    results = reproduce.main(argv)
+
+    assert not (work / "source-plain").exists() and (work / "source-dual").exists()
+    assert [(e["source"], e["task"]) for e in results["english"]] == [("dual", "bible-genre")]
+    standard = LanguagePack.from_pretrained(work / "packs" / "ru-standard-4steps" / "step-4")
+    minijoint = LanguagePack.from_pretrained(work / "packs" / "ru-minijoint-4steps" / "step-4")
+    assert standard.metadata["base_model"] == minijoint.metadata["base_model"] == "reproduce.py dual source"
+    assert standard.metadata["step2_num_layers"] == 2 and minijoint.metadata["step2_num_layers"] == 1
+    assert "standard adapts the dual one" in (tmp_path / "out" / "reproduce.md").read_text()
+
+
+def test_a_setting_newer_than_the_work_folder_counts_as_its_default(reproduce, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    settings = {key: value for key, value in vars(reproduce.parse_args(TINY)).items() if key not in reproduce.NOT_CACHED}
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in settings.items()}
+    del settings["standard_source"]  # a folder made before the flag existed
+    (work / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(SystemExit, match="--standard-source plain \\(now dual\\)"):
+        reproduce.main([*TINY, "--standard-source", "dual", "--work", str(work), "--output-dir", str(tmp_path / "out")])
+    reproduce.check_work_folder(reproduce.parse_args([*TINY, "--work", str(work)]))  # the default: accepted
