@@ -15,6 +15,8 @@ reach its best accuracy over the compute the method needs to reach that same acc
     python benchmarks/reproduce.py
     python benchmarks/reproduce.py --languages fr ru --step2-steps 600 --snapshots 6     # a quicker look
     python benchmarks/reproduce.py --source-model xlm-roberta-base --dual-model runs/my-dual --bf16   # real checkpoints, GPU
+    python benchmarks/reproduce.py --relearn-control   # can the source model carry new embeddings at all?
+    python benchmarks/reproduce.py --standard-source dual --methods standard minijoint --work runs/dual   # one body
 """
 
 import argparse
@@ -86,7 +88,7 @@ DEFAULTS = dict(
 )
 # What the caches in --work depend on: every flag but these. They are keyed by folder name alone, so one --work folder
 # serves one set of these settings (checked by check_work_folder).
-NOT_CACHED = ("languages", "methods", "tasks", "work", "output_dir")
+NOT_CACHED = ("languages", "methods", "tasks", "work", "output_dir", "relearn_control")
 
 
 def parse_args(argv=None):
@@ -120,6 +122,9 @@ def parse_args(argv=None):
                         "tokenizer, instead of step 1's plain model (--hidden-size, --num-layers, --source-steps and "
                         "--vocab-size of the English tokenizer then do not apply to it)")
     parser.add_argument("--dual-model", help="folder of a saved XLMRobertaForDualMLM: used instead of step 1's dual model")
+    parser.add_argument("--relearn-control", action="store_true",
+                        help="also relearn English embeddings from random rows over each method's model and score the "
+                        "English task models with them: whether the source model can carry new embeddings at all")
     parser.add_argument("--standard-source", choices=["plain", "dual"],
                         help="the source model the standard approach adapts: the plain one (the paper's recipe, where "
                         "MiniJoint's dual model is a different network), or the dual one, so that MiniJoint and the "
@@ -301,17 +306,28 @@ class Snapshots(TrainerCallback):
         self.paused += time.perf_counter() - now
 
 
-def snapshot_packs(args, source_name, model, tokenizer, language, method, mini) -> Path:
-    """Step 2 (cached): one folder per (language, method) with a language pack per snapshot, `step-{N}`."""
-    folder = args.work / "packs" / f"{language}-{method}-{args.step2_steps}steps"
+def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, relearn=False) -> Path:
+    """Step 2 (cached): one folder per (language, method) with a language pack per snapshot, `step-{N}`.
+
+    `relearn=True` is the control (`--relearn-control`): English embeddings learned again, from random rows, for the
+    source tokenizer itself. The language and the vocabulary are the model's own, so only the embeddings differ: if
+    the English task model fails with them, the body cannot carry new embeddings and no target language can transfer.
+    """
+    name = f"en-relearned-{method}" if relearn else f"{language}-{method}"
+    folder = args.work / "packs" / f"{name}-{args.step2_steps}steps"
     if folder.exists():
         return folder
     started = time.perf_counter()
-    train = texts(PARAPHRASE_PAIRS.get(language, (default_code(language),)), args.max_verses)
+    if relearn:
+        train = texts(ENGLISH, args.max_verses)
+        new_tokenizer, init = tokenizer, "random"  # with overlap, every row would start as the source's own
+    else:
+        train = texts(PARAPHRASE_PAIRS.get(language, (default_code(language),)), args.max_verses)
+        new_tokenizer, init = target_tokenizer(args, language, train), args.step2_init
     snapshots = Snapshots(snapshot_steps(args.step2_steps, args.snapshots))
     pack = MiniModelAdapter(model).train_embeddings(
-        target_tokenizer(args, language, train), train, args.work / "ckpt" / "step2" / folder.name, mini_model=mini,
-        source_tokenizer=tokenizer, init=args.step2_init, language=language,
+        new_tokenizer, train, args.work / "ckpt" / "step2" / folder.name, mini_model=mini,
+        source_tokenizer=tokenizer, init=init, language=language,
         base_model=(args.source_model if source_name == "plain" else args.dual_model) or f"reproduce.py {source_name} source",
         max_steps=args.step2_steps, learning_rate=args.step2_lr, batch_size=args.batch_size, seed=args.seed,
         max_seq_length=args.max_seq_length, callbacks=[snapshots], **trainer_kwargs(args),
@@ -327,8 +343,8 @@ def snapshot_packs(args, source_name, model, tokenizer, language, method, mini) 
                 "train_seconds": round(seconds, 3),
             }
             LanguagePack(pack.tokenizer, embeddings, output_bias, metadata).save_pretrained(tmp / f"step-{step}")
-    forget_results(args, f"{language}-{method}-*.json")  # step 4's results for the packs this replaces
-    progress("step 2", language, method, since=started)
+    forget_results(args, f"{name}-*.json")  # step 4's results for the packs this replaces
+    progress("step 2", "en relearned" if relearn else language, method, since=started)
     return folder
 
 
@@ -406,6 +422,17 @@ def english_run(args, task_model, tokenizer, task_name, source_name) -> dict:
     return cached_json(args.work / "eval" / f"en-{source_name}-{task_name}.json", compute)
 
 
+def relearned_run(args, task_model, tokenizer, task_name, method, pack_folder) -> dict:
+    """Step 4 of the control (cached): the English test split through every snapshot of relearned English."""
+    def compute():
+        english = load_task(task_name, "en", "test", max_examples=args.task_test_examples, seed=args.seed)
+        curve = learning_curve(task_model(), english, pack_folder)
+        return {"language": "en", "task": task_name, "method": method, "source": source_of(args, method),
+                "majority_baseline": majority_baseline(english.dataset), "n": len(english.dataset), "curve": curve}
+
+    return cached_json(args.work / "eval" / f"en-relearned-{method}-{task_name}.json", compute)
+
+
 # Summary
 
 
@@ -478,7 +505,7 @@ def summarize(runs) -> dict:
 # Report
 
 
-def markdown(runs, english, summary, args) -> str:
+def markdown(runs, english, summary, args, relearned=()) -> str:
     methods = [method for method in METHODS if any(run["method"] == method for run in runs)]
     minis = [method for method in methods if method in MINI_METHODS and "standard" in methods]
     header = ["language", "script", "task", "n", "majority", *(METHOD_LABELS[m] for m in methods)]
@@ -510,6 +537,13 @@ def markdown(runs, english, summary, args) -> str:
     if english:
         lines += ["", "English (source, no transfer):", "", "| task | source model | accuracy | majority | n |", "|---|---|---|---|---|"]
         lines += [f"| {e['task']} | {e['source']} | {e['accuracy']:.3f} | {e['majority_baseline']:.3f} | {e['n']} |" for e in english]
+    if relearned:
+        original = {(e["task"], e["source"]): e["accuracy"] for e in english}
+        lines += ["", "Control, English embeddings relearned from random rows by each method (best over the snapshots; "
+                  "far below the original, the body cannot carry new embeddings):", "",
+                  "| task | method | source model | relearned | original | majority |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['task']} | {METHOD_LABELS[r['method']]} | {r['source']} | {max(p['accuracy'] for p in r['curve']):.3f} | "
+                  f"{original[r['task'], r['source']]:.3f} | {r['majority_baseline']:.3f} |" for r in relearned]
     lines.append("")
     for method, entry in summary.items():
         ratio = f"{entry['mean_accuracy_ratio']:.3f}" if entry["mean_accuracy_ratio"] is not None else "n/a"
@@ -598,6 +632,11 @@ def main(argv=None):
             source = source_of(args, method)
             packs[language, method] = snapshot_packs(args, source, sources[source], tokenizer, language, method, minis[method])
 
+    relearned_packs = {}
+    if args.relearn_control:
+        relearned_packs = {method: snapshot_packs(args, source_of(args, method), sources[source_of(args, method)], tokenizer,
+                                                  "en", method, minis[method], relearn=True) for method in args.methods}
+
     # Step 3
     task_folders = {}
     for source, model in sources.items():
@@ -621,11 +660,17 @@ def main(argv=None):
                 model = functools.partial(task_model, source_of(args, method), task)
                 runs.append(transfer_run(args, model, task, language, method, packs[language, method]))
 
+    relearned = [
+        relearned_run(args, functools.partial(task_model, source_of(args, method), task), tokenizer, task, method, folder)
+        for task in args.tasks for method, folder in relearned_packs.items()
+    ]
+
     summary = summarize(runs)
     results = {
         "summary": summary,
         "runs": runs,
         "english": english,
+        "relearned_english": relearned,
         "source_models": {path.parent.name: json.loads(path.read_text()) for path in sorted(args.work.glob("*/step1*.json"))},
         "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
         "machine": machine(),
@@ -633,7 +678,7 @@ def main(argv=None):
         # source_models, the runs' curves and the progress lines).
         "seconds_this_invocation": round(time.perf_counter() - started, 1),
     }
-    table = markdown(runs, english, summary, args)
+    table = markdown(runs, english, summary, args, relearned)
     write_json(args.output_dir / "reproduce.json", results)
     write_atomic(args.output_dir / "reproduce.md", lambda tmp: tmp.write_text(table))
     plot(runs, args.output_dir / "reproduce.png")

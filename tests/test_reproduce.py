@@ -180,3 +180,24 @@ def test_a_setting_newer_than_the_work_folder_counts_as_its_default(reproduce, t
     with pytest.raises(SystemExit, match="--standard-source plain \\(now dual\\)"):
         reproduce.main([*TINY, "--standard-source", "dual", "--work", str(work), "--output-dir", str(tmp_path / "out")])
     reproduce.check_work_folder(reproduce.parse_args([*TINY, "--work", str(work)]))  # the default: accepted
+
+
+@needs_bible
+def test_relearn_control_learns_english_again_from_random_rows_and_scores_the_english_task(reproduce, tmp_path, one_thread):
+    work = tmp_path / "work"
+    argv = [*TINY, "--languages", "ru", "--tasks", "bible-genre", "--methods", "standard", "minipost", "--work", str(work),
+            "--output-dir", str(tmp_path / "out")]
+    plain = reproduce.main(argv)
+    assert plain["relearned_english"] == [] and not list((work / "packs").glob("en-relearned-*"))
+
+    results = reproduce.main([*argv, "--relearn-control"])  # the same work folder: the control is not a cached setting
+    assert [(r["method"], r["source"], r["task"]) for r in results["relearned_english"]] == [
+        ("standard", "plain", "bible-genre"), ("minipost", "plain", "bible-genre")]
+    assert results["runs"] == plain["runs"]
+    source = transformers.AutoModelForMaskedLM.from_pretrained(work / "source-plain")
+    pack = LanguagePack.from_pretrained(work / "packs" / "en-relearned-standard-4steps" / "step-4")
+    assert pack.metadata["init"] == "random" and pack.metadata["init_rows_copied"] == 0
+    assert pack.tokenizer.get_vocab() == transformers.AutoTokenizer.from_pretrained(work / "source-plain").get_vocab()
+    assert pack.embeddings.shape == source.get_input_embeddings().weight.shape
+    assert not torch.allclose(pack.embeddings, source.get_input_embeddings().weight)
+    assert "Control, English embeddings relearned" in (tmp_path / "out" / "reproduce.md").read_text()
