@@ -179,8 +179,9 @@ def check_work_folder(args) -> None:
     if path.exists():
         saved = json.loads(path.read_text())
         # A setting added since the folder was made counts as its default, which is what made the folder.
-        changed = [f"--{key.replace('_', '-')} {saved.get(key, DEFAULTS.get(key))} (now {value})"
-                   for key, value in settings.items() if saved.get(key, DEFAULTS.get(key)) != value]
+        defaults = {key: str(value) if isinstance(value, Path) else value for key, value in vars(parse_args([])).items()}
+        changed = [f"--{key.replace('_', '-')} {saved.get(key, defaults[key])} (now {value})"
+                   for key, value in settings.items() if saved.get(key, defaults[key]) != value]
         if changed:
             raise SystemExit(
                 f"{args.work} holds stages made with other settings: {', '.join(changed)}. Choose another --work, or "
