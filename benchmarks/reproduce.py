@@ -583,6 +583,10 @@ def plot(runs, path: Path) -> None:
         baselines = {run["language"]: run["majority_baseline"] for run in runs if run["task"] == task}
         axis.axhline(statistics.fmean(baselines.values()), color="gray", linestyle="--", linewidth=1, label="majority baseline")
         axis.set_xscale("log")
+        low, high = axis.get_ylim()
+        if high - low < 0.1:  # curves flat at chance would otherwise fill the panel with differences of 0.001
+            middle = (low + high) / 2
+            axis.set_ylim(middle - 0.05, middle + 0.05)
         axis.set_xlabel("cumulative step-2 TFLOPs")
         axis.set_ylabel("zero-shot accuracy")
         axis.set_title(task)
