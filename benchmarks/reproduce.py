@@ -173,13 +173,18 @@ def write_json(path: Path, value) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2) + "\n"))
 
 
+def json_settings(args) -> dict:
+    """`args` as JSON values (paths as strings), as settings.json and reproduce.json keep them."""
+    return {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+
+
 def check_work_folder(args) -> None:
-    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items() if key not in NOT_CACHED}
+    settings = {key: value for key, value in json_settings(args).items() if key not in NOT_CACHED}
     path = args.work / "settings.json"
     if path.exists():
         saved = json.loads(path.read_text())
         # A setting added since the folder was made counts as its default, which is what made the folder.
-        defaults = {key: str(value) if isinstance(value, Path) else value for key, value in vars(parse_args([])).items()}
+        defaults = json_settings(parse_args([]))
         changed = [f"--{key.replace('_', '-')} {saved.get(key, defaults[key])} (now {value})"
                    for key, value in settings.items() if saved.get(key, defaults[key]) != value]
         if changed:
@@ -398,18 +403,21 @@ def learning_curve(task_model, target, pack_folder) -> list[dict]:
     return curve
 
 
-def transfer_run(args, task_model, task_name, language, method, pack_folder) -> dict:
+def transfer_run(args, task_model, task_name, language, method, pack_folder, name=None) -> dict:
     """Step 4 (cached) for one (language, method, task): every snapshot, zero-shot on the target test split.
-    `task_model()` gives step 3's model, loaded only if there is something to evaluate."""
+    `task_model()` gives step 3's model, loaded only if there is something to evaluate; `name` is the packs' name
+    (snapshot_packs') where it is not "{language}-{method}", as for the relearning control."""
+    name = name or f"{language}-{method}"
+
     def compute():
         started = time.perf_counter()
         target = load_task(task_name, language, "test", max_examples=args.task_test_examples, seed=args.seed)
         curve = learning_curve(task_model(), target, pack_folder)
-        progress("step 4", language, method, task_name, since=started, note=f"best accuracy {max(p['accuracy'] for p in curve):.3f}")
+        progress("step 4", *name.split("-"), task_name, since=started, note=f"best accuracy {max(p['accuracy'] for p in curve):.3f}")
         return {"language": language, "script": TRANSLATIONS[default_code(language)].script, "task": task_name, "method": method,
                 "majority_baseline": majority_baseline(target.dataset), "n": len(target.dataset), "curve": curve}
 
-    return cached_json(args.work / "eval" / f"{language}-{method}-{task_name}.json", compute)
+    return cached_json(args.work / "eval" / f"{name}-{task_name}.json", compute)
 
 
 def english_run(args, task_model, tokenizer, task_name, source_name) -> dict:
@@ -421,17 +429,6 @@ def english_run(args, task_model, tokenizer, task_name, source_name) -> dict:
                 "majority_baseline": result["majority_baseline"], "n": result["num_examples"]}
 
     return cached_json(args.work / "eval" / f"en-{source_name}-{task_name}.json", compute)
-
-
-def relearned_run(args, task_model, tokenizer, task_name, method, pack_folder) -> dict:
-    """Step 4 of the control (cached): the English test split through every snapshot of relearned English."""
-    def compute():
-        english = load_task(task_name, "en", "test", max_examples=args.task_test_examples, seed=args.seed)
-        curve = learning_curve(task_model(), english, pack_folder)
-        return {"language": "en", "task": task_name, "method": method, "source": source_of(args, method),
-                "majority_baseline": majority_baseline(english.dataset), "n": len(english.dataset), "curve": curve}
-
-    return cached_json(args.work / "eval" / f"en-relearned-{method}-{task_name}.json", compute)
 
 
 # Summary
@@ -639,8 +636,9 @@ def main(argv=None):
 
     relearned_packs = {}
     if args.relearn_control:
-        relearned_packs = {method: snapshot_packs(args, source_of(args, method), sources[source_of(args, method)], tokenizer,
-                                                  "en", method, minis[method], relearn=True) for method in args.methods}
+        for method in args.methods:
+            source = source_of(args, method)
+            relearned_packs[method] = snapshot_packs(args, source, sources[source], tokenizer, "en", method, minis[method], relearn=True)
 
     # Step 3
     task_folders = {}
@@ -666,7 +664,8 @@ def main(argv=None):
                 runs.append(transfer_run(args, model, task, language, method, packs[language, method]))
 
     relearned = [
-        relearned_run(args, functools.partial(task_model, source_of(args, method), task), tokenizer, task, method, folder)
+        transfer_run(args, functools.partial(task_model, source_of(args, method), task), task, "en", method, folder,
+                     name=f"en-relearned-{method}") | {"source": source_of(args, method)}
         for task in args.tasks for method, folder in relearned_packs.items()
     ]
 
@@ -677,7 +676,7 @@ def main(argv=None):
         "english": english,
         "relearned_english": relearned,
         "source_models": {path.parent.name: json.loads(path.read_text()) for path in sorted(args.work.glob("*/step1*.json"))},
-        "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "args": json_settings(args),
         "machine": machine(),
         # This invocation only: stages cached by an earlier one cost nothing here (each stage's own seconds are in
         # source_models, the runs' curves and the progress lines).
