@@ -116,13 +116,11 @@ def merge_embeddings(
         # A new module rather than resize_token_embeddings: resizing keeps the old rows, samples added ones from a
         # covariance over the old vocabulary (all replaced here anyway), truncates or zero-pads the stock head's
         # bias, and leaves MiniLMHead's bias at the old size, which breaks the dual model's forward.
-        new = nn.Embedding(
-            vocab_size,
-            hidden_size,
+        new = nn.Embedding.from_pretrained(
+            embeddings.detach().to(device=old.device, dtype=old.dtype).clone(),
+            freeze=not old.requires_grad,
             padding_idx=padding_idx,
-            _weight=embeddings.detach().to(device=old.device, dtype=old.dtype).clone(),
         )
-        new.weight.requires_grad_(old.requires_grad)
         body.set_input_embeddings(new)
         heads = mlm_heads(model)
         for head in heads:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import XLMRobertaForMaskedLM, XLMRobertaModel, XLMRobertaPreTrainedModel
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaLMHead
 from transformers.utils import ModelOutput
@@ -51,20 +52,19 @@ def copy_head_(target: nn.Module, source: nn.Module) -> None:
 
 
 def embed_and_mask(roberta, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds):
-    """The embedding layer's output and the attention mask in the form the layers expect, as `XLMRobertaModel` does."""
+    """The embedding layer's output and the attention mask in the form the layers expect, as `XLMRobertaModel` does.
+
+    Public API only: this file runs as remote code under whatever transformers the user has, so a private method
+    of `XLMRobertaModel` (5.24 renamed an argument of `_create_attention_masks`) would break every saved model.
+    `create_bidirectional_mask` is public in every 5.x release; its second parameter was `input_embeds` up to 5.1
+    and `inputs_embeds` from 5.2, so the three arguments go by position, which no release has changed.
+    """
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids or inputs_embeds")
     hidden = roberta.embeddings(
         input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
     )
-    mask, _ = roberta._create_attention_masks(
-        attention_mask=attention_mask,
-        encoder_attention_mask=None,
-        embedding_output=hidden,
-        encoder_hidden_states=None,
-        past_key_values=None,
-    )
-    return hidden, mask
+    return hidden, create_bidirectional_mask(roberta.config, hidden, attention_mask)
 
 
 class MiniLMHead(XLMRobertaLMHead):

@@ -150,7 +150,7 @@ def train_target_embeddings(
         output_bias=work.lm_head.bias.detach().clone(),
         metadata={
             "language": language,
-            "base_model": base_model or getattr(config, "_name_or_path", None) or None,
+            "base_model": base_model or getattr(config, "name_or_path", None) or None,
             "base_fingerprint": fingerprint,
             "method": method_of(model),
             "mini_num_layers": getattr(config, "mini_num_layers", None) if isinstance(model, MiniModelForMaskedLM) else None,
