@@ -32,12 +32,14 @@ CHILD = textwrap.dedent(
     from safetensors.torch import load_file, save_file
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
-    folder, inputs_file, out_file = sys.argv[1:]
+    folder, inputs_file, out_file, remote = sys.argv[1:]
+    remote = remote == "remote"  # else a stock model, loaded as any Hub checkpoint is, without remote code
     inputs = load_file(inputs_file)
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=remote)
     outputs = {"config_class": torch.tensor([type(config).__name__ == "MiniModelConfig"])}
-    for name, auto in (("auto_model", AutoModel), ("auto_mlm", AutoModelForMaskedLM)):
-        model = auto.from_pretrained(folder, trust_remote_code=True).eval()
+    autos = (("auto_model", AutoModel), ("auto_mlm", AutoModelForMaskedLM)) if remote else (("auto_mlm", AutoModelForMaskedLM),)
+    for name, auto in autos:
+        model = auto.from_pretrained(folder, trust_remote_code=remote).eval()
         assert "hf_minimodel" not in type(model).__module__, type(model).__module__
         with torch.no_grad():
             out = model(**inputs)
@@ -49,13 +51,16 @@ CHILD = textwrap.dedent(
 )
 
 
-def _load_in_blocked_process(folder, inputs, tmp_path):
+def load_in_blocked_process(folder, inputs, tmp_path, remote=True):
+    """Load `folder` with the Auto classes in a process that cannot import hf_minimodel, and run it on `inputs`:
+    `{"config_class": ..., "auto_model.logits": ..., "auto_mlm.logits": ...}` (with `remote=False`, a stock model
+    loaded without remote code: `auto_mlm` only)."""
     inputs_file, out_file = tmp_path / "inputs.safetensors", tmp_path / "outputs.safetensors"
     save_file({k: v.contiguous() for k, v in inputs.items()}, inputs_file)
     env = dict(os.environ, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
     # Run from a folder where `import hf_minimodel` cannot find the source tree by accident.
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(folder), str(inputs_file), str(out_file)],
+        [sys.executable, "-c", CHILD, str(folder), str(inputs_file), str(out_file), "remote" if remote else "stock"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -71,7 +76,7 @@ def test_remote_code_round_trip_without_the_package(which, tiny_dual, batch, tmp
     inputs, _ = batch
     with torch.no_grad():
         expected = model(**inputs)
-    got = _load_in_blocked_process(folder, inputs, tmp_path)
+    got = load_in_blocked_process(folder, inputs, tmp_path)
     assert bool(got["config_class"])
     for name in ("auto_model", "auto_mlm"):
         torch.testing.assert_close(got[name + ".logits"], expected.logits, rtol=0, atol=0)
@@ -100,3 +105,26 @@ def test_remote_code_files_import_only_torch_transformers_and_each_other():
             else:
                 continue
             assert roots <= {"torch", "transformers", "dataclasses"}, (name, roots)
+
+
+def test_remote_code_files_use_no_private_transformers_name():
+    """Remote code runs under whatever transformers the user has: a private name is a promise nobody made (5.24
+    renamed an argument of `XLMRobertaModel._create_attention_masks`, and every saved model broke)."""
+    import ast
+    from pathlib import Path
+
+    import hf_minimodel
+
+    # Class attributes transformers documents for subclasses to set, and our own module's names.
+    allowed = {"_tied_weights_keys", "_no_split_modules", "_keys_to_ignore_on_load_missing", "_LoadsWithAutoModel",
+               "_register_auto_classes"}
+    package = Path(hf_minimodel.__file__).parent
+    for name in ("configuration_minimodel.py", "modeling_minimodel.py"):
+        tree = ast.parse((package / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                # self._x too: a private method inherited from XLMRobertaModel is just as private.
+                assert node.attr in allowed, f"{name}:{node.lineno} uses .{node.attr}"
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                private = [alias.name for alias in node.names if alias.name.startswith("_")]
+                assert not private and not any(part.startswith("_") for part in node.module.split(".")), (name, node.module, private)
