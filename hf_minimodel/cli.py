@@ -168,13 +168,56 @@ def _evaluate_cmd(args) -> int:
     """Step 4: each language pack swapped into the task model, evaluated zero-shot."""
     import json
 
-    from .language_pack import LanguagePack
     from .saving import OutputExistsError
-    from .tasks import load_task
-    from .transfer import TASK_AUTO_CLASSES, evaluate_zero_shot
 
     if args.output and args.output.exists() and not args.overwrite:
         raise OutputExistsError(args.output)
+    if args.task == "bible-retrieval":
+        rows, metric = _retrieval_rows(args), "retrieval_at_1"
+    else:
+        rows, metric = _task_rows(args)
+    if not rows:
+        raise ValueError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
+    print(format_rows(rows, metric))
+    if args.output:
+        partial = args.output.with_name(f".{args.output.name}.partial")
+        partial.write_text(json.dumps(rows, indent=2))
+        partial.replace(args.output)  # atomic: an interrupted run leaves no half-written results
+    return 0
+
+
+def _retrieval_rows(args) -> list[dict]:
+    """Step 4 for embedding models: source-language verses embedded by the model as it is, their translations by the
+    model with each pack applied (and, with --language, with its own vocabulary: the upper line)."""
+    from .adapter import load_full_model
+    from .bible_tasks import default_code, retrieval_task
+    from .language_pack import LanguagePack
+    from .transfer import evaluate_retrieval
+
+    source_language = args.source_language or "en"
+    model = load_full_model(args.model)
+    source_tokenizer = _tokenizer(args.tokenizer or args.model)
+    runs = [(LanguagePack.from_pretrained(path), None) for path in args.pack]
+    runs += [(None, args.language)] if args.language and not args.pack else []
+    rows = []
+    for pack, language in runs:
+        language = language or pack.metadata["language"]
+        if not language:
+            raise ValueError(f"the language pack {pack} records no language: evaluate it on its own with --language")
+        probe = retrieval_task(default_code(source_language), default_code(language), "test",
+                               num_candidates=args.num_candidates, seed=args.seed)
+        result = evaluate_retrieval(model, source_tokenizer, probe, pack=pack, tokenizer=None if pack else source_tokenizer,
+                                    max_seq_length=args.max_seq_length, prefix=args.prefix)
+        rows.append({"language": language, "method": pack.metadata["method"] if pack else "own vocabulary",
+                     "task": args.task, "source_language": source_language, **result})
+    return rows
+
+
+def _task_rows(args) -> tuple[list[dict], str | None]:
+    from .language_pack import LanguagePack
+    from .tasks import load_task
+    from .transfer import TASK_AUTO_CLASSES, evaluate_zero_shot
+
     rows, model, metric = [], None, None
     packs = [(None, args.source_language)] if args.source_language else []
     packs += [(LanguagePack.from_pretrained(path), None) for path in args.pack]
@@ -189,22 +232,18 @@ def _evaluate_cmd(args) -> int:
                                     kind=task.kind, max_seq_length=args.max_seq_length)
         rows.append({"language": language, "method": pack.metadata["method"] if pack else "source (no transfer)",
                      "task": args.task, **result})
-    if not rows:
-        raise ValueError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
-    print(format_rows(rows, metric))
-    if args.output:
-        partial = args.output.with_name(f".{args.output.name}.partial")
-        partial.write_text(json.dumps(rows, indent=2))
-        partial.replace(args.output)  # atomic: an interrupted run leaves no half-written results
-    return 0
+    return rows, metric
 
 
 def format_rows(rows, metric) -> str:
-    header = f"{'language':<9} {'method':<22} {metric:>9} {'examples':>9} {'majority':>9}"
+    # The score to beat: the majority class for classification, 1/candidates for retrieval.
+    key, name = ("chance", "chance") if any("chance" in row for row in rows) else ("majority_baseline", "majority")
+    header = f"{'language':<9} {'method':<22} {metric:>14} {'examples':>9} {name:>9}"
     lines = [header, "-" * len(header)]
     for row in rows:
-        majority = f"{row['majority_baseline']:.3f}" if "majority_baseline" in row else "-"
-        lines.append(f"{row['language']:<9} {row['method']:<22} {row[metric]:>9.3f} {row['num_examples']:>9} {majority:>9}")
+        baseline = row.get(key)
+        baseline = "-" if baseline is None else f"{baseline:.3f}"
+        lines.append(f"{row['language']:<9} {row['method']:<22} {row[metric]:>14.3f} {row['num_examples']:>9} {baseline:>9}")
     return "\n".join(lines)
 
 
@@ -298,12 +337,21 @@ def build_parser() -> argparse.ArgumentParser:
     fine.add_argument("--seed", type=int, default=0)
     fine.set_defaults(run=_finetune_cmd)
 
-    ev = commands.add_parser("evaluate", help="step 4: swap each language pack into the task model and evaluate zero-shot")
-    ev.add_argument("--model", required=True, help="the fine-tuned task model (from `minimodel finetune`)")
-    ev.add_argument("--task", required=True, choices=["bible-genre", "bible-paraphrase", "xnli", "pawsx", "mlqa"])
+    ev = commands.add_parser(
+        "evaluate", help="step 4: swap each language pack into the task model and evaluate zero-shot",
+        description="Step 4. For a task, --model is the fine-tuned task model (from `minimodel finetune`). For "
+                    "bible-retrieval (embedding models such as multilingual-e5; no step 3), --model is the base model: "
+                    "source-language verses embedded by it as it is are matched to their translations embedded with each pack.")
+    ev.add_argument("--model", required=True, help="the fine-tuned task model, or the base model for bible-retrieval")
+    ev.add_argument("--task", required=True, choices=["bible-genre", "bible-paraphrase", "bible-retrieval", "xnli", "pawsx", "mlqa"])
     ev.add_argument("--pack", nargs="*", default=[], help="language pack folders or Hub ids")
-    ev.add_argument("--language", help="for packs that record no language")
-    ev.add_argument("--source-language", help="also evaluate the model as it is, in this (source) language")
+    ev.add_argument("--language", help="for packs that record no language; for bible-retrieval without --pack, evaluate the "
+                                       "model's own vocabulary in this language (the upper line)")
+    ev.add_argument("--source-language", help="also evaluate the model as it is, in this (source) language; for "
+                                              "bible-retrieval, the language of the queries (default en)")
+    ev.add_argument("--tokenizer", help="bible-retrieval: the source tokenizer (default: the one saved with --model)")
+    ev.add_argument("--num-candidates", type=int, default=1000, help="bible-retrieval: verses to choose among (default 1000)")
+    ev.add_argument("--prefix", default="", help='bible-retrieval: text put before every verse (e5 models: "passage: ")')
     ev.add_argument("--test-file", help="local test data with the task's columns (Hub tasks)")
     ev.add_argument("--max-examples", type=int)
     ev.add_argument("--max-seq-length", type=int, default=128)

@@ -21,7 +21,7 @@ from transformers import (
     default_data_collator,
 )
 
-from .bible_tasks import majority_baseline
+from .bible_tasks import majority_baseline, retrieval_accuracy
 from .configuration_minimodel import MiniModelConfig
 from .merge import stock_config
 from .metrics import load_metric
@@ -199,3 +199,60 @@ def evaluate_zero_shot(
         raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
     result["num_examples"] = len(dataset)
     return result
+
+
+@torch.no_grad()
+def sentence_embeddings(model, tokenizer, texts: list[str], *, batch_size: int = 64, max_seq_length: int = 128,
+                        prefix: str = "") -> torch.Tensor:
+    """One L2-normalised vector per text: the last layer's states mean-pooled over real (non-pad) tokens, as
+    sentence-embedding models such as multilingual-e5 are used (e5 also prepends "query: " or "passage: ").
+
+    `model` is any XLM-R model (a masked LM, a merged model, a task model: only its body runs).
+    """
+    body = model.base_model if hasattr(model, "base_model") else model
+    body.eval()
+    device = next(body.parameters()).device
+    vectors = []
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer([prefix + text for text in texts[start:start + batch_size]], padding=True, truncation=True,
+                          max_length=max_seq_length, return_tensors="pt").to(device)
+        states = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+        vectors.append(torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1), dim=-1).float().cpu())
+    return torch.cat(vectors)
+
+
+def evaluate_retrieval(
+    model,
+    source_tokenizer,
+    probe,
+    *,
+    pack=None,
+    tokenizer=None,
+    batch_size: int = 64,
+    max_seq_length: int = 128,
+    prefix: str = "",
+    check_base: bool = True,
+) -> dict:
+    """Step 4 without step 3: cross-lingual retrieval, for embedding models.
+
+    The probe's source-language queries are embedded by `model` as it is (with `source_tokenizer`); its
+    target-language pool by a copy of `model` with `pack` applied (or, without a pack, by `model` with `tokenizer`,
+    e.g. the base model's own vocabulary as the upper line). Returns accuracy@1, the pool size and chance (1/pool).
+    """
+    if pack is not None:
+        target_model, tokenizer = pack.apply(copy.deepcopy(model), check_base=check_base), pack.tokenizer
+    elif tokenizer is not None:
+        target_model = model
+    else:
+        raise ValueError("pass the language pack to evaluate with (pack=...), or the tokenizer for the target texts (tokenizer=...)")
+    options = dict(batch_size=batch_size, max_seq_length=max_seq_length, prefix=prefix)
+    queries = sentence_embeddings(model, source_tokenizer, probe.queries, **options)
+    pool = sentence_embeddings(target_model, tokenizer, probe.pool, **options)
+    return {
+        "retrieval_at_1": retrieval_accuracy(queries, pool, probe.gold),
+        "chance": 1 / len(probe.pool),
+        "num_examples": len(probe.queries),
+        "num_candidates": len(probe.pool),
+    }
+

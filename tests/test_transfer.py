@@ -1,5 +1,6 @@
 """Steps 3 and 4 on tiny models: fine-tuning with the embedding layer frozen, zero-shot evaluation with a pack."""
 
+import copy
 import json
 
 import pytest
@@ -11,7 +12,8 @@ from hf_minimodel.cli import main
 from hf_minimodel.sample import read_sample
 from hf_minimodel.tasks import load_task
 from hf_minimodel.tokenizer import train_target_tokenizer
-from hf_minimodel.transfer import evaluate_zero_shot, finetune, load_task_model
+from hf_minimodel.bible_tasks import retrieval_accuracy, retrieval_task
+from hf_minimodel.transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model, sentence_embeddings
 
 FAST = dict(batch_size=4, max_seq_length=32, disable_tqdm=True)
 
@@ -116,3 +118,47 @@ def test_finetune_and_evaluate_commands(setup, tmp_path, capsys):
     assert "majority" in table and "fr" in table and "minijoint" in table
     rows = json.loads((tmp_path / "r.json").read_text())
     assert [(r["language"], r["method"]) for r in rows] == [("en", "source (no transfer)"), ("fr", "minijoint")]
+
+
+def test_sentence_embeddings_ignore_padding(setup):
+    dual, en_tok, _ = setup
+    short, long = "In the beginning", "In the beginning God created the heaven and the earth and all that is in them"
+    alone = sentence_embeddings(dual, en_tok, [short])
+    batched = sentence_embeddings(dual, en_tok, [short, long])
+    torch.testing.assert_close(batched[0], alone[0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(batched.norm(dim=-1), torch.ones(2))
+
+
+def test_retrieval_with_the_model_own_vocabulary_on_the_same_text_is_perfect(setup):
+    dual, en_tok, _ = setup
+    probe = retrieval_task("k", "k", "test", num_candidates=30)
+    result = evaluate_retrieval(dual, en_tok, probe, tokenizer=en_tok, max_seq_length=32)
+    assert result["retrieval_at_1"] == 1.0
+    assert result["num_examples"] == result["num_candidates"] == 30 and result["chance"] == pytest.approx(1 / 30)
+
+
+def test_retrieval_applies_the_pack_to_a_copy_for_the_target_side_only(setup):
+    dual, en_tok, pack = setup
+    before = {k: v.clone() for k, v in dual.state_dict().items()}
+    probe = retrieval_task("k", "l", "test", num_candidates=30)
+    result = evaluate_retrieval(dual, en_tok, probe, pack=pack, max_seq_length=32)
+    assert 0.0 <= result["retrieval_at_1"] <= 1.0
+    expected_queries = sentence_embeddings(dual, en_tok, probe.queries, max_seq_length=32)
+    target_model = pack.apply(copy.deepcopy(dual))
+    pool = sentence_embeddings(target_model, pack.tokenizer, probe.pool, max_seq_length=32)
+    assert result["retrieval_at_1"] == retrieval_accuracy(expected_queries, pool, probe.gold)
+    for name, tensor in dual.state_dict().items():
+        assert torch.equal(tensor, before[name]), name  # the model itself keeps the source vocabulary
+
+
+def test_cli_evaluates_retrieval_with_packs(setup, tmp_path):
+    dual, en_tok, pack = setup
+    dual.save_pretrained(tmp_path / "model")
+    en_tok.save_pretrained(tmp_path / "model")
+    pack.save_pretrained(tmp_path / "pack")
+    code = main(["evaluate", "--model", str(tmp_path / "model"), "--task", "bible-retrieval", "--pack", str(tmp_path / "pack"),
+                 "--num-candidates", "20", "--max-seq-length", "32", "--output", str(tmp_path / "r.json")])
+    assert code == 0
+    (row,) = json.loads((tmp_path / "r.json").read_text())
+    assert row["language"] == "fr" and row["method"] == "minijoint" and row["num_candidates"] == 20
+    assert 0.0 <= row["retrieval_at_1"] <= 1.0 and row["chance"] == pytest.approx(0.05)
