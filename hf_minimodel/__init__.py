@@ -13,7 +13,7 @@ from .language_pack import LanguagePack
 from .merge import base_fingerprint, merge_embeddings, save_merged_model, to_stock_masked_lm
 from .modeling_minimodel import DualMaskedLMOutput, MiniModelForMaskedLM, XLMRobertaForDualMLM
 from .saving import OutputExistsError
-from .target_embeddings import train_target_embeddings
+from .target_embeddings import LearningCurve, train_target_embeddings
 from .tokenizer import train_target_tokenizer
 from .training import heldout_mlm_loss, pretrain_mlm
 
@@ -33,6 +33,7 @@ __all__ = [
     "MiniModelAdapter",  # MiniJoint export, MiniPost (step 1b), step 2, merge
     "train_target_tokenizer",
     "train_target_embeddings",  # step 2 on any model
+    "LearningCurve",  # language packs taken along step 2, with their cost
     "LanguagePack",
     "merge_embeddings",
     "to_stock_masked_lm",

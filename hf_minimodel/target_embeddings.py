@@ -5,8 +5,10 @@ mini-model): only the model passed in differs, so the two compare honestly.
 """
 
 import copy
+import time
 
 import torch
+from transformers import TrainerCallback
 
 from .language_pack import LanguagePack
 from .merge import base_fingerprint, merge_embeddings, mlm_heads
@@ -167,3 +169,67 @@ def train_target_embeddings(
             "learning_rate": learning_rate,
         },
     )
+
+
+class LearningCurve(TrainerCallback):
+    """Language packs taken along step 2, with what each cost: the learning curve that tells how much compute a
+    method needs to reach an accuracy (the paper's speed-up is read off two such curves).
+
+    ```python
+    curve = LearningCurve(steps=[250, 500, 1000])
+    pack = train_target_embeddings(mini, tokenizer, texts, "step2", max_steps=1000, callbacks=[curve])
+    for snapshot in curve.packs(pack):
+        print(snapshot.metadata["train_steps"], snapshot.metadata["train_flops"])
+    ```
+
+    Each snapshot records the trained weights (word embeddings, MLM output bias), the Trainer's FLOPs and tokens
+    counted up to that step (a log is forced at each snapshot step, which is when the Trainer brings its FLOPs count
+    up to date), and the seconds spent training so far; the time the snapshots themselves take is left out.
+    """
+
+    def __init__(self, steps):
+        self.steps = sorted(set(int(step) for step in steps))
+        if not self.steps or self.steps[0] < 1:
+            raise ValueError(f"LearningCurve steps must be positive step numbers, got {steps}")
+        self.taken = {}  # step -> dict of embeddings, output_bias, seconds, flops, tokens
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started, self.paused = time.perf_counter(), 0.0
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step not in self.steps:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # the clock must see the step's kernels finish, not only their launch
+        now = time.perf_counter()
+        heads = mlm_heads(model)
+        self.taken[state.global_step] = {
+            "embeddings": model.get_input_embeddings().weight.detach().to("cpu", copy=True),
+            "output_bias": heads[0].bias.detach().to("cpu", copy=True),
+            "seconds": now - self.started - self.paused,
+        }
+        control.should_log = True  # so that on_log sees state.total_flos brought up to this step
+        self.paused += time.perf_counter() - now
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        taken = self.taken.get(state.global_step)
+        if taken is not None and "flops" not in taken:
+            taken["flops"] = float(state.total_flos)
+            taken["tokens"] = int(state.num_input_tokens_seen)
+
+    def packs(self, final: LanguagePack) -> list[LanguagePack]:
+        """One language pack per snapshot, in step order: `final`'s tokenizer and metadata, with the snapshot's
+        weights and its steps, tokens, FLOPs and seconds."""
+        missing = [step for step in self.steps if step not in self.taken]
+        if missing:
+            raise ValueError(f"step 2 ended before the learning curve's steps {missing}: ask for steps up to max_steps")
+        return [
+            LanguagePack(
+                final.tokenizer, taken["embeddings"], taken["output_bias"],
+                final.metadata | {"train_steps": step, "train_tokens": taken["tokens"], "train_flops": taken["flops"],
+                                  "train_seconds": round(taken["seconds"], 3)},
+            )
+            for step, taken in sorted(self.taken.items())
+        ]
+

@@ -7,7 +7,7 @@ from transformers import AutoModelForMaskedLM, TrainerCallback
 from hf_minimodel import MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM
 from hf_minimodel.merge import base_fingerprint
 from hf_minimodel.sample import read_sample
-from hf_minimodel.target_embeddings import initial_target_embeddings, start_target_vocabulary, train_target_embeddings
+from hf_minimodel.target_embeddings import LearningCurve, initial_target_embeddings, start_target_vocabulary, train_target_embeddings
 from hf_minimodel.tokenizer import train_target_tokenizer
 from hf_minimodel.training import heldout_mlm_loss, pretrain_mlm
 
@@ -194,3 +194,32 @@ def test_step1_reads_a_streamed_dataset(tokenizers, texts, tmp_path):
     )
     report = pretrain_mlm(model, tokenizers[0], stream, tmp_path / "ckpt", max_steps=2, learning_rate=1e-3, **FAST)
     assert report.steps == 2 and report.tokens == 2 * 4 * 32
+
+
+def test_learning_curve_takes_packs_along_step2_with_their_cost(source, tokenizers, texts, tmp_path):
+    en_tok, ru_tok = tokenizers
+    mini = MiniModelAdapter(source).export_mini_model()
+    curve = LearningCurve(steps=[2, 4])
+    pack = train_target_embeddings(mini, ru_tok, texts[1], tmp_path, source_tokenizer=en_tok, max_steps=4,
+                                   learning_rate=1e-2, callbacks=[curve], **FAST)
+    first, last = curve.packs(pack)
+    assert [first.metadata["train_steps"], last.metadata["train_steps"]] == [2, 4]
+    # The last snapshot is the final pack; the first is an earlier state that cost about half as much.
+    assert torch.equal(last.embeddings, pack.embeddings) and torch.equal(last.output_bias, pack.output_bias)
+    assert not torch.equal(first.embeddings, pack.embeddings)
+    assert last.metadata["train_flops"] == pack.metadata["train_flops"]
+    assert last.metadata["train_tokens"] == pack.metadata["train_tokens"] == 2 * first.metadata["train_tokens"]
+    assert 0.3 < first.metadata["train_flops"] / last.metadata["train_flops"] < 0.7
+    assert 0 < first.metadata["train_seconds"] <= last.metadata["train_seconds"]
+    assert first.metadata["language"] == pack.metadata["language"] and first.tokenizer is pack.tokenizer
+
+
+def test_learning_curve_steps_beyond_the_run_are_refused(source, tokenizers, texts, tmp_path):
+    en_tok, ru_tok = tokenizers
+    curve = LearningCurve(steps=[2, 9])
+    pack = train_target_embeddings(MiniModelAdapter(source).export_mini_model(), ru_tok, texts[1], tmp_path,
+                                   source_tokenizer=en_tok, max_steps=2, callbacks=[curve], **FAST)
+    with pytest.raises(ValueError, match=r"\[9\]"):
+        curve.packs(pack)
+    with pytest.raises(ValueError, match="positive"):
+        LearningCurve(steps=[0, 3])
