@@ -189,12 +189,20 @@ def source_config(
     return MiniModelConfig(**values, mini_num_layers=mini_num_layers)
 
 
-def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: int = 128, **training_kwargs) -> TrainingReport:
+def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: int = 128, train_word_embeddings: bool = True,
+                 **training_kwargs) -> TrainingReport:
     """Step 1: masked-LM pretraining in the source language, every parameter trained. With an
     `XLMRobertaForDualMLM` this is MiniJoint's joint training (full loss + weighted mini loss); with a stock
     `XLMRobertaForMaskedLM`, plain MLM. `train_data`: a list of strings or a dataset with a "text" column
-    (`load_text_dataset` reads files, saved datasets and Hub names, streaming included)."""
+    (`load_text_dataset` reads files, saved datasets and Hub names, streaming included).
+
+    From a pretrained encoder (continued training, e.g. to give multilingual-e5 an MLM head, or to make it MiniJoint's
+    dual model), `train_word_embeddings=False` keeps its vocabulary as it is: steps 2-4 replace or freeze the word
+    embeddings anyway, and at a 250k vocabulary their dense gradient and AdamW update are a large share of each
+    step's cost on a CPU. The MLM decoders stay tied to them, so only the heads' dense layers, norms and biases and
+    the body train."""
     model.requires_grad_(True)
+    model.get_input_embeddings().requires_grad_(train_word_embeddings)
     return run_mlm_training(model, tokenizer, mlm_blocks(train_data, tokenizer, max_seq_length), output_dir, **training_kwargs)
 
 

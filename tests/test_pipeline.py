@@ -223,3 +223,16 @@ def test_learning_curve_steps_beyond_the_run_are_refused(source, tokenizers, tex
         curve.packs(pack)
     with pytest.raises(ValueError, match="positive"):
         LearningCurve(steps=[0, 3])
+
+
+def test_continued_step1_can_keep_the_pretrained_vocabulary(tokenizers, texts, tmp_path):
+    en_tok, _ = tokenizers
+    torch.manual_seed(0)
+    model = XLMRobertaForDualMLM(MiniModelConfig(vocab_size=len(en_tok), hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                                 intermediate_size=64, max_position_embeddings=40, mini_num_layers=1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pretrain_mlm(model, en_tok, texts[0], tmp_path, max_steps=2, learning_rate=1e-2, train_word_embeddings=False, **FAST)
+    after = model.state_dict()
+    assert torch.equal(after["roberta.embeddings.word_embeddings.weight"], before["roberta.embeddings.word_embeddings.weight"])
+    for name in ("roberta.encoder.layer.0.attention.self.query.weight", "lm_head.dense.weight", "mini_lm_head.dense.weight"):
+        assert not torch.equal(after[name], before[name]), name
