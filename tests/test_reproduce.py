@@ -201,3 +201,44 @@ def test_relearn_control_learns_english_again_from_random_rows_and_scores_the_en
     assert pack.embeddings.shape == source.get_input_embeddings().weight.shape
     assert not torch.allclose(pack.embeddings, source.get_input_embeddings().weight)
     assert "Control, English embeddings relearned" in (tmp_path / "out" / "reproduce.md").read_text()
+
+
+@needs_bible
+def test_init_model_continues_step1_from_a_pretrained_encoder_and_adds_retrieval_and_the_upper_line(reproduce, tmp_path, one_thread):
+    from hf_minimodel import train_target_tokenizer
+    from hf_minimodel.sample import read_sample
+
+    # A tiny "pretrained multilingual" encoder: one vocabulary for English and Russian, random weights.
+    multilingual = read_sample("en-kjv.train")[:300] + read_sample("ru-synodal.train")[:300]
+    tokenizer = train_target_tokenizer(multilingual, vocab_size=400, show_progress=False)
+    torch.manual_seed(0)
+    init = transformers.XLMRobertaForMaskedLM(transformers.XLMRobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=130, pad_token_id=1, bos_token_id=0, eos_token_id=2))
+    init.save_pretrained(tmp_path / "init")
+    tokenizer.save_pretrained(tmp_path / "init")
+
+    work = tmp_path / "work"
+    argv = [*TINY, "--languages", "ru", "--tasks", "bible-genre", "bible-retrieval", "--init-model", str(tmp_path / "init"),
+            "--relearn-control", "--work", str(work), "--output-dir", str(tmp_path / "out")]
+    results = reproduce.main(argv)
+
+    original = init.get_input_embeddings().weight
+    for name in ("plain", "dual"):
+        source = transformers.AutoModelForMaskedLM.from_pretrained(work / f"source-{name}") if name == "plain" else \
+            reproduce.XLMRobertaForDualMLM.from_pretrained(work / "source-dual")
+        assert torch.equal(source.get_input_embeddings().weight, original), name  # the vocabulary is kept
+        assert not torch.equal(source.roberta.encoder.layer[0].output.dense.weight, init.roberta.encoder.layer[0].output.dense.weight)
+    retrieval = [r for r in results["runs"] if r["task"] == "bible-retrieval"]
+    assert sorted(r["method"] for r in retrieval) == ["minijoint", "minipost", "standard"]
+    for record in retrieval:
+        assert record["majority_baseline"] == pytest.approx(1 / 20) and record["n"] == 20
+        assert all(0 <= point["accuracy"] <= 1 for point in record["curve"])
+    assert not (work / "tasks" / "plain-bible-retrieval").exists()  # retrieval has no step 3
+    assert {(o["source"], o["task"], o["language"]) for o in results["oracle"]} == {
+        (source, task, "ru") for source in ("plain", "dual") for task in ("bible-genre", "bible-retrieval")}
+    # The control relearns English for a new English tokenizer of --vocab-size, not the 400-piece multilingual one.
+    relearned = LanguagePack.from_pretrained(work / "packs" / "en-relearned-standard-4steps" / "step-4")
+    assert relearned.tokenizer.get_vocab() == transformers.AutoTokenizer.from_pretrained(work / "tokenizers" / "en-new").get_vocab()
+    assert {r["task"] for r in results["relearned_english"]} == {"bible-genre", "bible-retrieval"}
+    assert "Upper line" in (tmp_path / "out" / "reproduce.md").read_text()
