@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 from transformers import AutoConfig  # noqa: E402
 
 from .adapter import MiniModelAdapter  # noqa: E402
+from .checks import InputError
 from .configuration_minimodel import MiniModelConfig
 from .convert import bert_to_xlm_roberta, e5_small
 from .corpus import CorpusError, load_text_dataset, read_text_files
@@ -47,6 +48,7 @@ __all__ = [
     # data and errors
     "read_text_files",
     "load_text_dataset",
+    "InputError",  # bad input of any kind; CorpusError is one
     "CorpusError",
     "OutputExistsError",
 ]

@@ -9,6 +9,7 @@ import copy
 import torch
 from torch import nn
 
+from .checks import WrongModelError, check_pretrained
 from .configuration_minimodel import MiniModelConfig
 from .merge import to_stock_masked_lm
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
@@ -42,6 +43,8 @@ def load_full_model(path_or_repo_id, **kwargs):
     config's model type says so), else whatever masked LM `AutoModelForMaskedLM` finds there."""
     from transformers import AutoConfig, AutoModelForMaskedLM
 
+    if not kwargs.get("local_files_only"):
+        check_pretrained(path_or_repo_id, token=kwargs.get("token"))
     if AutoConfig.from_pretrained(path_or_repo_id).model_type == MiniModelConfig.model_type:
         return XLMRobertaForDualMLM.from_pretrained(path_or_repo_id, **kwargs)
     return AutoModelForMaskedLM.from_pretrained(path_or_repo_id, **kwargs)
@@ -57,16 +60,17 @@ class MiniModelAdapter:
 
     def __init__(self, model: nn.Module):
         if not hasattr(model, "roberta"):
-            raise TypeError(f"{type(model).__name__} is not an XLM-R model (no .roberta): pass an XLM-R masked LM or XLMRobertaForDualMLM")
+            raise WrongModelError(f"{type(model).__name__} is not an XLM-R model (no .roberta): pass an XLM-R masked LM or XLMRobertaForDualMLM")
         self.model = model
 
     def export_mini_model(self) -> MiniModelForMaskedLM:
         """MiniJoint's mini-model as a standalone `MiniModelForMaskedLM`: embeddings, the layers below the secondary
         head, and that head. Its logits equal the dual model's `mini_logits`."""
         if not isinstance(self.model, XLMRobertaForDualMLM):
-            raise TypeError(
+            raise WrongModelError(
                 f"{type(self.model).__name__} has no mini-model head to export: export_mini_model needs MiniJoint's "
-                "XLMRobertaForDualMLM; for any other masked LM build one with MiniPost (build_minipost)"
+                "XLMRobertaForDualMLM; for any other masked LM build one with MiniPost (build_minipost; CLI: `minimodel "
+                "minipost`, then --mini-model with its folder)"
             )
         return slice_mini_model(self.model, self.model.config.for_mini_model(num_new_layers=0), self.model.mini_lm_head)
 

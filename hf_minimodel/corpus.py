@@ -13,19 +13,15 @@ from pathlib import Path
 
 import datasets
 
+from .checks import InputError, first_line
+
 PathLike = str | os.PathLike
 
 # Suffixes that make a missing source read as a mistyped path rather than a Hub dataset name.
 _TEXT_SUFFIXES = (".txt", ".gz")
 
 
-def first_line(error: BaseException) -> str:
-    """An exception's message cut to its first line, for one-line errors that quote a cause (Hub errors run long)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """The training text cannot be read; the message says what is wrong and how to fix it."""
 
 

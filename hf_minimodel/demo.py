@@ -22,6 +22,7 @@ from transformers import AutoTokenizer
 
 from . import __version__
 from .adapter import MiniModelAdapter
+from .checks import check_positive, check_positive_float
 from .language_pack import METHODS
 from .merge import save_merged_model
 from .modeling_minimodel import XLMRobertaForDualMLM
@@ -80,7 +81,8 @@ def source_model(config: DemoConfig, work_dir: Path):
         _say(f"Step 1: pretraining the English MiniJoint source model ({config.source_steps} steps; first run only, cached in {folder})")
         torch.manual_seed(config.seed)
         texts = read_sample(config.source)
-        tokenizer = train_target_tokenizer(texts, vocab_size=config.vocab_size)
+        # No progress from the Rust trainer: piped, it writes only blank lines into the demo's story on stdout.
+        tokenizer = train_target_tokenizer(texts, vocab_size=config.vocab_size, show_progress=False)
         model = XLMRobertaForDualMLM(source_config(
             tokenizer, hidden_size=config.hidden_size, num_layers=config.num_layers, num_heads=config.num_heads,
             max_seq_length=config.max_seq_length, mini_num_layers=config.mini_num_layers,
@@ -108,6 +110,11 @@ def run_demo(config: DemoConfig | None = None, output: Path | None = None, overw
     unknown = set(config.methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown method(s) {sorted(unknown)}: choose from {', '.join(METHODS)}")
+    check_positive(**{name: getattr(config, name) for name in (
+        "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "mini_num_layers", "max_seq_length",
+        "batch_size", "source_steps", "minipost_steps", "step2_steps")})
+    check_positive_float(**{name: getattr(config, name) for name in (
+        "source_learning_rate", "minipost_learning_rate", "step2_learning_rate")})
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     with tempfile.TemporaryDirectory(prefix="minimodel-demo-") as scratch:
@@ -127,7 +134,7 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
     target_texts, test_texts = read_sample(config.target), read_sample(config.target_test)
 
     _say(f"Target tokenizer: {config.language}, {config.vocab_size} pieces, from {len(target_texts)} verses")
-    target_tokenizer = train_target_tokenizer(target_texts, vocab_size=config.vocab_size)
+    target_tokenizer = train_target_tokenizer(target_texts, vocab_size=config.vocab_size, show_progress=False)
 
     # The reference row: the full model with step 2's starting embeddings, untrained.
     start = adapter.full_masked_lm()

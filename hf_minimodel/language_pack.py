@@ -13,6 +13,7 @@ the pack's vocabulary first; and a PEFT adapter carries no tokenizer.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import json
 import os
@@ -29,7 +30,7 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
 from . import __version__
-from .corpus import first_line
+from .checks import InputError, check_weights, first_line
 from .merge import base_fingerprint, merge_embeddings
 from .saving import atomic_directory
 
@@ -159,7 +160,13 @@ class LanguagePack:
         for name in (METADATA_NAME, WEIGHTS_NAME, TOKENIZER_CONFIG_NAME):
             if not (folder / name).is_file():
                 raise ValueError(f"{path_or_repo_id} has no {name}: not a complete language pack (write one with LanguagePack.save_pretrained)")
-        metadata = json.loads((folder / METADATA_NAME).read_text(encoding="utf-8"))
+        try:
+            metadata = json.loads((folder / METADATA_NAME).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise InputError(f"{folder / METADATA_NAME} is not valid JSON ({error}): restore it, or save the pack again") from None
+        if not isinstance(metadata, dict):
+            raise InputError(f"{folder / METADATA_NAME} holds no JSON object: restore it, or save the pack again")
+        check_weights(folder)  # a damaged language_pack.safetensors, named
         with safe_open(folder / WEIGHTS_NAME, framework="pt") as weights:
             version = int((weights.metadata() or {}).get("language_pack_format", FORMAT_VERSION))
             if version > FORMAT_VERSION:
@@ -183,14 +190,16 @@ class LanguagePack:
     ):
         """Upload the pack to a Hub model repository (created if needed); returns the `CommitInfo`."""
         api = HfApi(token=token)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as folder:
+            with _hub_upload(repo_id):
+                repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
             self._write(Path(folder), repo_id=repo_id)
-            # delete_patterns: tokenizer files of an earlier upload that this tokenizer does not write would
-            # otherwise stay in the repository and be read by AutoTokenizer.
-            return api.upload_folder(
-                repo_id=repo_id, folder_path=folder, commit_message=commit_message, delete_patterns=TOKENIZER_FILES
-            )
+            with _hub_upload(repo_id):
+                # delete_patterns: tokenizer files of an earlier upload that this tokenizer does not write would
+                # otherwise stay in the repository and be read by AutoTokenizer.
+                return api.upload_folder(
+                    repo_id=repo_id, folder_path=folder, commit_message=commit_message, delete_patterns=TOKENIZER_FILES
+                )
 
     def model_card(self, repo_id: str) -> str:
         """The pack's README.md, from `hub_cards/language_pack.md`."""
@@ -249,6 +258,23 @@ def _card_template() -> str:
         return (importlib.resources.files("hf_minimodel.hub_cards") / "language_pack.md").read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):
         return (Path(__file__).resolve().parent.parent / "hub_cards" / "language_pack.md").read_text(encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _hub_upload(repo_id: str):
+    """The Hub calls of an upload, their failures as one error that says "Hub" and what to check (offline, the
+    HTTP client's own errors name neither the Hub nor the fix)."""
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        yield
+    except HFValidationError as error:
+        raise InputError(f"{repo_id!r} is not a Hub repository id ({first_line(error)}): use \"owner/name\"") from None
+    except Exception as error:  # noqa: BLE001 - DNS, TLS, proxy, 401/403, quota: the Hub refused or was unreachable
+        raise OSError(
+            f"could not upload the language pack to the Hugging Face Hub as {repo_id} ({type(error).__name__}: "
+            f"{first_line(error)}): check the connection, and that the token (`hf auth login`, or token=) may write there"
+        ) from error
 
 
 def _pack_folder(path_or_repo_id: str | os.PathLike, revision: str | None, token: str | bool | None) -> Path:

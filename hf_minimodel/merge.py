@@ -18,6 +18,7 @@ from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 from transformers.initialization import no_init_weights
 from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaLMHead
 
+from .checks import WrongModelError
 from .saving import atomic_directory
 
 # The embedding layer minus its vocabulary. The target embeddings are aligned to these weights (and to the layers,
@@ -50,7 +51,7 @@ def xlmr_body(model: nn.Module) -> nn.Module:
     if body is None:
         body = getattr(model, "base_model", model)
     if not hasattr(getattr(body, "embeddings", None), "position_embeddings"):
-        raise TypeError(
+        raise WrongModelError(
             f"{type(model).__name__} is not an XLM-R model (no .roberta.embeddings): pass an XLM-R model such as "
             "XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification or XLMRobertaForDualMLM"
         )
@@ -164,7 +165,7 @@ def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
     if type(model) is XLMRobertaForMaskedLM:
         return model
     if not isinstance(model, XLMRobertaForMaskedLM):
-        raise TypeError(
+        raise WrongModelError(
             f"{type(model).__name__} is not an XLM-R masked LM: to_stock_masked_lm takes XLMRobertaForDualMLM, "
             "MiniModelForMaskedLM or XLMRobertaForMaskedLM"
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,10 @@ class OutputExistsError(FileExistsError):
         )
 
 
+class OutputPathError(OSError):
+    """The output cannot be created where the caller asked (a file in the way, no permission, a read-only disk)."""
+
+
 def _sibling(path: Path, tag: str) -> Path:
     # Hidden and beside `path`: the same filesystem, so os.replace is an atomic rename, and tools that list the
     # parent folder (or the Hub's upload_folder of it) skip it.
@@ -38,6 +43,37 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders above `path` that do not exist yet, nearest first."""
+    missing = []
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            break
+        missing.append(parent)
+    return missing
+
+
+def check_output(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Raise before any work if `path` cannot become an output (folder or file): it exists and `overwrite` is
+    false, something on the way to it is a file, or its nearest existing folder cannot be written to.
+
+    Commands that train first and save at the end call this first, so an hour of training never ends in "file
+    exists" or "permission denied". The messages name `path` as the user wrote it, never a temporary name.
+    """
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise OutputExistsError(path)
+    missing = _missing_parents(path)
+    nearest = missing[-1].parent if missing else path.parent
+    if not nearest.is_dir():
+        raise OutputPathError(f"cannot create {path}: {nearest} is a file, not a folder: choose another output path")
+    try:
+        # os.access says yes to root even where nothing can be created (/proc, read-only mounts): try it.
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-", dir=nearest))
+    except OSError as error:
+        raise OutputPathError(f"cannot write {path} ({error.strerror or error}): choose a folder you can write to") from None
+
+
 @contextmanager
 def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it becomes `path`, on an exception it is deleted.
@@ -49,18 +85,24 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     ```
 
     With `overwrite`, an existing `path` is renamed aside, the new folder renamed into place, and only then the old
-    one deleted. Without it, an existing `path` raises `OutputExistsError` before the body runs.
+    one deleted. Without it, an existing `path` raises `OutputExistsError` before the body runs. Missing parent
+    folders are created, and removed again if the body fails.
     """
     path = Path(path)
-    if (path.exists() or path.is_symlink()) and not overwrite:
-        raise OutputExistsError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output(path, overwrite)
+    created = _missing_parents(path)
     temporary = _sibling(path, "tmp")
-    temporary.mkdir()  # mkdir, not tempfile.mkdtemp: the artifact gets the user's umask, not mode 0700
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.mkdir()  # mkdir, not tempfile.mkdtemp: the artifact gets the user's umask, not mode 0700
+    except OSError as error:
+        _remove_empty(created)
+        raise OutputPathError(f"cannot write {path} ({error.strerror or error}): choose a folder you can write to") from None
     try:
         yield temporary
     except BaseException:
         _remove(temporary)
+        _remove_empty(created)
         raise
 
     old = None
@@ -75,9 +117,30 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         if old is not None and not path.exists():
             os.replace(old, path)
         _remove(temporary)
+        _remove_empty(created)
         raise
     if old is not None:
         _remove(old)
 
 
-__all__ = ["OutputExistsError", "atomic_directory"]
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # nearest first, so each is empty once the one below it is gone
+        try:
+            folder.rmdir()
+        except OSError:
+            break  # not empty (someone else wrote there meanwhile) or already gone: leave the rest
+
+
+@contextmanager
+def scratch_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """`path` for a tool that may or may not write there (the Trainer and its checkpoints, which are only kept
+    with `save_steps`): afterwards, success or not, it is removed again if this call created it and it is empty."""
+    path = Path(path)
+    created = [path, *_missing_parents(path)] if not path.exists() else []
+    try:
+        yield path
+    finally:
+        _remove_empty(created)
+
+
+__all__ = ["OutputExistsError", "OutputPathError", "atomic_directory", "check_output", "scratch_folder"]

@@ -2,16 +2,38 @@
 run, and one function that runs it. The steps themselves (what is frozen, what is trained) live with their callers.
 """
 
+import ast
+import logging
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 
 import torch
 from datasets import Dataset, IterableDataset
-from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+from tqdm.auto import tqdm
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from .checks import InputError, check_positive, check_positive_float
 from .flops import mlm_step_flops
 from .modeling_minimodel import mlm_logits_and_loss
+from .saving import scratch_folder
+
+
+def max_sequence_length(config) -> int:
+    """The longest sequence an XLM-R model can read: its position table less the ids below the first position
+    (XLM-R numbers positions from `pad_token_id + 1`, so a 514-row table holds 512 tokens)."""
+    return config.max_position_embeddings - (config.pad_token_id or 0) - 1
+
+
+def _check_fits(model, max_seq_length: int, what: str) -> None:
+    limit = max_sequence_length(model.config)
+    if max_seq_length > limit:
+        raise InputError(
+            f"{what} of {max_seq_length} tokens do not fit the model's position table ({limit} tokens): pass "
+            f"max_seq_length={limit} or less (CLI: --max-seq-length)"
+        )
 
 
 def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
@@ -21,6 +43,7 @@ def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
     Packing instead of padding one short line per row matters here: Bible verses average ~40 tokens, so padded
     rows would spend most of each step's compute on `<pad>`.
     """
+    check_positive(max_seq_length=max_seq_length)
     if isinstance(data, (list, tuple)):
         data = Dataset.from_dict({"text": list(data)})
     streaming = isinstance(data, IterableDataset)
@@ -33,7 +56,15 @@ def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
     # A streamed dataset may not know its columns up front; every dataset here has "text" (load_text_dataset).
     columns = data.column_names or ["text"]
     kwargs = {} if streaming else {"desc": "Tokenizing and packing"}
-    return data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
+    blocks = data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
+    if not streaming and len(blocks) == 0:  # a streamed one is checked when training starts (run_mlm_training)
+        raise InputError(_too_short(max_seq_length))
+    return blocks
+
+
+def _too_short(max_seq_length) -> str:
+    return (f"the text is shorter than one block of {max_seq_length} tokens: pass more text, or a lower "
+            "max_seq_length (CLI: --max-seq-length)")
 
 
 def mlm_collator(tokenizer, mlm_probability: float = 0.15, seed: int | None = None):
@@ -69,6 +100,78 @@ class MLMTrainer(Trainer):
         return (loss, {"logits": logits}) if return_outputs else loss
 
 
+class TrainingProgress(TrainerCallback):
+    """What a person watching training reads: one progress bar on stderr whose postfix shows the latest loss and
+    the throughput in tokens/s. It stands in for the Trainer's ProgressCallback, which prints every log dict on
+    stdout between redraws of its bar (106 of them in the demo), and for PrinterCallback (`disable_tqdm`), which
+    prints them with no bar. The logs themselves stay in `state.log_history` (`TrainingReport.log_history`).
+    """
+
+    def __init__(self, description: str = "training"):
+        self.description = description
+        self.bar = None
+        self.mark = None  # (time, tokens seen) at the previous log, for the throughput since then
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.bar = tqdm(total=state.max_steps, desc=self.description, unit="step", disable=bool(args.disable_tqdm),
+                            dynamic_ncols=True, file=sys.stderr)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        # The first step, not on_train_begin: a resumed run has restored its token count by now.
+        if self.mark is None:
+            self.mark = (time.perf_counter(), state.num_input_tokens_seen)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is None or not logs or "loss" not in logs or self.mark is None:
+            return
+        now, tokens = time.perf_counter(), state.num_input_tokens_seen
+        rate = (tokens - self.mark[1]) / max(now - self.mark[0], 1e-9)
+        self.mark = (now, tokens)
+        self.bar.set_postfix({"loss": f"{float(logs['loss']):.3f}", "tokens/s": f"{rate:,.0f}"}, refresh=True)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def readable_progress(trainer: Trainer, description: str = "training") -> Trainer:
+    """Swap the Trainer's console output (a bar plus a printed dict per log step) for `TrainingProgress`; a
+    notebook's own progress table is left as it is. Returns the trainer."""
+    replaced = [trainer.pop_callback(kind) for kind in (ProgressCallback, PrinterCallback)]
+    if any(replaced):
+        trainer.add_callback(TrainingProgress(description))
+    return trainer
+
+
+class _TiedWeightsNotMissing(logging.Filter):
+    """Drops the Trainer's "There were missing keys in the checkpoint" warning on resume when every key it names
+    is a tied weight (an MLM decoder, which is the word embeddings): safetensors checkpoints store a shared tensor
+    once, the tie restores the rest, and nothing is really missing. Any other missing key still warns."""
+
+    def __init__(self, model):
+        super().__init__()
+        groups = {}
+        for name, tensor in model.state_dict().items():
+            groups.setdefault((tensor.data_ptr(), tensor.dtype, tuple(tensor.shape)), []).append(name)
+        self.tied = {name for names in groups.values() if len(names) > 1 for name in names}
+
+    def filter(self, record) -> bool:
+        message = record.getMessage()
+        if not message.startswith("There were missing keys in the checkpoint"):
+            return True
+        try:
+            missing = ast.literal_eval(message[message.index("[") : message.rindex("]") + 1])
+        except (ValueError, SyntaxError):
+            return True  # a wording we do not know: let it through
+        return not set(missing) <= self.tied
+
+
 @dataclass
 class TrainingReport:
     """What a training run cost and how it went: the figures a language pack and the demo table report."""
@@ -99,6 +202,11 @@ def training_arguments(
 ) -> TrainingArguments:
     """The Trainer settings every step shares (1, 1b, 2 and 3): a step budget rather than epochs, linear warm-up,
     seeded data order, no reporting services, and token counting for the throughput reports."""
+    # The Trainer reads max_steps <= 0 as "use epochs" and trains 3 of them: a step budget must be a real one.
+    check_positive(max_steps=max_steps, batch_size=batch_size, logging_steps=logging_steps)
+    check_positive_float(learning_rate=learning_rate)
+    if not 0 <= warmup_ratio <= 1 or weight_decay < 0:
+        raise InputError(f"warmup_ratio={warmup_ratio} must be within 0..1 and weight_decay={weight_decay} at least 0")
     return TrainingArguments(
         output_dir=str(output_dir),
         max_steps=max_steps,
@@ -140,21 +248,34 @@ def run_mlm_training(
 ) -> TrainingReport:
     """Train `model`'s trainable parameters by masked LM on `train_blocks` (from `mlm_blocks`) with the Trainer.
 
-    Checkpoints go to `output_dir` every `save_steps` steps (default: none kept but the last); pass
-    `resume_from_checkpoint=True` or a checkpoint path to continue an interrupted run.
+    Checkpoints go to `output_dir` every `save_steps` steps (default: none, and `output_dir` is removed again if
+    this run created it and left it empty); pass `resume_from_checkpoint=True` or a checkpoint path to continue
+    an interrupted run. Progress shows as one bar on stderr (`TrainingProgress`); the logs are in the report.
     """
+    check_positive(save_steps=save_steps)
     args = training_arguments(
         output_dir, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
         weight_decay=weight_decay, seed=seed, logging_steps=logging_steps or max(1, max_steps // 20),
         disable_tqdm=disable_tqdm, save_strategy="steps" if save_steps else "no", save_steps=save_steps or max_steps,
         save_total_limit=2, **training_args,
     )
-    trainer = MLMTrainer(
-        model=model, args=args, train_dataset=train_blocks, data_collator=mlm_collator(tokenizer), processing_class=tokenizer,
-        callbacks=callbacks,
-    )
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    first = next(iter(train_blocks), None)  # a streamed dataset is only read here
+    if first is None:
+        raise InputError(_too_short("max_seq_length"))
+    _check_fits(model, len(first["input_ids"]), "training blocks")
+    with scratch_folder(output_dir):
+        trainer = readable_progress(MLMTrainer(
+            model=model, args=args, train_dataset=train_blocks, data_collator=mlm_collator(tokenizer),
+            processing_class=tokenizer, callbacks=callbacks,
+        ))
+        quiet = _TiedWeightsNotMissing(model)
+        trainer_logger = logging.getLogger(Trainer.__module__)
+        trainer_logger.addFilter(quiet)
+        try:
+            start = time.perf_counter()
+            trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        finally:
+            trainer_logger.removeFilter(quiet)
     return TrainingReport.from_trainer(trainer, time.perf_counter() - start)
 
 
@@ -177,9 +298,15 @@ def source_config(
 
     from .configuration_minimodel import MiniModelConfig
 
+    check_positive(hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads,
+                   intermediate_size=intermediate_size, max_seq_length=max_seq_length)
+    heads = num_heads or max(1, hidden_size // 64)
+    if hidden_size % heads:
+        raise InputError(f"hidden_size={hidden_size} is not a multiple of num_heads={heads}: each head gets an equal "
+                         "share of the hidden size (CLI: --hidden-size, --num-heads)")
     values = dict(
         vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
-        num_attention_heads=num_heads or max(1, hidden_size // 64), intermediate_size=intermediate_size or 4 * hidden_size,
+        num_attention_heads=heads, intermediate_size=intermediate_size or 4 * hidden_size,
         max_position_embeddings=max_seq_length + tokenizer.pad_token_id + 1,  # XLM-R counts positions from pad + 1
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         **config_kwargs,
@@ -209,9 +336,9 @@ def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: in
 @torch.no_grad()
 def heldout_mlm_loss(model, tokenizer, texts, *, max_seq_length: int = 128, batch_size: int = 32, seed: int = 0) -> float:
     """Mean masked-LM loss over held-out text, with masks fixed by `seed` so every model sees the same ones."""
-    blocks = mlm_blocks(texts, tokenizer, max_seq_length)
-    if len(blocks) == 0:
-        raise ValueError(f"held-out text is shorter than one block of {max_seq_length} tokens: pass more text or lower max_seq_length")
+    check_positive(batch_size=batch_size)
+    _check_fits(model, max_seq_length, "blocks")
+    blocks = mlm_blocks(texts, tokenizer, max_seq_length)  # raises if the text is shorter than one block
     collate = mlm_collator(tokenizer, seed=seed)
     was_training = model.training
     model.eval()

@@ -27,7 +27,7 @@ from .merge import stock_config, xlmr_body
 from .metrics import load_metric
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
-from .training import TrainingReport, training_arguments
+from .training import TrainingReport, readable_progress, training_arguments
 
 TASK_KINDS = ("classification", "qa")
 TASK_AUTO_CLASSES = {"classification": AutoModelForSequenceClassification, "qa": AutoModelForQuestionAnswering}
@@ -129,7 +129,8 @@ def finetune(
         weight_decay=0.01, seed=seed, logging_steps=max(1, max_steps // 10), disable_tqdm=disable_tqdm,
         save_strategy="no", **training_args,
     )
-    trainer = Trainer(model=trained, args=args, train_dataset=features, data_collator=collator, processing_class=tokenizer)
+    trainer = readable_progress(Trainer(model=trained, args=args, train_dataset=features, data_collator=collator,
+                                        processing_class=tokenizer))
     start = time.perf_counter()
     trainer.train()
     report = TrainingReport.from_trainer(trainer, time.perf_counter() - start)

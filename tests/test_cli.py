@@ -1,6 +1,7 @@
 """The command line: each step as a command, and one-line errors with a non-zero exit for bad input."""
 
 import gzip
+import json
 
 import pytest
 from transformers import AutoModelForMaskedLM
@@ -124,3 +125,65 @@ def test_a_killed_command_leaves_no_temporary_folder(tmp_path):
     assert process.returncode == 130, err
     assert "interrupted" in err.splitlines()[-1]
     assert not out.exists() and not list(tmp_path.glob(".demo-out*"))
+
+
+def test_training_shows_a_progress_bar_not_log_dicts_and_keeps_the_log(steps, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "pack"
+    assert main(["train-embeddings", "--model", str(steps / "source"), "--tokenizer", str(steps / "ru-tok"),
+                 "--train", str(steps / "ru.txt"), "--output", str(out), *STEP]) == 0
+    captured = capsys.readouterr()
+    assert "{'loss'" not in captured.out and "{'loss'" not in captured.err
+    assert captured.out.strip().splitlines()[-1].startswith("Step 2 (standard): 2 steps")
+    assert "loss=" in captured.err and "tokens/s=" in captured.err  # the bar's postfix
+    log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log if "loss" in entry] == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pack"]  # no empty pack.checkpoints, no .pack.tmp-*
+
+
+def test_a_sequence_length_beyond_the_position_table_is_clamped_with_a_note(steps, tmp_path, capsys):
+    # The source model was pretrained with --max-seq-length 32; train-embeddings asks for the default 128.
+    assert main(["train-embeddings", "--model", str(steps / "source"), "--tokenizer", str(steps / "ru-tok"),
+                 "--train", str(steps / "ru.txt"), "--output", str(tmp_path / "pack"), "--steps", "1", "--batch-size", "2"]) == 0
+    note = "minimodel: note: --max-seq-length 128 is longer than the model's position table: using 32"
+    assert note in capsys.readouterr().err.splitlines()
+
+
+def test_a_resumed_run_does_not_warn_about_tied_weights(steps, tmp_path):
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    trainer_logger = logging.getLogger("transformers.trainer")
+    argv = ["pretrain", "--train", str(steps / "en.txt"), "--tokenizer", str(steps / "en-tok"), "--output", str(tmp_path / "m"),
+            "--hidden-size", "32", "--num-layers", "3", "--mini-num-layers", "1", "--batch-size", "4", "--max-seq-length", "32",
+            "--save-steps", "1"]
+    assert main([*argv, "--steps", "2"]) == 0
+    trainer_logger.addHandler(handler)
+    try:
+        assert main([*argv, "--steps", "3", "--resume", "--overwrite"]) == 0
+    finally:
+        trainer_logger.removeHandler(handler)
+    assert not [r for r in records if "missing keys" in r.getMessage()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "m.checkpoints"]  # checkpoints kept: --save-steps asked
+    assert [json.loads(line)["step"] for line in (tmp_path / "m" / "training_log.jsonl").read_text().splitlines()][-1] == 3
+
+
+def test_subcommand_help_shows_the_defaults(capsys):
+    assert main(["pretrain", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    for default in ("optimizer steps (default: 10000)", "sequences per step (default: 32)", "(default: 128)", "random seed (default: 0)"):
+        assert default in shown
+    assert main(["demo", "--help"]) == 0
+    assert "(default: 300)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_threads_are_fewer_on_a_busy_machine():
+    from hf_minimodel.cli import threads_for
+
+    assert threads_for(cores=2, load=0.1, threads=2) == 2  # a quiet machine: torch's own choice
+    assert threads_for(cores=2, load=1.2, threads=2) == 1  # one core busy elsewhere: the measured 60x case
+    assert threads_for(cores=2, load=5.0, threads=2) == 1  # never fewer than one
+    assert threads_for(cores=2, load=0.0, threads=16) == 2  # torch counts the host's cores, the container has 2

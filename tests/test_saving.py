@@ -65,3 +65,31 @@ def test_missing_parent_folders_are_created(tmp_path):
     with atomic_directory(tmp_path / "runs" / "ru" / "pack") as folder:
         write(folder, "new")
     assert (tmp_path / "runs" / "ru" / "pack" / "weights.txt").exists()
+
+
+def test_parent_folders_created_for_a_failed_save_are_removed_again(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_directory(tmp_path / "runs" / "ru" / "pack") as folder:
+            write(folder, "half")
+            raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_below_a_file_is_refused_naming_the_file(tmp_path):
+    from hf_minimodel.saving import OutputPathError, check_output
+
+    (tmp_path / "en.txt").write_text("a corpus")
+    with pytest.raises(OutputPathError, match=r"en.txt is a file, not a folder: choose another output path"):
+        check_output(tmp_path / "en.txt" / "pack")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["en.txt"]
+
+
+def test_a_scratch_folder_left_empty_is_removed_and_one_with_checkpoints_kept(tmp_path):
+    from hf_minimodel.saving import scratch_folder
+
+    with scratch_folder(tmp_path / "pack.checkpoints"):
+        (tmp_path / "pack.checkpoints").mkdir()  # what the Trainer does even when it saves nothing
+    assert not (tmp_path / "pack.checkpoints").exists()
+    with scratch_folder(tmp_path / "pack.checkpoints") as folder:
+        (folder / "checkpoint-10").mkdir(parents=True)
+    assert (tmp_path / "pack.checkpoints" / "checkpoint-10").is_dir()
