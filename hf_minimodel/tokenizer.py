@@ -82,14 +82,24 @@ def train_target_tokenizer(
 
     pieces = _pieces(trained)
     tokenizer = _pipeline(Tokenizer(models.Unigram([*pieces, (MASK, 0.0)], unk_id=3, byte_fallback=False)))
+    # As in XLM-R's own tokenizer.json: <mask> takes the space before it, so "a <mask>" has no stray "▁" piece.
+    return xlmr_special_tokens(tokenizer, model_max_length=model_max_length, mask_lstrip=True)
+
+
+def xlmr_special_tokens(tokenizer: Tokenizer, *, model_max_length: int = 512, mask_lstrip: bool = True,
+                        **kwargs) -> PreTrainedTokenizerFast:
+    """A `tokenizers` pipeline whose vocabulary starts `<s> <pad> </s> <unk>` and ends `<mask>`, with XLM-R's
+    `<s> A </s></s> B </s>` framing, as a transformers tokenizer that knows its special tokens.
+
+    The generic class, not `XLMRobertaTokenizer`: transformers v5 reloads a saved XLMRobertaTokenizer by rebuilding
+    its pipeline from the vocabulary alone, which drops any normalizer but SentencePiece's precompiled one; the
+    generic class reloads tokenizer.json as saved, so ids survive save_pretrained / AutoTokenizer.from_pretrained.
+    """
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A {EOS}",
         pair=f"{BOS} $A {EOS} {EOS} $B {EOS}",
         special_tokens=[(BOS, 0), (EOS, 2)],
     )
-    # transformers v5 reloads a saved XLMRobertaTokenizer by rebuilding its pipeline from the vocabulary alone,
-    # which drops any normalizer but SentencePiece's precompiled one; the generic class reloads tokenizer.json
-    # as saved, so ids survive save_pretrained / AutoTokenizer.from_pretrained unchanged.
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=BOS,
@@ -98,9 +108,9 @@ def train_target_tokenizer(
         cls_token=BOS,
         unk_token=UNK,
         pad_token=PAD,
-        # As in XLM-R's own tokenizer.json: <mask> takes the space before it, so "a <mask>" has no stray "▁" piece.
-        mask_token=AddedToken(MASK, lstrip=True, special=True),
+        mask_token=AddedToken(MASK, lstrip=mask_lstrip, special=True),
         model_max_length=model_max_length,
+        **kwargs,
     )
 
 

