@@ -14,22 +14,19 @@ the pack's vocabulary first; and a PEFT adapter carries no tokenizer.
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import json
 import os
-import string
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from huggingface_hub import HfApi, snapshot_download
-from huggingface_hub.utils import validate_repo_id
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from . import __version__
+from . import __version__, cards
 from .checks import InputError, check_weights, first_line
 from .merge import base_fingerprint, merge_embeddings
 from .saving import atomic_directory
@@ -56,14 +53,11 @@ METADATA_KEYS = (
     "train_tokens",
     "train_flops",
     "train_seconds",
+    "train_device",
     "init",
+    "license",
     "created_with",
 )
-METHOD_NAMES = {
-    "standard": "standard (embeddings trained over the full model)",
-    "minijoint": "MiniJoint (embeddings trained over a mini-model pretrained jointly with the full model)",
-    "minipost": "MiniPost (embeddings trained over the full model's bottom layers plus a few new layers)",
-}
 
 
 @dataclass(eq=False)
@@ -76,8 +70,9 @@ class LanguagePack:
         output_bias: the MLM heads' vocabulary bias, shape `(len(tokenizer),)`, or `None` (zeros when applied).
         metadata: how the pack was made: `language`, `base_model`, `base_fingerprint` (see `merge.base_fingerprint`),
             `method` ("standard", "minijoint" or "minipost"), `mini_num_layers`, `train_steps`, `train_tokens`,
-            `train_flops`, `train_seconds`, `init`, and any other JSON values. Missing keys are `None`;
-            `hidden_size`, `vocab_size` and `created_with` are filled in.
+            `train_flops`, `train_seconds`, `train_device`, `init`, `license` (the base model's; the card says
+            "unknown" when it is None), `evaluations` (see `add_evaluation`), and any other JSON values. Missing
+            keys are `None`; `hidden_size`, `vocab_size` and `created_with` are filled in.
     """
 
     tokenizer: object = field(repr=False)
@@ -201,63 +196,29 @@ class LanguagePack:
                     repo_id=repo_id, folder_path=folder, commit_message=commit_message, delete_patterns=TOKENIZER_FILES
                 )
 
+    def add_evaluation(self, task: str, dataset: str, metric: str, value: float, *, split: str | None = None,
+                       language: str | None = None, name: str | None = None) -> None:
+        """Record a quality figure measured with this pack, for its metadata and its model card's `model-index`.
+
+        ```python
+        loss = heldout_mlm_loss(adapter.merge(pack), pack.tokenizer, test_texts)
+        pack.add_evaluation("fill-mask", "bible", "loss", loss, split="test", language="sw", name="held-out MLM loss")
+        result = evaluate_zero_shot(task_model, xnli_sw.dataset, pack=pack)
+        pack.add_evaluation("text-classification", "facebook/xnli", "accuracy", result["accuracy"], split="test", language="sw")
+        ```
+
+        Args:
+            task: the Hub task type it was measured on: "fill-mask" (held-out MLM loss), "text-classification"
+                (zero-shot accuracy), "question-answering", "sentence-similarity" (retrieval)...
+            dataset: the dataset's Hub id or name. metric: its type ("loss", "accuracy", "f1"...).
+            value: the measured number. split, language: where it was measured. name: a readable metric name.
+        """
+        entry = cards.evaluation(task, dataset, metric, value, split=split, language=language, name=name)
+        self.metadata["evaluations"] = [*(self.metadata.get("evaluations") or []), entry]
+
     def model_card(self, repo_id: str) -> str:
         """The pack's README.md, from `hub_cards/language_pack.md`."""
-        meta = self.metadata
-        languages = meta["language"] if isinstance(meta["language"], list) else [meta["language"]] if meta["language"] else []
-        language = ", ".join(languages) or "the target language"
-        base_model = meta["base_model"] or "(unnamed base model)"
-        hub_base = _hub_model_id(meta["base_model"])
-        method = METHOD_NAMES.get(meta["method"], _shown(meta["method"]))
-        extras = {key: value for key, value in meta.items() if key not in METADATA_KEYS}
-        return string.Template(_card_template()).substitute(
-            title=f"Language pack: {language} for {base_model}",
-            languages=json.dumps(languages),
-            base_model_yaml=f"base_model: {json.dumps(hub_base)}" if hub_base else "",
-            language=language,
-            base_model=base_model,
-            base_model_link=f"[{hub_base}](https://huggingface.co/{hub_base})" if hub_base else base_model,
-            repo_id=repo_id,
-            base_fingerprint=_shown(meta["base_fingerprint"]),
-            method=method,
-            mini_num_layers=_shown(meta["mini_num_layers"]) if meta["mini_num_layers"] else "none (full model)",
-            train_steps=_shown(meta["train_steps"]),
-            train_tokens=_shown(meta["train_tokens"]),
-            train_flops=f"{meta['train_flops']:.3g} FLOPs" if meta["train_flops"] else "n/a",
-            train_seconds=f"{meta['train_seconds']:,.0f} s ({meta['train_seconds'] / 3600:.2f} h)" if meta["train_seconds"] else "n/a",
-            init=_shown(meta["init"]),
-            vocab_size=_shown(meta["vocab_size"]),
-            hidden_size=_shown(meta["hidden_size"]),
-            created_with=_shown(meta["created_with"]),
-            extras="".join(f"| {key} | {_shown(value)} |\n" for key, value in extras.items()),
-        )
-
-
-def _shown(value) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
-
-
-def _hub_model_id(name: str | None) -> str | None:
-    """`name` if it can be a Hub model id (the card's `base_model` must be one), else None (a local path)."""
-    if not name or Path(name).exists():
-        return None
-    try:
-        validate_repo_id(name)
-    except ValueError:
-        return None
-    return name
-
-
-def _card_template() -> str:
-    # Installed: hub_cards/ is mapped into the package as hf_minimodel.hub_cards. Source tree: the top-level folder.
-    try:
-        return (importlib.resources.files("hf_minimodel.hub_cards") / "language_pack.md").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (Path(__file__).resolve().parent.parent / "hub_cards" / "language_pack.md").read_text(encoding="utf-8")
+        return cards.pack_card(self.metadata, repo_id)
 
 
 @contextlib.contextmanager

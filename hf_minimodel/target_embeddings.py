@@ -10,6 +10,7 @@ import time
 import torch
 from transformers import TrainerCallback
 
+from .cards import base_license
 from .language_pack import LanguagePack
 from .merge import base_fingerprint, merge_embeddings, mlm_heads
 from .modeling_minimodel import MiniModelForMaskedLM
@@ -98,6 +99,15 @@ def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init
     return copied
 
 
+def device_name(device) -> str:
+    """What step 2 ran on, for the pack's card: the GPU's name, or the CPU with its thread count (the step-2 cost in
+    seconds means little without it)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type.upper()} ({torch.get_num_threads()} threads)" if device.type == "cpu" else str(device)
+
+
 def freeze_all_but_word_embeddings(model) -> None:
     """Step 2's freezing: the word embeddings train (the MLM decoders are tied to them) and so does each MLM head's
     vocabulary-sized output bias, which has no meaning for a new vocabulary until trained. Nothing else moves."""
@@ -118,6 +128,7 @@ def train_target_embeddings(
     init: str = "overlap",
     language: str | None = None,
     base_model: str | None = None,
+    license: str | None = None,
     max_steps: int = 1000,
     learning_rate: float = 1e-3,
     batch_size: int = 16,
@@ -129,6 +140,8 @@ def train_target_embeddings(
 
     `model` is left as it is: the new vocabulary goes into a copy. `train_data` is a list of strings or a dataset
     with a "text" column; `output_dir` receives the Trainer's checkpoints (`resume_from_checkpoint=True` continues).
+    `license` (a Hub licence id) goes into the pack's card; by default the base model's, when its model card is on
+    this machine (`cards.base_license`), else none ("unknown" on the card).
     """
     check_mlm_tokenizer(target_tokenizer)
     if init == "anchored" and training_kwargs.get("weight_decay"):
@@ -146,13 +159,14 @@ def train_target_embeddings(
         max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed, **training_kwargs,
     )
     config = work.config
+    base_model = base_model or getattr(config, "name_or_path", None) or None
     return LanguagePack(
         tokenizer=target_tokenizer,
         embeddings=work.get_input_embeddings().weight.detach().clone(),
         output_bias=work.lm_head.bias.detach().clone(),
         metadata={
             "language": language,
-            "base_model": base_model or getattr(config, "name_or_path", None) or None,
+            "base_model": base_model,
             "base_fingerprint": fingerprint,
             "method": method_of(model),
             "mini_num_layers": getattr(config, "mini_num_layers", None) if isinstance(model, MiniModelForMaskedLM) else None,
@@ -163,6 +177,8 @@ def train_target_embeddings(
             "train_tokens": report.tokens,
             "train_flops": report.flops,
             "train_seconds": round(report.seconds, 3),
+            "train_device": device_name(work.device),
+            "license": license or base_license(base_model),
             "train_final_loss": report.final_loss,
             "max_seq_length": max_seq_length,
             "batch_size": batch_size,

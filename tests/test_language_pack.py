@@ -181,3 +181,56 @@ def test_push_to_hub_uploads_the_saved_pack(pack, monkeypatch):
     assert calls["upload"]["repo_id"] == "me/xx-pack"
     assert calls["upload"]["metadata"] == pack.metadata
     assert 'LanguagePack.from_pretrained("me/xx-pack")' in calls["upload"]["card"]
+
+
+def parsed_card(text):
+    """The card as the Hub reads it: YAML front matter through huggingface_hub's own parser."""
+    from huggingface_hub import ModelCard
+
+    return ModelCard(text)
+
+
+def test_card_without_evaluations_has_hub_fields_an_install_line_and_no_quality_figure(pack, tmp_path):
+    card = parsed_card((pack.save_pretrained(tmp_path / "pack") / "README.md").read_text())
+    data = card.data
+    assert data.license == "unknown"  # nothing recorded, nothing guessed
+    assert data.base_model == "FacebookAI/xlm-roberta-base" and data.language == ["xx"] and data.library_name == "hf-minimodel"
+    assert data.eval_results is None and "model-index" not in card.content.split("---")[1]
+    assert 'pip install "hf-minimodel>=0.1.0"' in card.text
+    assert "No evaluation was recorded" in card.text
+    assert "| Training compute | 1.5e+12 FLOPs |" in card.text and "| Training time | 3 s (0.00 h) |" in card.text
+    assert "| Training device | n/a |" in card.text  # a pack made before the device was recorded
+
+
+def test_card_with_evaluations_lists_them_in_model_index(pack, tmp_path):
+    pack.metadata.update(license="mit", train_device="CPU (2 threads)")
+    pack.add_evaluation("fill-mask", "bible", "loss", 4.25, split="test", language="xx", name="held-out MLM loss")
+    pack.add_evaluation("text-classification", "bible-genre", "accuracy", 0.5, split="test", language="xx")
+    path = pack.save_pretrained(tmp_path / "pack")
+    card = parsed_card((path / "README.md").read_text())
+    assert card.data.license == "mit" and card.data.base_model == "FacebookAI/xlm-roberta-base"
+    results = {(r.task_type, r.dataset_type, r.metric_type): r for r in card.data.eval_results}
+    loss = results["fill-mask", "bible", "loss"]
+    assert loss.metric_value == 4.25 and loss.dataset_split == "test" and loss.dataset_config == "xx"
+    assert loss.metric_name == "held-out MLM loss"
+    assert results["text-classification", "bible-genre", "accuracy"].metric_value == 0.5
+    assert card.data.model_name == "pack"
+    assert "| fill-mask | bible | test | xx | held-out MLM loss | 4.25 |" in card.text
+    assert "| Training device | CPU (2 threads) |" in card.text and "| Licence | mit |" in card.text
+    assert LanguagePack.from_pretrained(path).metadata["evaluations"] == pack.metadata["evaluations"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), "0.5", True, None])
+def test_an_evaluation_must_be_a_measured_number(pack, value):
+    with pytest.raises(ValueError, match="is not a finite number: pass the figure that was measured"):
+        pack.add_evaluation("fill-mask", "bible", "loss", value)
+    assert pack.metadata.get("evaluations") is None
+
+
+def test_the_base_models_licence_is_read_from_its_card_on_this_machine(tmp_path):
+    from hf_minimodel.cards import base_license
+
+    (tmp_path / "README.md").write_text("---\nlicense: mit\n---\n# a base model\n")
+    assert base_license(str(tmp_path)) == "mit"
+    assert base_license(str(tmp_path / "elsewhere")) is None and base_license(None) is None
+    assert base_license("nobody/not-in-the-cache") is None  # not cached: no download, no guess

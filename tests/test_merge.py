@@ -201,3 +201,34 @@ def test_fingerprint_survives_layer_training_and_merging_but_not_new_positions(s
 
 def test_fingerprint_is_the_same_for_the_mini_model_and_its_full_model(tiny_dual):
     assert base_fingerprint(MiniModelAdapter(tiny_dual).export_mini_model()) == base_fingerprint(tiny_dual)
+
+
+def test_a_merged_model_saved_without_its_pack_has_a_card_that_claims_nothing(stock, tokenizer, tmp_path):
+    from huggingface_hub import ModelCard
+
+    merge_embeddings(stock, *target_embeddings(tokenizer)[:1], tokenizer)
+    card = ModelCard((save_merged_model(stock, tokenizer, tmp_path / "merged") / "README.md").read_text())
+    assert card.data.license == "unknown" and card.data.base_model is None and card.data.eval_results is None
+    assert card.data.library_name == "transformers" and "No evaluation was recorded" in card.text
+    assert "Not recorded: the model was saved without the language pack" in card.text
+
+
+def test_an_embedding_model_saved_for_sentence_transformers_embeds_as_sentence_embeddings_does(stock, tokenizer, tmp_path):
+    from hf_minimodel.transfer import sentence_embeddings
+
+    merge_embeddings(stock, *target_embeddings(tokenizer)[:1], tokenizer)
+    folder = save_merged_model(stock, tokenizer, tmp_path / "merged", sentence_transformers=True)
+    assert json.loads((folder / "1_Pooling" / "config.json").read_text())["pooling_mode_mean_tokens"] is True
+    assert json.loads((folder / "config_sentence_transformers.json").read_text())["prompts"] == {"query": "query: ", "passage": "passage: "}
+    from huggingface_hub import ModelCard
+
+    card = ModelCard((folder / "README.md").read_text())
+    assert card.data.library_name == "sentence-transformers" and card.data.pipeline_tag == "sentence-similarity"
+
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(folder), device="cpu")
+    texts = ["the cat sat on a mat", "a big red dog ran to the small house", "blue"]
+    for prompt_name, prefix in (("query", "query: "), ("passage", "passage: ")):
+        got = model.encode(texts, prompt_name=prompt_name, convert_to_tensor=True)
+        expected = sentence_embeddings(stock, tokenizer, texts, prefix=prefix)
+        assert torch.nn.functional.cosine_similarity(got, expected).min() > 0.9999

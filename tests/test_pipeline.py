@@ -236,3 +236,33 @@ def test_continued_step1_can_keep_the_pretrained_vocabulary(tokenizers, texts, t
     assert torch.equal(after["roberta.embeddings.word_embeddings.weight"], before["roberta.embeddings.word_embeddings.weight"])
     for name in ("roberta.encoder.layer.0.attention.self.query.weight", "lm_head.dense.weight", "mini_lm_head.dense.weight"):
         assert not torch.equal(after[name], before[name]), name
+
+
+def test_merged_model_works_with_the_fill_mask_pipeline_and_its_card_reports_the_measured_loss(source, tokenizers, texts, tmp_path):
+    from huggingface_hub import ModelCard
+    from transformers import pipeline
+
+    from hf_minimodel.merge import save_merged_model
+
+    en_tok, ru_tok = tokenizers
+    adapter = MiniModelAdapter(source)
+    pack = adapter.train_embeddings(ru_tok, texts[1], tmp_path / "ckpt", source_tokenizer=en_tok, language="ru",
+                                    base_model="FacebookAI/xlm-roberta-base", max_steps=1, learning_rate=1e-2, **FAST)
+    assert pack.metadata["train_device"] == f"CPU ({torch.get_num_threads()} threads)"
+    assert pack.metadata["license"] is None  # the base model's card is not on this machine: not guessed
+    merged = adapter.merge(pack)
+    loss = heldout_mlm_loss(merged, ru_tok, texts[2], max_seq_length=32)
+    pack.add_evaluation("fill-mask", "bible", "loss", loss, split="test", language="ru", name="held-out MLM loss")
+    folder = save_merged_model(merged, ru_tok, tmp_path / "merged", pack=pack, license="mit")
+
+    fill_mask = pipeline("fill-mask", model=str(folder))  # stock transformers, the folder's own files only
+    predictions = fill_mask(f"В начале {fill_mask.tokenizer.mask_token} Бог", top_k=3)
+    assert len(predictions) == 3 and all(p["token"] < len(ru_tok) for p in predictions)
+
+    card = ModelCard((folder / "README.md").read_text())
+    assert card.data.license == "mit" and card.data.base_model == "FacebookAI/xlm-roberta-base"
+    assert card.data.language == ["ru"] and card.data.library_name == "transformers" and card.data.pipeline_tag == "fill-mask"
+    [result] = card.data.eval_results
+    assert (result.task_type, result.metric_type) == ("fill-mask", "loss") and result.metric_value == pytest.approx(loss, rel=1e-5)
+    assert 'pip install "transformers>=5"' in card.text and 'pipeline("fill-mask", model="merged")' in card.text
+    assert "| Training steps | 1 |" in card.text and "| Training device | CPU (" in card.text

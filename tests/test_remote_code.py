@@ -128,3 +128,67 @@ def test_remote_code_files_use_no_private_transformers_name():
             if isinstance(node, ast.ImportFrom) and not node.level:
                 private = [alias.name for alias in node.names if alias.name.startswith("_")]
                 assert not private and not any(part.startswith("_") for part in node.module.split(".")), (name, node.module, private)
+
+
+TOKENIZER_CHILD = textwrap.dedent(
+    """
+    import builtins, json, sys
+
+    class BlockPackage:
+        def find_spec(self, name, path=None, target=None):
+            if name == "hf_minimodel" or name.startswith("hf_minimodel."):
+                raise ImportError("hf_minimodel is blocked in this process")
+
+    sys.meta_path.insert(0, BlockPackage())
+    questions = []
+
+    def no_terminal(prompt=""):  # transformers asks "Do you wish to run the custom code?" through input()
+        questions.append(prompt)
+        raise EOFError
+
+    builtins.input = no_terminal
+    from transformers import AutoTokenizer
+
+    results = {}
+    for name, kwargs in json.loads(sys.argv[1]):
+        before = len(questions)
+        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+        results[name + json.dumps(kwargs)] = {"asked": len(questions) > before, "vocab": tokenizer.get_vocab()}
+    print(json.dumps(results))
+    """
+)
+
+
+def test_auto_tokenizer_loads_every_saved_folder_without_a_remote_code_question(tiny_dual, tmp_path):
+    """Merged models and language packs: plain `AutoTokenizer.from_pretrained`. A folder holding a model of ours
+    (MiniJoint's dual model, a mini-model) with its tokenizer: transformers (5.4 to 5.24) reads config.json through
+    AutoConfig before tokenizer_config.json, whatever that says, and config.json declares remote code, so without the
+    package imported it asks; `trust_remote_code=False` loads the tokenizer, which needs no code, without asking."""
+    import json
+
+    from hf_minimodel import LanguagePack
+    from hf_minimodel.merge import merge_embeddings, save_merged_model, to_stock_masked_lm
+
+    from test_merge import make_target_tokenizer, target_embeddings
+
+    tokenizer = make_target_tokenizer()
+    tiny_dual.save_pretrained(tmp_path / "dual")
+    tokenizer.save_pretrained(tmp_path / "dual")  # as `minimodel pretrain` saves
+    MiniModelAdapter(tiny_dual).export_mini_model().save_pretrained(tmp_path / "mini")
+    tokenizer.save_pretrained(tmp_path / "mini")
+    embeddings, bias = target_embeddings(tokenizer)
+    LanguagePack(tokenizer, embeddings, bias, {}).save_pretrained(tmp_path / "pack")
+    merged = merge_embeddings(to_stock_masked_lm(tiny_dual), embeddings, tokenizer, bias)
+    save_merged_model(merged, tokenizer, tmp_path / "merged")
+
+    loads = [("merged", {}), ("pack", {}), ("dual", {"trust_remote_code": False}), ("mini", {"trust_remote_code": False}),
+             ("dual", {})]
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
+    result = subprocess.run([sys.executable, "-c", TOKENIZER_CHILD, json.dumps(loads)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(result.stdout.strip().splitlines()[-1])
+    for name, kwargs in loads:
+        got = results[name + json.dumps(kwargs)]
+        assert got["vocab"] == tokenizer.get_vocab(), name
+        assert got["asked"] == (name == "dual" and not kwargs), (name, kwargs)
