@@ -1,6 +1,7 @@
 """The notebooks run: each one executed top to bottom in a fresh kernel on its `tiny` setting (a toy body, a couple
 of steps; its numbers mean nothing), from a copy, so the committed outputs of a real run stay as they are."""
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -13,8 +14,14 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # What each notebook prints once its last step has run.
 KEY_OUTPUT = {
     "mini_model_adaptation_colab.ipynb": ["sw (zero-shot)", "model-index:", "held-out Swahili MLM loss"],
-    "e5_add_a_language.ipynb": ["pack after step 2", "model-index:", "SentenceTransformer(folder) against sentence_embeddings"],
+    "e5_add_a_language.ipynb": ["pack after step 2", "model-index:"],
 }
+# sentence-transformers is no dependency: where it is installed the notebook reloads its folder with it, else it says
+# how to install it.
+if importlib.util.find_spec("sentence_transformers") is not None:
+    KEY_OUTPUT["e5_add_a_language.ipynb"].append("SentenceTransformer(folder) against sentence_embeddings")
+else:
+    KEY_OUTPUT["e5_add_a_language.ipynb"].append("pip install sentence-transformers to load the folder with it")
 
 
 def test_every_notebook_is_tested():
