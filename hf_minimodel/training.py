@@ -96,7 +96,11 @@ class MLMTrainer(Trainer):
         if hasattr(model.config, "mlm_head_on_labelled_only"):  # our models: their forward already does this
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         # A stock XLMRobertaForMaskedLM computes logits at every position; use the same head, labelled rows only.
-        logits, loss = labelled_mlm_loss(self.accelerator.unwrap_model(model), inputs)
+        # This calls the model's parts, not its forward, so the mixed precision that Accelerate wraps around forward
+        # must be entered here: without it the standard approach ran in fp32 under bf16=True (8x slower than
+        # MiniJoint on an H100 instead of 3x; benchmarks/step2_trainer_speed.py).
+        with self.accelerator.autocast():
+            logits, loss = labelled_mlm_loss(self.accelerator.unwrap_model(model), inputs)
         return (loss, {"logits": logits}) if return_outputs else loss
 
 
@@ -244,6 +248,7 @@ def run_mlm_training(
     resume_from_checkpoint=None,
     disable_tqdm: bool | None = None,
     callbacks=None,
+    parameter_groups: list[dict] | None = None,
     **training_args,
 ) -> TrainingReport:
     """Train `model`'s trainable parameters by masked LM on `train_blocks` (from `mlm_blocks`) with the Trainer.
@@ -251,6 +256,8 @@ def run_mlm_training(
     Checkpoints go to `output_dir` every `save_steps` steps (default: none, and `output_dir` is removed again if
     this run created it and left it empty); pass `resume_from_checkpoint=True` or a checkpoint path to continue
     an interrupted run. Progress shows as one bar on stderr (`TrainingProgress`); the logs are in the report.
+    `parameter_groups` (torch's optimizer groups, each with its own "lr") replace the Trainer's single AdamW group;
+    the warm-up and linear decay still scale every group.
     """
     check_positive(save_steps=save_steps)
     args = training_arguments(
@@ -263,10 +270,13 @@ def run_mlm_training(
     if first is None:
         raise InputError(_too_short("max_seq_length"))
     _check_fits(model, len(first["input_ids"]), "training blocks")
+    optimizer = None
+    if parameter_groups is not None:
+        optimizer = torch.optim.AdamW(parameter_groups, lr=learning_rate, weight_decay=weight_decay)
     with scratch_folder(output_dir):
         trainer = readable_progress(MLMTrainer(
             model=model, args=args, train_dataset=train_blocks, data_collator=mlm_collator(tokenizer),
-            processing_class=tokenizer, callbacks=callbacks,
+            processing_class=tokenizer, callbacks=callbacks, optimizers=(optimizer, None),
         ))
         quiet = _TiedWeightsNotMissing(model)
         trainer_logger = logging.getLogger(Trainer.__module__)
@@ -317,7 +327,7 @@ def source_config(
 
 
 def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: int = 128, train_word_embeddings: bool = True,
-                 **training_kwargs) -> TrainingReport:
+                 body_learning_rate: float | None = None, **training_kwargs) -> TrainingReport:
     """Step 1: masked-LM pretraining in the source language, every parameter trained. With an
     `XLMRobertaForDualMLM` this is MiniJoint's joint training (full loss + weighted mini loss); with a stock
     `XLMRobertaForMaskedLM`, plain MLM. `train_data`: a list of strings or a dataset with a "text" column
@@ -327,10 +337,24 @@ def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: in
     dual model), `train_word_embeddings=False` keeps its vocabulary as it is: steps 2-4 replace or freeze the word
     embeddings anyway, and at a 250k vocabulary their dense gradient and AdamW update are a large share of each
     step's cost on a CPU. The MLM decoders stay tied to them, so only the heads' dense layers, norms and biases and
-    the body train."""
+    the body train.
+
+    `body_learning_rate` trains the body (`model.base_model`: embeddings and layers) at its own, lower rate while the
+    MLM heads train at `learning_rate`. A new head on a pretrained body needs a high rate to become a masked LM in a
+    few hundred steps, and the same rate on the body would overwrite what it knew before the head is any use (measured
+    on multilingual-e5-small: benchmarks/README.md, step 1)."""
     model.requires_grad_(True)
     model.get_input_embeddings().requires_grad_(train_word_embeddings)
-    return run_mlm_training(model, tokenizer, mlm_blocks(train_data, tokenizer, max_seq_length), output_dir, **training_kwargs)
+    groups = None
+    if body_learning_rate is not None:
+        check_positive_float(body_learning_rate=body_learning_rate)
+        body = {id(p) for p in model.base_model.parameters()}
+        trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        groups = [{"params": [p for _, p in trainable if id(p) in body], "lr": body_learning_rate},
+                  {"params": [p for _, p in trainable if id(p) not in body], "lr": training_kwargs.get("learning_rate")}]
+        groups = [group for group in groups if group["params"]]
+    return run_mlm_training(model, tokenizer, mlm_blocks(train_data, tokenizer, max_seq_length), output_dir,
+                            parameter_groups=groups, **training_kwargs)
 
 
 @torch.no_grad()

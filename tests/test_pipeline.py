@@ -266,3 +266,39 @@ def test_merged_model_works_with_the_fill_mask_pipeline_and_its_card_reports_the
     assert (result.task_type, result.metric_type) == ("fill-mask", "loss") and result.metric_value == pytest.approx(loss, rel=1e-5)
     assert 'pip install "transformers>=5"' in card.text and 'pipeline("fill-mask", model="merged")' in card.text
     assert "| Training steps | 1 |" in card.text and "| Training device | CPU (" in card.text
+
+
+def test_the_standard_approach_trains_in_the_mixed_precision_asked_for(tokenizers, texts, tmp_path):
+    """A stock masked LM (the standard approach) runs through labelled_mlm_loss, not its forward: bf16=True must still
+    reach its layers (on an H100 it once ran in fp32, 8x slower than MiniJoint instead of 3x)."""
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    en_tok, ru_tok = tokenizers
+    torch.manual_seed(0)
+    stock = XLMRobertaForMaskedLM(XLMRobertaConfig(vocab_size=len(en_tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                                   intermediate_size=64, max_position_embeddings=40))
+    dtypes = set()
+    stock.roberta.encoder.layer[0].intermediate.dense.register_forward_hook(lambda module, args, out: dtypes.add(out.dtype))
+    train_target_embeddings(stock, ru_tok, texts[1], tmp_path, source_tokenizer=en_tok, max_steps=1, learning_rate=1e-2,
+                            bf16=True, use_cpu=True, **FAST)
+    assert dtypes == {torch.bfloat16}
+
+
+def test_step1_can_train_the_body_gently_and_the_new_heads_fast(tokenizers, texts, tmp_path):
+    """body_learning_rate: the heads move at learning_rate, the body (embeddings, layers) at its own rate; zero-like
+    rates keep it where it was."""
+    en_tok, _ = tokenizers
+    torch.manual_seed(0)
+    model = XLMRobertaForDualMLM(MiniModelConfig(vocab_size=len(en_tok), hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                                 intermediate_size=64, max_position_embeddings=40, mini_num_layers=1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pretrain_mlm(model, en_tok, texts[0], tmp_path, max_steps=3, learning_rate=1e-2, body_learning_rate=1e-12,
+                 train_word_embeddings=False, **FAST)
+    after = model.state_dict()
+
+    def moved(name):
+        return float((after[name] - before[name]).abs().max())
+
+    assert moved("lm_head.dense.weight") > 1e-4 and moved("mini_lm_head.dense.weight") > 1e-4
+    assert moved("roberta.encoder.layer.0.attention.self.query.weight") < 1e-9
+    assert torch.equal(after["roberta.embeddings.word_embeddings.weight"], before["roberta.embeddings.word_embeddings.weight"])
