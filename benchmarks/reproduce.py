@@ -74,6 +74,8 @@ DEFAULTS = dict(
     vocab_size=8000,
     source_steps=2000,
     source_lr=1e-3,
+    body_lr=None,
+    minipost_lr=None,
     minipost_steps=300,
     step2_steps=1000,
     step2_lr=3e-3,
@@ -110,7 +112,11 @@ def parse_args(argv=None):
     parser.add_argument("--mini-num-layers", type=int, help="layers of the mini-models (a --dual-model brings its own)")
     parser.add_argument("--vocab-size", type=int, help="of the English and the target tokenizers")
     parser.add_argument("--source-steps", type=int, help="step 1, the same for both source models")
-    parser.add_argument("--source-lr", type=float, help="step 1 and step 1b (MiniPost)")
+    parser.add_argument("--source-lr", type=float, help="step 1 (the MLM heads, and the body unless --body-lr)")
+    parser.add_argument("--body-lr", type=float, help="step 1 from --init-model: the pretrained body's own, lower rate, so "
+                        "that continued MLM keeps what it knew while the new heads learn at --source-lr (default: "
+                        "--source-lr)")
+    parser.add_argument("--minipost-lr", type=float, help="step 1b, MiniPost's new layer and head (default: --source-lr)")
     parser.add_argument("--minipost-steps", type=int, help="step 1b")
     parser.add_argument("--step2-steps", type=int, help="step 2, per language and method")
     parser.add_argument("--step2-lr", type=float, help="step 2")
@@ -251,6 +257,7 @@ def pretrained_source(args, name, tokenizer):
         report = pretrain_mlm(model, tokenizer, english, args.work / "ckpt" / f"source-{name}", max_steps=args.source_steps,
                               learning_rate=args.source_lr, batch_size=args.batch_size, weight_decay=0.01, seed=args.seed,
                               max_seq_length=args.max_seq_length, train_word_embeddings=not args.init_model,
+                              body_learning_rate=args.body_lr,
                               **trainer_kwargs(args))
         with atomic_directory(folder) as tmp:  # a killed run never leaves a folder that looks finished
             model.save_pretrained(tmp)
@@ -287,7 +294,7 @@ def minipost_model(args, plain, tokenizer):
         adapter = MiniModelAdapter(plain)
         mini = adapter.build_minipost(tokenizer, texts(ENGLISH, args.max_verses), args.work / "ckpt" / "minipost",
                                       mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
-                                      learning_rate=args.source_lr, batch_size=args.batch_size, seed=args.seed,
+                                      learning_rate=args.minipost_lr or args.source_lr, batch_size=args.batch_size, seed=args.seed,
                                       max_seq_length=args.max_seq_length, **trainer_kwargs(args))
         report = adapter.minipost_report
         with atomic_directory(folder) as tmp:
