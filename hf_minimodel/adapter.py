@@ -13,6 +13,7 @@ from .checks import WrongModelError, check_pretrained
 from .configuration_minimodel import MiniModelConfig
 from .merge import to_stock_masked_lm
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
+from .registry import register_auto_classes
 from .target_embeddings import train_target_embeddings
 from .training import mlm_blocks, run_mlm_training
 
@@ -45,6 +46,7 @@ def load_full_model(path_or_repo_id, **kwargs):
 
     if not kwargs.get("local_files_only"):
         check_pretrained(path_or_repo_id, token=kwargs.get("token"))
+    register_auto_classes()  # a saved dual model's config loads without a remote-code question
     if AutoConfig.from_pretrained(path_or_repo_id).model_type == MiniModelConfig.model_type:
         return XLMRobertaForDualMLM.from_pretrained(path_or_repo_id, **kwargs)
     return AutoModelForMaskedLM.from_pretrained(path_or_repo_id, **kwargs)

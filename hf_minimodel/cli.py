@@ -188,7 +188,7 @@ def _merge_cmd(args) -> int:
     check_output(args.output, args.overwrite)
     pack = LanguagePack.from_pretrained(args.pack)
     merged = MiniModelAdapter(load_full_model(args.model)).merge(pack, check_base=not args.no_check_base)
-    save_merged_model(merged, pack.tokenizer, args.output, overwrite=args.overwrite)
+    save_merged_model(merged, pack.tokenizer, args.output, overwrite=args.overwrite, pack=pack)  # the card tells its story
     print(f"Merged {pack.metadata['language'] or 'target'} model ({len(pack.tokenizer)} tokens) in {args.output}: loads with AutoModelForMaskedLM")
     return 0
 
@@ -379,7 +379,7 @@ def _option(command, *flags, help: str = "", **kwargs):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .demo import DemoConfig
+    from .demo_config import DemoConfig  # settings only: `--help` imports no torch
 
     parser = _Parser(prog="minimodel", description="Mini-model adaptation of XLM-R style encoders to new languages.")
     parser.add_argument("--version", action="version", version=f"hf-minimodel {__version__}")
@@ -555,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
     # temporary folders instead of leaving them beside the output.
     signal.signal(signal.SIGTERM, _interrupt)
     import torch
+
+    from .registry import register_auto_classes
+
+    register_auto_classes()  # our saved folders then load with AutoTokenizer without a remote-code question
 
     threads = torch.get_num_threads()
     try:

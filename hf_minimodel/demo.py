@@ -10,12 +10,9 @@ A recipe over the library's API, top to bottom:
 """
 
 import dataclasses
-import hashlib
 import json
-import os
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,70 +22,15 @@ from . import __version__
 from .adapter import MiniModelAdapter
 from .checks import InputError, check_positive, check_positive_float
 from .convert import e5_small
-from .language_pack import METHODS
+from .demo_config import SOURCES, DemoConfig  # noqa: F401 (SOURCES: part of this module's API)
 from .merge import save_merged_model
+from .methods import METHODS
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .sample import read_sample
 from .saving import atomic_directory
 from .target_embeddings import start_target_vocabulary
 from .tokenizer import train_target_tokenizer
 from .training import heldout_mlm_loss, pretrain_mlm, source_config
-
-
-
-SOURCES = ("toy", "e5-small")
-
-
-@dataclass
-class DemoConfig:
-    """Every knob of the demo in one place. The defaults fit in about six minutes on 2 CPU cores, step 1 included;
-    `DemoConfig.preset("e5-small")` gives the real body's."""
-
-    base: str = "toy"  # "toy": a source model pretrained here from scratch; "e5-small": the real one, continued
-    source: str = "en-kjv.train"
-    target: str = "ru-synodal.train"
-    target_test: str = "ru-synodal.test"
-    language: str = "ru"
-    # The source model: XLM-R's shape at a toy size; the mini-model is its bottom third, as at base geometry.
-    vocab_size: int = 8000
-    hidden_size: int = 128
-    num_layers: int = 6
-    num_heads: int = 4
-    intermediate_size: int = 512
-    mini_num_layers: int = 2
-    max_seq_length: int = 128
-    batch_size: int = 32
-    source_steps: int = 400
-    source_learning_rate: float = 1e-3
-    minipost_steps: int = 150
-    minipost_learning_rate: float = 1e-3
-    step2_steps: int = 300
-    step2_learning_rate: float = 3e-3
-    init: str = "overlap"
-    methods: tuple = METHODS
-    seed: int = 0
-    cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("HF_MINIMODEL_CACHE", Path.home() / ".cache" / "hf_minimodel")))
-
-    @classmethod
-    def preset(cls, base: str = "toy", **overrides) -> "DemoConfig":
-        """The demo's settings for a source body: "toy" (the defaults) or "e5-small", sized for about 15 minutes on
-        2 CPU cores: step 1 continues e5 for 150 steps as MiniJoint's dual model (head after layer 4 of 12, the
-        vocabulary kept), batches of 8 x 64 tokens, as a 12-layer body with a 250k vocabulary costs ~1 s a step."""
-        if base not in SOURCES:
-            raise InputError(f"unknown demo source {base!r}: choose from {', '.join(SOURCES)}")
-        real = dict(base=base, mini_num_layers=4, max_seq_length=64, batch_size=8, source_steps=150,
-                    source_learning_rate=1e-4, minipost_steps=100, minipost_learning_rate=1e-4, step2_steps=200,
-                    step2_learning_rate=1e-3)
-        return cls(**((real if base == "e5-small" else {}) | overrides))
-
-    def source_key(self) -> str:
-        """Names the cached source model after everything that shapes it, so a changed recipe builds a new one."""
-        fields = ("source", "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "mini_num_layers",
-                  "max_seq_length", "batch_size", "source_steps", "source_learning_rate", "seed")
-        if self.base != "toy":  # the toy's key is unchanged, so caches made before `base` existed stay valid
-            fields += ("base",)
-        recipe = json.dumps({name: getattr(self, name) for name in fields}, sort_keys=True)
-        return "demo-source-" + hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
 def _say(message: str) -> None:
@@ -199,7 +141,9 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
         )
         merged = adapter.merge(pack)
         loss = heldout_mlm_loss(merged, target_tokenizer, test_texts, max_seq_length=config.max_seq_length)
-        save_merged_model(merged, target_tokenizer, out / method / "model")
+        pack.add_evaluation("fill-mask", "bible", "loss", loss, split="test", language=config.language,
+                            name="held-out MLM loss")  # so both cards below report what was measured
+        save_merged_model(merged, target_tokenizer, out / method / "model", pack=pack)
         pack.save_pretrained(out / method / "pack")
         meta = pack.metadata
         rows.append({"method": method, "step2_layers": layers, "step2_flops": meta["train_flops"],

@@ -29,6 +29,7 @@ from transformers import AutoTokenizer
 from . import __version__, cards
 from .checks import InputError, check_weights, first_line
 from .merge import base_fingerprint, merge_embeddings
+from .methods import METHODS
 from .saving import atomic_directory
 
 FORMAT_VERSION = 1
@@ -40,7 +41,6 @@ TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 TOKENIZER_FILES = ["tokenizer.json", TOKENIZER_CONFIG_NAME, "special_tokens_map.json", "added_tokens.json", "*.model"]
 PACK_FILES = [WEIGHTS_NAME, METADATA_NAME, CARD_NAME, *TOKENIZER_FILES]
 
-METHODS = ("standard", "minijoint", "minipost")
 METADATA_KEYS = (
     "language",
     "base_model",

@@ -27,6 +27,7 @@ from .merge import stock_config, xlmr_body
 from .metrics import load_metric
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
+from .registry import register_auto_classes
 from .training import TrainingReport, readable_progress, training_arguments
 
 TASK_KINDS = ("classification", "qa")
@@ -49,6 +50,7 @@ def load_task_model(model, kind: str = "classification", label_names: list[str] 
         "label2id": {name: i for i, name in enumerate(label_names)},
     }
     if isinstance(model, str) or hasattr(model, "__fspath__"):
+        register_auto_classes()  # a saved dual model's config loads without a remote-code question
         if AutoConfig.from_pretrained(model).model_type != MiniModelConfig.model_type:
             return auto_class.from_pretrained(model, **labels)  # a stock checkpoint: its own loader, new task head
         model = XLMRobertaForDualMLM.from_pretrained(model)

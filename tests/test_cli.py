@@ -53,6 +53,8 @@ def test_every_step_runs_from_the_command_line(steps):
     for name in ("standard", "minijoint", "minipost"):
         assert json.loads((steps / f"pack-{name}" / "language_pack.json").read_text())["method"] == name
     assert type(AutoModelForMaskedLM.from_pretrained(steps / "merged")).__name__ == "XLMRobertaForMaskedLM"
+    card = (steps / "merged" / "README.md").read_text()  # the pack's story reaches the merged model's card
+    assert 'language: ["ru"]' in card and "| Method | MiniJoint" in card and "FLOPs" in card, card
 
 
 def test_mini_depth_at_or_above_the_model_depth(steps, tmp_path, capsys):
@@ -187,3 +189,48 @@ def test_threads_are_fewer_on_a_busy_machine():
     assert threads_for(cores=2, load=1.2, threads=2) == 1  # one core busy elsewhere: the measured 60x case
     assert threads_for(cores=2, load=5.0, threads=2) == 1  # never fewer than one
     assert threads_for(cores=2, load=0.0, threads=16) == 2  # torch counts the host's cores, the container has 2
+
+
+def test_help_imports_no_torch_transformers_or_datasets():
+    """The package is lazy: `minimodel --help` (and every subcommand's help) answers without loading the stack."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import hf_minimodel\n"
+        "from hf_minimodel.cli import main\n"
+        "for argv in (['--help'], ['demo', '--help'], ['train-embeddings', '--help'], ['evaluate', '--help'], ['--version']):\n"
+        "    assert main(argv) == 0, argv\n"
+        "heavy = sorted(name for name in ('torch', 'transformers', 'datasets', 'accelerate', 'tokenizers') if name in sys.modules)\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stderr, result.stderr[-2000:]
+    assert "usage: minimodel demo" in result.stdout and "default: ru-synodal" in result.stdout, result.stdout[-2000:]
+
+
+def test_public_names_load_on_first_use_and_register_the_config(tmp_path):
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import hf_minimodel\n"
+        "assert 'torch' not in sys.modules\n"
+        "from hf_minimodel import MiniModelConfig, XLMRobertaForDualMLM\n"
+        "from transformers import AutoConfig, AutoTokenizer\n"
+        "assert set(hf_minimodel.__all__) <= set(dir(hf_minimodel))\n"
+        "XLMRobertaForDualMLM(MiniModelConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,\n"
+        "    intermediate_size=32, mini_num_layers=1)).save_pretrained(sys.argv[1])\n"
+        "assert type(AutoConfig.from_pretrained(sys.argv[1])) is MiniModelConfig\n"
+        "try:\n"
+        "    hf_minimodel.no_such_name\n"
+        "except AttributeError as error:\n"
+        "    assert 'no_such_name' in str(error)\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "dual")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
