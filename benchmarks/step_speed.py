@@ -25,6 +25,7 @@ from torch import nn
 from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from hf_minimodel import MiniModelConfig, MiniModelForMaskedLM
+from hf_minimodel import freezing
 from hf_minimodel.flops import mlm_step_flops
 from hf_minimodel.training import labelled_mlm_loss
 
@@ -121,9 +122,7 @@ def run(geometry: str, vocab: int, args) -> dict:
     config = XLMRobertaConfig(vocab_size=vocab, max_position_embeddings=args.seq_len + 2, **GEOMETRIES[geometry])
     torch.manual_seed(0)
     full = XLMRobertaForMaskedLM(config).to(args.device).train()
-    full.requires_grad_(False)
-    full.roberta.embeddings.word_embeddings.weight.requires_grad_(True)
-    full.lm_head.bias.requires_grad_(True)
+    freezing.for_step2(full)  # what step 2 trains, decided where the library decides it
     optimizer = torch.optim.AdamW([p for p in full.parameters() if p.requires_grad], lr=1e-4)
     autocast = (lambda: torch.autocast(torch.device(args.device).type, dtype=dtype)) if dtype != torch.float32 else (lambda: torch.autocast("cpu", enabled=False))
 

@@ -54,10 +54,15 @@ _EXPORTS = {
     "OutputExistsError": "saving",
 }
 
-__all__ = list(_EXPORTS)
+# Submodules that are part of the API as modules (`from hf_minimodel import freezing`).
+_SUBMODULES = ("freezing",)
+
+__all__ = [*_EXPORTS, *_SUBMODULES]
 
 
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'hf_minimodel' has no attribute {name!r}")

@@ -9,6 +9,7 @@ import copy
 import torch
 from torch import nn
 
+from . import freezing
 from .checks import WrongModelError, check_pretrained
 from .configuration_minimodel import MiniModelConfig
 from .merge import to_stock_masked_lm
@@ -114,13 +115,7 @@ class MiniModelAdapter:
         k = config.mini_num_layers
         copied = min(k + num_new_layers, depth) if new_layers_init == "copy" else k
         mini = slice_mini_model(self.model, config, head=self.model.lm_head if new_layers_init == "copy" else None, num_copied_layers=copied)
-        for parameter in mini.parameters():
-            parameter.requires_grad_(False)
-        for layer in mini.roberta.encoder.layer[k:]:
-            layer.requires_grad_(True)
-        for name in ("dense", "layer_norm"):
-            getattr(mini.lm_head, name).requires_grad_(True)
-        mini.lm_head.bias.requires_grad_(True)  # the decoder weight stays tied to the frozen embeddings
+        freezing.for_step1b(mini, k)
         blocks = mlm_blocks(train_data, tokenizer, max_seq_length)
         self.minipost_report = run_mlm_training(
             mini, tokenizer, blocks, output_dir,

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 from transformers.initialization import no_init_weights
-from transformers.models.xlm_roberta.modeling_xlm_roberta import XLMRobertaLMHead
 
 from .cards import merged_card
 from .checks import WrongModelError
+from .freezing import mlm_heads
 from .saving import atomic_directory
 
 # The embedding layer minus its vocabulary. The target embeddings are aligned to these weights (and to the layers,
@@ -73,11 +73,6 @@ def base_fingerprint(model: nn.Module) -> str:
         digest.update(f"{name}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def mlm_heads(model: nn.Module) -> list[XLMRobertaLMHead]:
-    """Every MLM head of the model: none (a task model), one (a masked LM), or two (MiniJoint's dual model)."""
-    return [module for module in model.modules() if isinstance(module, XLMRobertaLMHead)]
 
 
 def merge_embeddings(

@@ -10,9 +10,11 @@ import time
 import torch
 from transformers import TrainerCallback
 
+from . import freezing
 from .cards import base_license
 from .language_pack import LanguagePack
-from .merge import base_fingerprint, merge_embeddings, mlm_heads
+from .freezing import mlm_heads
+from .merge import base_fingerprint, merge_embeddings
 from .modeling_minimodel import MiniModelForMaskedLM
 from .tokenizer import check_mlm_tokenizer
 from .training import mlm_blocks, run_mlm_training
@@ -108,16 +110,6 @@ def device_name(device) -> str:
     return f"{device.type.upper()} ({torch.get_num_threads()} threads)" if device.type == "cpu" else str(device)
 
 
-def freeze_all_but_word_embeddings(model) -> None:
-    """Step 2's freezing: the word embeddings train (the MLM decoders are tied to them) and so does each MLM head's
-    vocabulary-sized output bias, which has no meaning for a new vocabulary until trained. Nothing else moves."""
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    model.get_input_embeddings().weight.requires_grad_(True)
-    for head in mlm_heads(model):
-        head.bias.requires_grad_(True)
-
-
 def train_target_embeddings(
     model,
     target_tokenizer,
@@ -150,7 +142,7 @@ def train_target_embeddings(
     fingerprint = base_fingerprint(model)
     work = copy.deepcopy(model)
     copied = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed)
-    freeze_all_but_word_embeddings(work)
+    freezing.for_step2(work)
     if init == "anchored":
         anchor_rows_(work, shared_tokens(target_tokenizer, source_tokenizer, model.get_input_embeddings().weight.shape[0]))
     blocks = mlm_blocks(train_data, target_tokenizer, max_seq_length)

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from . import freezing
 from .checks import InputError, check_positive, check_positive_float
 from .flops import mlm_step_flops
 from .modeling_minimodel import mlm_logits_and_loss
@@ -337,14 +338,13 @@ def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: in
     dual model), `train_word_embeddings=False` keeps its vocabulary as it is: steps 2-4 replace or freeze the word
     embeddings anyway, and at a 250k vocabulary their dense gradient and AdamW update are a large share of each
     step's cost on a CPU. The MLM decoders stay tied to them, so only the heads' dense layers, norms and biases and
-    the body train.
+    the body train (`freezing.for_step1`).
 
     `body_learning_rate` trains the body (`model.base_model`: embeddings and layers) at its own, lower rate while the
     MLM heads train at `learning_rate`. A new head on a pretrained body needs a high rate to become a masked LM in a
     few hundred steps, and the same rate on the body would overwrite what it knew before the head is any use (measured
     on multilingual-e5-small: benchmarks/README.md, step 1)."""
-    model.requires_grad_(True)
-    model.get_input_embeddings().requires_grad_(train_word_embeddings)
+    freezing.for_step1(model, train_word_embeddings=train_word_embeddings)
     groups = None
     if body_learning_rate is not None:
         check_positive_float(body_learning_rate=body_learning_rate)

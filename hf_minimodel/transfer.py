@@ -21,6 +21,7 @@ from transformers import (
     default_data_collator,
 )
 
+from . import freezing
 from .bible_tasks import majority_baseline, retrieval_accuracy
 from .configuration_minimodel import MiniModelConfig
 from .merge import stock_config, xlmr_body
@@ -60,15 +61,6 @@ def load_task_model(model, kind: str = "classification", label_names: list[str] 
     return task_model.to(model.device)
 
 
-def freeze_embedding_layer(model) -> None:
-    """Step 3's freezing: the whole embedding layer (word, position and token-type embeddings, its layer norm).
-
-    The paper freezes the word embeddings so that the body keeps reading the space the target embeddings were
-    aligned to in step 2. The rest of the embedding layer is frozen too: the target embeddings were learned against
-    it, and a language pack recognises its base model by it (`merge.base_fingerprint`)."""
-    model.base_model.embeddings.requires_grad_(False)
-
-
 def _encode_classification(dataset: Dataset, tokenizer, max_seq_length: int) -> Dataset:
     def encode(batch):
         second = batch["text_b"] if "text_b" in batch and any(batch["text_b"]) else None
@@ -104,7 +96,7 @@ def finetune(
     instead of the whole body, then merges them back, so what comes out is a plain model a language pack applies to.
     Returns `(model, TrainingReport)`.
     """
-    freeze_embedding_layer(model)
+    freezing.for_step3(model)  # the embedding layer stays as step 2's packs expect it
     if kind == "classification":
         features, collator = _encode_classification(train_dataset, tokenizer, max_seq_length), DataCollatorWithPadding(tokenizer)
     elif kind == "qa":
