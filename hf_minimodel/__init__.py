@@ -39,6 +39,7 @@ _EXPORTS = {
     "base_fingerprint": "merge",
     # steps 3 and 4
     "load_task": "tasks",
+    "load_task_model": "transfer",
     "finetune": "transfer",
     "evaluate_zero_shot": "transfer",
     "evaluate_retrieval": "transfer",
@@ -90,4 +91,4 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at 
     from .tasks import load_task
     from .tokenizer import train_target_tokenizer
     from .training import heldout_mlm_loss, pretrain_mlm
-    from .transfer import evaluate_retrieval, evaluate_zero_shot, finetune, sentence_embeddings
+    from .transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model, sentence_embeddings
