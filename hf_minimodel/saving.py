@@ -32,8 +32,46 @@ class OutputPathError(OSError):
 
 def _sibling(path: Path, tag: str) -> Path:
     # Hidden and beside `path`: the same filesystem, so os.replace is an atomic rename, and tools that list the
-    # parent folder (or the Hub's upload_folder of it) skip it.
-    return path.parent / f".{path.name}.{tag}-{secrets.token_hex(4)}"
+    # parent folder (or the Hub's upload_folder of it) skip it. The process id tells a later run whose it was.
+    return path.parent / f".{path.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def recover(path: str | os.PathLike) -> None:
+    """Undo what a killed save left beside `path` (SIGKILL, power loss: nothing could clean up).
+
+    A save writes into a hidden `.NAME.tmp-PID-*` sibling and renames it into place; with overwrite it first moves
+    the previous version aside as `.NAME.old-PID-*`. For siblings whose process is gone: a previous version whose
+    replacement never arrived is put back (so `path` is loadable as it was), and everything else is removed.
+    Siblings of live processes (a save under way) are left alone. `atomic_directory` calls this first.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for sibling in sorted(path.parent.glob(f".{path.name}.*-*-*")):
+        tag, _, rest = sibling.name[len(path.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if tag not in ("tmp", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if tag == "old" and not (path.exists() or path.is_symlink()):
+            os.replace(sibling, path)
+        else:
+            _remove(sibling)
+
+
+def is_main_process() -> bool:
+    """False in the other processes of a multi-process run (torchrun, accelerate launch: `RANK` > 0), which must
+    not write what the first one writes."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _remove(path: Path) -> None:
@@ -86,9 +124,17 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
 
     With `overwrite`, an existing `path` is renamed aside, the new folder renamed into place, and only then the old
     one deleted. Without it, an existing `path` raises `OutputExistsError` before the body runs. Missing parent
-    folders are created, and removed again if the body fails.
+    folders are created, and removed again if the body fails. A save killed outright (SIGKILL) leaves `path` as it
+    was and a hidden sibling that the next save beside it removes (`recover`). In a multi-process run only the
+    first process writes (`is_main_process`); the others' bodies write into a folder that is dropped.
     """
     path = Path(path)
+    if not is_main_process():
+        # Another process of this run (rank 0) writes `path`; this one's copy goes to a folder that is dropped.
+        with tempfile.TemporaryDirectory(prefix="hf-minimodel-rank-") as scratch:
+            yield Path(scratch)
+        return
+    recover(path)
     check_output(path, overwrite)
     created = _missing_parents(path)
     temporary = _sibling(path, "tmp")
@@ -143,4 +189,4 @@ def scratch_folder(path: str | os.PathLike) -> Iterator[Path]:
         _remove_empty(created)
 
 
-__all__ = ["OutputExistsError", "OutputPathError", "atomic_directory", "check_output", "scratch_folder"]
+__all__ = ["OutputExistsError", "OutputPathError", "atomic_directory", "check_output", "is_main_process", "recover", "scratch_folder"]

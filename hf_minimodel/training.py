@@ -3,16 +3,20 @@ run, and one function that runs it. The steps themselves (what is frozen, what i
 """
 
 import ast
+import contextlib
 import logging
 import math
+import os
 import sys
 import time
+import types
 from dataclasses import dataclass, field
 
 import torch
 from datasets import Dataset, IterableDataset
 from tqdm.auto import tqdm
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+from transformers.modeling_outputs import MaskedLMOutput
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from . import freezing
@@ -43,6 +47,9 @@ def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
 
     Packing instead of padding one short line per row matters here: Bible verses average ~40 tokens, so padded
     rows would spend most of each step's compute on `<pad>`.
+
+    Each block carries its position in the stream (`"block"`), from which `BlockMasking` draws its masks: a block
+    is masked the same way however the batches are split across processes and wherever a run is resumed.
     """
     check_positive(max_seq_length=max_seq_length)
     if isinstance(data, (list, tuple)):
@@ -58,6 +65,8 @@ def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
     columns = data.column_names or ["text"]
     kwargs = {} if streaming else {"desc": "Tokenizing and packing"}
     blocks = data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
+    blocks = blocks.map(lambda batch, indices: {"block": indices}, batched=True, batch_size=1000, with_indices=True,
+                        **({} if streaming else {"desc": "Numbering blocks"}))
     if not streaming and len(blocks) == 0:  # a streamed one is checked when training starts (run_mlm_training)
         raise InputError(_too_short(max_seq_length))
     return blocks
@@ -68,10 +77,62 @@ def _too_short(max_seq_length) -> str:
             "max_seq_length (CLI: --max-seq-length)")
 
 
-def mlm_collator(tokenizer, mlm_probability: float = 0.15, seed: int | None = None):
-    """BERT masking (15% of tokens; of those 80% `<mask>`, 10% random, 10% kept); with `seed`, the same masks on
-    every run, which is what makes held-out losses of different methods comparable."""
-    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
+class BlockMasking:
+    """BERT masking (15% of tokens; of those 80% `<mask>`, 10% random, 10% kept) in which every block's masks are
+    drawn from its own generator, seeded by `(seed, block number, epoch)`.
+
+    A block is therefore masked the same way whichever process collates it and whenever: a run split over N
+    processes sees exactly the masks of the same run in one process, and a run resumed from a checkpoint (killed in
+    between, its collator's state lost) the masks of the run that never stopped. One generator for the whole stream
+    cannot promise either: its state depends on what else it collated, and the data loader collates one batch ahead.
+    Each epoch masks again (RoBERTa's dynamic masking), as `MaskingEpoch` tells the collator the epoch. Blocks
+    without a number (not from `mlm_blocks`) fall back to one generator seeded by `seed`.
+    """
+
+    def __init__(self, tokenizer, mlm_probability: float = 0.15, seed: int = 0):
+        self.masking = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
+        self.seed, self.epoch = seed, 0
+
+    def __call__(self, examples):
+        numbers = [example.get("block") for example in examples]
+        examples = [{k: v for k, v in example.items() if k != "block"} for example in examples]
+        if any(number is None for number in numbers):
+            return self.masking(examples)
+        rows = []
+        for number, example in zip(numbers, examples):
+            # The generator the collator's masking draws from, replaced for this one block.
+            self.masking.generator = torch.Generator().manual_seed(_block_seed(self.seed, int(number), self.epoch))
+            rows.append(self.masking.torch_mask_tokens(torch.tensor([example["input_ids"]])))
+        batch = {"input_ids": torch.cat([ids for ids, _ in rows]), "labels": torch.cat([labels for _, labels in rows])}
+        if "attention_mask" in examples[0]:
+            batch["attention_mask"] = torch.tensor([example["attention_mask"] for example in examples])
+        return batch
+
+
+def _block_seed(seed: int, block: int, epoch: int) -> int:
+    return hash_to_int(f"{seed}/{block}/{epoch}")
+
+
+def hash_to_int(text: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+class MaskingEpoch(TrainerCallback):
+    """Tells `BlockMasking` which epoch the Trainer is in (also after a resume, which re-enters the epoch)."""
+
+    def __init__(self, collator: BlockMasking):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.epoch = math.floor(state.epoch + 1e-6) if state.epoch else 0
+
+
+def mlm_collator(tokenizer, mlm_probability: float = 0.15, seed: int = 0) -> BlockMasking:
+    """The masking collator of every MLM step (`BlockMasking`): with one `seed`, the same masks on every run, which
+    is what makes held-out losses of different methods comparable and resumed runs exact."""
+    return BlockMasking(tokenizer, mlm_probability=mlm_probability, seed=seed)
 
 
 def labelled_mlm_loss(model, batch: dict):
@@ -94,15 +155,46 @@ class MLMTrainer(Trainer):
         return mlm_step_flops(model, batch_size, seq_len, positions)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if hasattr(model.config, "mlm_head_on_labelled_only"):  # our models: their forward already does this
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        # A stock XLMRobertaForMaskedLM computes logits at every position; use the same head, labelled rows only.
-        # This calls the model's parts, not its forward, so the mixed precision that Accelerate wraps around forward
-        # must be entered here: without it the standard approach ran in fp32 under bf16=True (8x slower than
-        # MiniJoint on an H100 instead of 3x; benchmarks/step2_trainer_speed.py).
-        with self.accelerator.autocast():
-            logits, loss = labelled_mlm_loss(self.accelerator.unwrap_model(model), inputs)
-        return (loss, {"logits": logits}) if return_outputs else loss
+        loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        if self.accelerator.num_processes > 1:
+            loss = self._global_mean(loss, inputs["labels"])
+        return (loss, outputs) if return_outputs else loss
+
+    def _global_mean(self, loss, labels):
+        """Every loss here is a mean over this process's masked tokens. Over several processes, DDP averages their
+        gradients, which would weigh a token of a process with few masks more than one of a process with many: the
+        gradient of the mean over *all* processes' masked tokens is what one process with the whole batch gets. So
+        rescale: mean x local count / global count x processes (DDP's average then divides the processes out)."""
+        local = (labels != -100).sum()
+        total = self.accelerator.gather(local.reshape(1)).sum()
+        return loss * (local.to(loss.dtype) * self.accelerator.num_processes / total.to(loss.dtype))
+
+
+@contextlib.contextmanager
+def labelled_only_forward(model):
+    """While training, a stock masked LM's `forward` computes the MLM head at labelled positions only, as ours do.
+
+    A stock `XLMRobertaForMaskedLM` projects every position onto the vocabulary; the standard approach gets the same
+    optimisation as the mini-models (`labelled_mlm_loss`), as its `forward`, so that everything the Trainer wraps
+    around `forward` still applies: DDP's gradient synchronisation across processes and Accelerate's mixed
+    precision. (Calling the model's parts from `compute_loss` instead bypassed both: under bf16 the standard
+    approach ran in fp32, 8x slower than MiniJoint on an H100 instead of 2.4x, and under torchrun each process kept
+    its own gradients.) The class's `forward` is back when training ends."""
+    if hasattr(model.config, "mlm_head_on_labelled_only"):  # our models: their forward already does this
+        yield model
+        return
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, token_type_ids=None, position_ids=None):
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        batch |= {k: v for k, v in (("token_type_ids", token_type_ids), ("position_ids", position_ids)) if v is not None}
+        logits, loss = labelled_mlm_loss(self, batch)
+        return MaskedLMOutput(loss=loss, logits=logits)
+
+    model.forward = types.MethodType(forward, model)
+    try:
+        yield model
+    finally:
+        vars(model).pop("forward", None)  # whatever wraps it now (Accelerate's autocast) goes with it
 
 
 class TrainingProgress(TrainerCallback):
@@ -212,6 +304,10 @@ def training_arguments(
     check_positive_float(learning_rate=learning_rate)
     if not 0 <= warmup_ratio <= 1 or weight_decay < 0:
         raise InputError(f"warmup_ratio={warmup_ratio} must be within 0..1 and weight_decay={weight_decay} at least 0")
+    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun on CPUs the Trainer runs each process alone (every one training on all the data) unless
+        # told to use the CPU; told so, it runs DDP over gloo, as on GPUs over NCCL.
+        training_args.setdefault("use_cpu", True)
     return TrainingArguments(
         output_dir=str(output_dir),
         max_steps=max_steps,
@@ -265,18 +361,22 @@ def run_mlm_training(
         output_dir, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
         weight_decay=weight_decay, seed=seed, logging_steps=logging_steps or max(1, max_steps // 20),
         disable_tqdm=disable_tqdm, save_strategy="steps" if save_steps else "no", save_steps=save_steps or max_steps,
-        save_total_limit=2, **training_args,
+        save_total_limit=2,
+        # The blocks' numbers must reach the collator (BlockMasking); the Trainer would drop them as unused columns.
+        remove_unused_columns=False, **training_args,
     )
     first = next(iter(train_blocks), None)  # a streamed dataset is only read here
     if first is None:
         raise InputError(_too_short("max_seq_length"))
     _check_fits(model, len(first["input_ids"]), "training blocks")
+    collator = mlm_collator(tokenizer, seed=seed)
+    callbacks = [*(callbacks or []), MaskingEpoch(collator)]
     optimizer = None
     if parameter_groups is not None:
         optimizer = torch.optim.AdamW(parameter_groups, lr=learning_rate, weight_decay=weight_decay)
-    with scratch_folder(output_dir):
+    with scratch_folder(output_dir), labelled_only_forward(model):
         trainer = readable_progress(MLMTrainer(
-            model=model, args=args, train_dataset=train_blocks, data_collator=mlm_collator(tokenizer),
+            model=model, args=args, train_dataset=train_blocks, data_collator=collator,
             processing_class=tokenizer, callbacks=callbacks, optimizers=(optimizer, None),
         ))
         quiet = _TiedWeightsNotMissing(model)

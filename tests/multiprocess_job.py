@@ -1,0 +1,70 @@
+"""One small training job for tests/test_multiprocess.py, run as its own process (or several, under torchrun).
+
+    python tests/multiprocess_job.py STEP OUT BATCH [--kill-at N | --resume] [--no-dropout]
+
+STEP: step1-dual (MiniJoint pretraining), step2-standard or step2-minijoint. BATCH: per process. The first process
+writes OUT/result.safetensors (the trained tensors) and OUT/result.json (steps, tokens, FLOPs).
+"""
+
+import argparse
+import json
+import os
+import signal
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from transformers import TrainerCallback
+
+from hf_minimodel import MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM, pretrain_mlm, train_target_tokenizer
+from hf_minimodel.sample import read_sample
+
+
+class KillAt(TrainerCallback):
+    """A real SIGKILL of this process after step N: nothing can clean up or save."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("step", choices=["step1-dual", "step2-standard", "step2-minijoint"])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("batch", type=int)
+    parser.add_argument("--kill-at", type=int)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--no-dropout", action="store_true")
+    args = parser.parse_args()
+
+    en, ru = read_sample("en-kjv.train")[:400], read_sample("ru-synodal.train")[:400]
+    en_tok = train_target_tokenizer(en, vocab_size=300, show_progress=False)
+    ru_tok = train_target_tokenizer(ru, vocab_size=250, show_progress=False)
+    dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0} if args.no_dropout else {}
+    torch.manual_seed(0)
+    model = XLMRobertaForDualMLM(MiniModelConfig(vocab_size=len(en_tok), hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                                 intermediate_size=64, max_position_embeddings=40, mini_num_layers=1, **dropout))
+    options = dict(max_steps=8, learning_rate=1e-2, batch_size=args.batch, max_seq_length=32, disable_tqdm=True, save_steps=3,
+                   callbacks=[KillAt(args.kill_at)] if args.kill_at else None, resume_from_checkpoint=True if args.resume else None)
+    if args.step == "step1-dual":
+        report = pretrain_mlm(model, en_tok, en, args.out / "ckpt", **options)
+        tensors = {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()
+                   if name != "lm_head.decoder.weight" and name != "mini_lm_head.decoder.weight"}  # tied to the embeddings
+        counts = {"steps": report.steps, "tokens": report.tokens, "flops": report.flops}
+    else:
+        adapter = MiniModelAdapter(model)
+        mini = adapter.export_mini_model() if args.step == "step2-minijoint" else None
+        pack = adapter.train_embeddings(ru_tok, ru, args.out / "ckpt", mini_model=mini, source_tokenizer=en_tok, **options)
+        tensors = {"embeddings": pack.embeddings.contiguous(), "output_bias": pack.output_bias.contiguous()}
+        counts = {key: pack.metadata[f"train_{key}"] for key in ("steps", "tokens", "flops")}
+    if int(os.environ.get("RANK", "0")) == 0:
+        save_file(tensors, args.out / "result.safetensors")
+        (args.out / "result.json").write_text(json.dumps(counts))
+
+
+if __name__ == "__main__":
+    main()
