@@ -57,6 +57,10 @@ def _checkpoints(args) -> Path:
 
 def _write_log(folder: Path, history: list) -> None:
     """The Trainer's log entries (loss, learning rate, throughput) as JSON lines: what the console no longer shows."""
+    from .saving import is_main_process
+
+    if not is_main_process():  # under torchrun the first process writes, into the folder only it saved
+        return
     (folder / "training_log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in history), encoding="utf-8")
 
 
@@ -260,7 +264,9 @@ def _evaluate_cmd(args) -> int:
     if not rows:
         raise ValueError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
     print(format_rows(rows, metric))
-    if args.output:
+    from .saving import is_main_process
+
+    if args.output and is_main_process():
         partial = args.output.with_name(f".{args.output.name}.partial")
         partial.write_text(json.dumps(rows, indent=2))
         partial.replace(args.output)  # atomic: an interrupted run leaves no half-written results
@@ -551,6 +557,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from .saving import is_main_process
+
+    if not is_main_process():  # under torchrun or accelerate launch the first process tells the story, once
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process
     # A killed job (SIGTERM from a scheduler, `timeout`, CI) unwinds like Ctrl-C, so atomic saves remove their
     # temporary folders instead of leaving them beside the output.
     signal.signal(signal.SIGTERM, _interrupt)

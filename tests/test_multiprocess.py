@@ -116,3 +116,25 @@ def test_only_the_first_process_writes(tmp_path, monkeypatch):
     with atomic_directory(tmp_path / "out") as folder:
         (folder / "weights").write_text("rank 1's copy")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_under_torchrun_writes_one_pack_once(tmp_path):
+    """`torchrun -m hf_minimodel.cli ...`: both ranks train, the first one writes the pack and tells the story."""
+    from hf_minimodel.cli import main
+    from hf_minimodel.sample import read_sample
+
+    (tmp_path / "ru.txt").write_text("\n".join(read_sample("ru-synodal.train")[:300]))
+    assert main(["tokenizer", "--train", str(tmp_path / "ru.txt"), "--vocab-size", "200", "--output", str(tmp_path / "ru-tok")]) == 0
+    artifacts = Path(__file__).parent / "artifacts" / "v0.1.0" / "dual"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "hf_minimodel.cli",
+         "train-embeddings", "--model", str(artifacts), "--mini-model", "minijoint", "--tokenizer", str(tmp_path / "ru-tok"),
+         "--train", str(tmp_path / "ru.txt"), "--init", "random", "--steps", "3", "--batch-size", "2", "--max-seq-length", "16",
+         "--output", str(tmp_path / "pack")],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("Step 2 (minijoint)") == 1, run.stdout
+    assert json.loads((tmp_path / "pack" / "language_pack.json").read_text())["train_tokens"] == 3 * 2 * 2 * 16  # both ranks
+    assert (tmp_path / "pack" / "training_log.jsonl").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pack", "ru-tok", "ru.txt"]
