@@ -59,7 +59,28 @@ def hub(monkeypatch):
         return answers[path]
 
     monkeypatch.setattr(benchmarks_data.datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(benchmarks_data, "_hub_unreachable", lambda name: None)  # this stand-in Hub answers
     return calls, answers
+
+
+def test_an_unreachable_hub_is_said_at_once_without_asking_datasets(monkeypatch, tmp_path):
+    """Offline, datasets retries for half a minute before failing; the probe answers in a second."""
+    calls = []
+
+    def load_dataset(*args, **kwargs):
+        calls.append(args)
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(benchmarks_data.datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(benchmarks_data.datasets.config, "HF_DATASETS_CACHE", str(tmp_path))  # no copy kept here
+    monkeypatch.setattr(benchmarks_data, "_hub_unreachable", lambda name: "ConnectError: Name or service not known")
+    with pytest.raises(benchmarks_data.BenchmarkDataError, match="Hugging Face Hub cannot be reached.*--test-file"):
+        load_xnli("sw", split="test")
+    assert calls == []
+    (tmp_path / "facebook___xnli").mkdir()  # a kept copy: datasets is asked, and loads it offline
+    with pytest.raises(benchmarks_data.BenchmarkDataError, match="could not load"):
+        load_xnli("sw", split="test")
+    assert calls == [("facebook/xnli", "sw")]
 
 
 def test_xnli_jsonl_gets_the_standard_columns_and_label_names(tmp_path):
@@ -244,6 +265,7 @@ def test_hub_failure_says_to_pass_a_local_source(monkeypatch):
         raise ConnectionError("Couldn't reach 'facebook/xnli' on the Hub (LocalEntryNotFoundError)\nmore details")
 
     monkeypatch.setattr(benchmarks_data.datasets, "load_dataset", unreachable)
+    monkeypatch.setattr(benchmarks_data, "_hub_unreachable", lambda name: None)  # the probe got through; loading failed
     with pytest.raises(BenchmarkDataError) as info:
         load_xnli("fr")
     message = str(info.value)
