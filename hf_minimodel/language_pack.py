@@ -30,7 +30,7 @@ from . import __version__, cards
 from .checks import InputError, check_weights, first_line
 from .merge import base_fingerprint, merge_embeddings
 from .methods import METHODS
-from .saving import atomic_directory
+from .saving import atomic_directory, recover
 
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "language_pack.safetensors"
@@ -240,6 +240,8 @@ def _hub_upload(repo_id: str):
 
 def _pack_folder(path_or_repo_id: str | os.PathLike, revision: str | None, token: str | bool | None) -> Path:
     local = Path(path_or_repo_id)
+    if not local.exists():
+        recover(local)  # a save killed between its two renames left the previous version beside it: put it back
     if local.is_dir():
         return local
     try:

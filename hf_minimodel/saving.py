@@ -7,10 +7,13 @@ looks like an artifact but is not one, and must not destroy the earlier artifact
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +39,11 @@ def _sibling(path: Path, tag: str) -> Path:
     return path.parent / f".{path.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
+# The hidden siblings this process is writing right now: its own process id does not tell them from those of an
+# earlier process that had the same id (in a container the main process is often process 1 on every run).
+_IN_PROGRESS: set[Path] = set()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -47,25 +55,48 @@ def _alive(pid: int) -> bool:
 
 
 def recover(path: str | os.PathLike) -> None:
-    """Undo what a killed save left beside `path` (SIGKILL, power loss: nothing could clean up).
+    """Undo what a killed save left beside `path` (SIGKILL, an out-of-memory kill: nothing could clean up).
 
     A save writes into a hidden `.NAME.tmp-PID-*` sibling and renames it into place; with overwrite it first moves
     the previous version aside as `.NAME.old-PID-*`. For siblings whose process is gone: a previous version whose
     replacement never arrived is put back (so `path` is loadable as it was), and everything else is removed.
-    Siblings of live processes (a save under way) are left alone. `atomic_directory` calls this first.
+    Siblings of live processes (a save under way) are left alone; a process on another machine sharing the folder
+    looks dead here, so do not save one folder from two machines at once. `atomic_directory` calls this first, and
+    `LanguagePack.from_pretrained` for a folder that is missing.
     """
     path = Path(path)
     if not path.parent.is_dir():
         return
-    for sibling in sorted(path.parent.glob(f".{path.name}.*-*-*")):
+    for sibling in sorted(path.parent.glob(f"{glob.escape('.' + path.name)}.*-*-*")):
         tag, _, rest = sibling.name[len(path.name) + 2:].partition("-")
         pid = rest.split("-")[0]
-        if tag not in ("tmp", "old") or not pid.isdigit() or _alive(int(pid)):
+        if tag not in ("tmp", "old") or not pid.isdigit() or sibling in _IN_PROGRESS:
+            continue
+        if int(pid) != os.getpid() and _alive(int(pid)):
             continue
         if tag == "old" and not (path.exists() or path.is_symlink()):
             os.replace(sibling, path)
         else:
             _remove(sibling)
+
+
+def _wait_for_first_process(path: Path, timeout: float = 1800.0) -> None:
+    """In a multi-process run, every process leaves a save only once the first one has written `path`: at a barrier
+    when torch.distributed is up (every process saves the same things, as they run the same script), else (before
+    the Trainer started it) by waiting for `path` to appear."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.barrier()
+        return
+    if is_main_process():
+        return
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for the first process to write {path}: did it fail?")
+        time.sleep(0.2)
 
 
 def is_main_process() -> bool:
@@ -125,14 +156,19 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     With `overwrite`, an existing `path` is renamed aside, the new folder renamed into place, and only then the old
     one deleted. Without it, an existing `path` raises `OutputExistsError` before the body runs. Missing parent
     folders are created, and removed again if the body fails. A save killed outright (SIGKILL) leaves `path` as it
-    was and a hidden sibling that the next save beside it removes (`recover`). In a multi-process run only the
-    first process writes (`is_main_process`); the others' bodies write into a folder that is dropped.
+    was and a hidden sibling that the next save beside it removes (`recover`); killed in the instant between its
+    two renames, it leaves the previous version moved aside, which `recover` (called by the next save, or by
+    `LanguagePack.from_pretrained`) puts back. In a multi-process run only the first process writes
+    (`is_main_process`); the others' bodies write into a folder that is dropped, and every process waits until the
+    first one's `path` is in place.
     """
     path = Path(path)
     if not is_main_process():
-        # Another process of this run (rank 0) writes `path`; this one's copy goes to a folder that is dropped.
+        # Another process of this run (rank 0) writes `path`; this one's copy goes to a folder that is dropped, and
+        # it waits for rank 0's, so that what it reads back next is there.
         with tempfile.TemporaryDirectory(prefix="hf-minimodel-rank-") as scratch:
             yield Path(scratch)
+        _wait_for_first_process(path)
         return
     recover(path)
     check_output(path, overwrite)
@@ -144,29 +180,34 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     except OSError as error:
         _remove_empty(created)
         raise OutputPathError(f"cannot write {path} ({error.strerror or error}): choose a folder you can write to") from None
+    old = _sibling(path, "old")
+    _IN_PROGRESS.update((temporary, old))
     try:
-        yield temporary
-    except BaseException:
-        _remove(temporary)
-        _remove_empty(created)
-        raise
-
-    old = None
-    try:
-        if path.exists() or path.is_symlink():
-            if not overwrite:  # created by someone else while the body ran
-                raise OutputExistsError(path)
-            old = _sibling(path, "old")
-            os.replace(path, old)
-        os.replace(temporary, path)
-    except BaseException:
-        if old is not None and not path.exists():
-            os.replace(old, path)
-        _remove(temporary)
-        _remove_empty(created)
-        raise
-    if old is not None:
-        _remove(old)
+        try:
+            yield temporary
+        except BaseException:
+            _remove(temporary)
+            _remove_empty(created)
+            raise
+        moved_aside = False
+        try:
+            if path.exists() or path.is_symlink():
+                if not overwrite:  # created by someone else while the body ran
+                    raise OutputExistsError(path)
+                os.replace(path, old)
+                moved_aside = True
+            os.replace(temporary, path)
+        except BaseException:
+            if moved_aside and not path.exists():
+                os.replace(old, path)
+            _remove(temporary)
+            _remove_empty(created)
+            raise
+        if moved_aside:
+            _remove(old)
+    finally:
+        _IN_PROGRESS.difference_update((temporary, old))
+    _wait_for_first_process(path)
 
 
 def _remove_empty(folders: list[Path]) -> None:

@@ -133,10 +133,14 @@ class MaskingEpoch(TrainerCallback):
     """Tells `BlockMasking` which epoch the Trainer is in (also after a resume, which re-enters the epoch)."""
 
     def __init__(self, collator: BlockMasking):
-        self.collator = collator
+        self.collator, self.epochs_begun = collator, 0
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self.collator.epoch = math.floor(state.epoch + 1e-6) if state.epoch else 0
+        # state.epoch: where a resumed run re-enters; the count: a stream of unknown length, whose state.epoch the
+        # Trainer measures in max_steps and which may run out (and start again) before reaching 1.
+        resumed_at = math.floor(state.epoch + 1e-6) if state.epoch else 0
+        self.collator.epoch = max(resumed_at, self.epochs_begun)
+        self.epochs_begun += 1
 
 
 def mlm_collator(tokenizer, mlm_probability: float = 0.15, seed: int = 0) -> BlockMasking:
@@ -156,6 +160,14 @@ def labelled_mlm_loss(model, batch: dict):
 class MLMTrainer(Trainer):
     """`Trainer` for masked LM with honest FLOPs (`state.total_flos`) and the labelled-only head for any XLM-R
     masked LM, so the standard approach (a stock full model) and the mini-models run the same optimised code."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Our models' forward takes **kwargs, from which the Trainer concludes that they normalise the loss by its
+        # num_items_in_batch: it would then multiply the loss by the number of processes (on top of _global_mean)
+        # and skip the division by gradient-accumulation steps. They return plain means: say so (the Trainer's
+        # documented switch for such models).
+        self.model_accepts_loss_kwargs = False
 
     def floating_point_ops(self, inputs):
         model = self.accelerator.unwrap_model(self.model)
@@ -200,11 +212,14 @@ def labelled_only_forward(model):
         logits, loss = labelled_mlm_loss(self, batch)
         return MaskedLMOutput(loss=loss, logits=logits)
 
+    before = vars(model).get("forward")  # an instance forward of the caller's, if any, comes back afterwards
     model.forward = types.MethodType(forward, model)
     try:
         yield model
     finally:
-        vars(model).pop("forward", None)  # whatever wraps it now (Accelerate's autocast) goes with it
+        vars(model).pop("forward", None)  # whatever wraps ours now (Accelerate's autocast) goes with it
+        if before is not None:
+            model.forward = before
 
 
 class TrainingProgress(TrainerCallback):
@@ -314,7 +329,9 @@ def training_arguments(
     check_positive_float(learning_rate=learning_rate)
     if not 0 <= warmup_ratio <= 1 or weight_decay < 0:
         raise InputError(f"warmup_ratio={warmup_ratio} must be within 0..1 and weight_decay={weight_decay} at least 0")
-    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6 knows CUDA, XPU, MPS...; older ones CUDA
+    has_accelerator = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+    if not has_accelerator and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Under torchrun on CPUs the Trainer runs each process alone (every one training on all the data) unless
         # told to use the CPU; told so, it runs DDP over gloo, as on GPUs over NCCL.
         training_args.setdefault("use_cpu", True)
@@ -459,10 +476,14 @@ def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: in
     if body_learning_rate is not None:
         check_positive_float(body_learning_rate=body_learning_rate)
         body = {id(p) for p in model.base_model.parameters()}
-        trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-        groups = [{"params": [p for _, p in trainable if id(p) in body], "lr": body_learning_rate},
-                  {"params": [p for _, p in trainable if id(p) not in body], "lr": training_kwargs.get("learning_rate")}]
-        groups = [group for group in groups if group["params"]]
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        decay = training_kwargs.get("weight_decay", 0.0)
+        groups = []  # the heads' first: the progress bar and logs show the first group's rate, --learning-rate's
+        for in_body, rate in ((False, training_kwargs["learning_rate"]), (True, body_learning_rate)):
+            for matrices in (True, False):  # like the Trainer's own groups: no weight decay on biases and norms
+                params = [p for p in trainable if (id(p) in body) == in_body and (p.ndim >= 2) == matrices]
+                if params:
+                    groups.append({"params": params, "lr": rate, "weight_decay": decay if matrices else 0.0})
     return run_mlm_training(model, tokenizer, mlm_blocks(train_data, tokenizer, max_seq_length), output_dir,
                             parameter_groups=groups, **training_kwargs)
 

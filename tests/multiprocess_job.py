@@ -54,13 +54,14 @@ def main():
         report = pretrain_mlm(model, en_tok, en, args.out / "ckpt", **options)
         tensors = {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()
                    if name != "lm_head.decoder.weight" and name != "mini_lm_head.decoder.weight"}  # tied to the embeddings
-        counts = {"steps": report.steps, "tokens": report.tokens, "flops": report.flops}
+        counts = {"steps": report.steps, "tokens": report.tokens, "flops": report.flops, "loss": report.final_loss}
     else:
         adapter = MiniModelAdapter(model)
         mini = adapter.export_mini_model() if args.step == "step2-minijoint" else None
         pack = adapter.train_embeddings(ru_tok, ru, args.out / "ckpt", mini_model=mini, source_tokenizer=en_tok, **options)
         tensors = {"embeddings": pack.embeddings.contiguous(), "output_bias": pack.output_bias.contiguous()}
-        counts = {key: pack.metadata[f"train_{key}"] for key in ("steps", "tokens", "flops")}
+        counts = {key: pack.metadata[f"train_{key}"] for key in ("steps", "tokens", "flops", "final_loss")}
+        counts["loss"] = counts.pop("final_loss")
     if int(os.environ.get("RANK", "0")) == 0:
         save_file(tensors, args.out / "result.safetensors")
         (args.out / "result.json").write_text(json.dumps(counts))

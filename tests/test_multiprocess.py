@@ -38,7 +38,10 @@ def test_two_cpu_ranks_train_what_one_process_trains_with_the_same_global_batch(
     two = run_job(step, tmp_path / "two", 4, "--no-dropout", ranks=2)
     assert two.returncode == 0, two.stderr[-3000:]
     (single, single_counts), (double, double_counts) = result(tmp_path / "one"), result(tmp_path / "two")
-    assert double_counts == single_counts  # steps, tokens and FLOPs are totals over both ranks
+    # Steps, tokens and FLOPs are totals over both ranks; the logged loss is the mean over all masked tokens (a
+    # loss counted once per rank, or scaled twice, would be off by a factor).
+    assert double_counts.pop("loss") == pytest.approx(single_counts.pop("loss"), rel=1e-4)
+    assert double_counts == single_counts
     for name, tensor in single.items():
         if name.endswith("attention.self.key.bias"):
             # Its gradient is zero in exact arithmetic (softmax ignores a constant added to every score of a query):
@@ -59,7 +62,7 @@ def test_a_run_killed_between_checkpoints_and_resumed_ends_bit_identical(step, t
     resumed = run_job(step, tmp_path / "resumed", 4, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (expected, expected_counts), (actual, actual_counts) = result(tmp_path / "full"), result(tmp_path / "resumed")
-    assert actual_counts["steps"] == expected_counts["steps"] == 8
+    assert actual_counts["steps"] == expected_counts["steps"] == 8 and actual_counts["loss"] == expected_counts["loss"]
     for name, tensor in expected.items():
         assert torch.equal(actual[name], tensor), (name, float((actual[name] - tensor).abs().max()))
 
@@ -102,7 +105,7 @@ def test_a_save_killed_between_its_two_renames_gets_its_previous_version_back(tm
     old.mkdir()
     (old / "weights").write_text("version 1")
     (tmp_path / f".pack.tmp-{dead_pid}-4e5f6a7b").mkdir()
-    live = tmp_path / f".pack.tmp-{os.getpid()}-8c9d0e1f"  # a save under way in a live process: left alone
+    live = tmp_path / f".pack.tmp-{os.getppid()}-8c9d0e1f"  # a save under way in another live process: left alone
     live.mkdir()
     recover(tmp_path / "pack")
     assert (tmp_path / "pack" / "weights").read_text() == "version 1"
@@ -138,3 +141,29 @@ def test_the_cli_under_torchrun_writes_one_pack_once(tmp_path):
     assert json.loads((tmp_path / "pack" / "language_pack.json").read_text())["train_tokens"] == 3 * 2 * 2 * 16  # both ranks
     assert (tmp_path / "pack" / "training_log.jsonl").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pack", "ru-tok", "ru.txt"]
+
+
+def test_an_earlier_process_with_this_process_id_counts_as_dead(tmp_path):
+    """In a container the main process often has the same id on every run: its leftovers must still be cleaned."""
+    from hf_minimodel.saving import recover
+
+    stale = tmp_path / f".pack.tmp-{os.getpid()}-0a1b2c3d"
+    stale.mkdir()
+    recover(tmp_path / "pack")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_processes_wait_for_the_first_ones_save(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from hf_minimodel.saving import atomic_directory
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    path = tmp_path / "pack"
+    threading.Timer(0.5, path.mkdir).start()  # "rank 0" finishes its save half a second later
+    started = time.monotonic()
+    with atomic_directory(path) as folder:
+        (folder / "weights").write_text("rank 1's copy")
+    assert path.is_dir() and not (path / "weights").exists() and time.monotonic() - started >= 0.4
