@@ -11,7 +11,8 @@ from safetensors.torch import load_file, save_file
 
 from hf_minimodel import MiniModelAdapter
 
-CHILD = textwrap.dedent(
+# The start of every child script: a process in which hf_minimodel cannot be imported, as on a user's machine.
+BLOCK_PACKAGE = textwrap.dedent(
     """
     import sys
 
@@ -21,6 +22,11 @@ CHILD = textwrap.dedent(
                 raise ImportError("hf_minimodel is blocked in this process")
 
     sys.meta_path.insert(0, BlockPackage())
+    """
+)
+
+CHILD = BLOCK_PACKAGE + textwrap.dedent(
+    """
     try:
         import hf_minimodel
     except ImportError:
@@ -130,16 +136,9 @@ def test_remote_code_files_use_no_private_transformers_name():
                 assert not private and not any(part.startswith("_") for part in node.module.split(".")), (name, node.module, private)
 
 
-TOKENIZER_CHILD = textwrap.dedent(
+TOKENIZER_CHILD = BLOCK_PACKAGE + textwrap.dedent(
     """
-    import builtins, json, sys
-
-    class BlockPackage:
-        def find_spec(self, name, path=None, target=None):
-            if name == "hf_minimodel" or name.startswith("hf_minimodel."):
-                raise ImportError("hf_minimodel is blocked in this process")
-
-    sys.meta_path.insert(0, BlockPackage())
+    import builtins, json
     questions = []
 
     def no_terminal(prompt=""):  # transformers asks "Do you wish to run the custom code?" through input()
