@@ -4,6 +4,7 @@ run, and one function that runs it. The steps themselves (what is frozen, what i
 
 import ast
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -120,13 +121,9 @@ class BlockMasking:
 
 
 def _block_seed(seed: int, block: int, epoch: int) -> int:
-    return hash_to_int(f"{seed}/{block}/{epoch}")
-
-
-def hash_to_int(text: str) -> int:
-    import hashlib
-
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & ((1 << 63) - 1)
+    """A generator seed for one block in one epoch: the same numbers in every process and every run."""
+    digest = hashlib.sha256(f"{seed}/{block}/{epoch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 class MaskingEpoch(TrainerCallback):
