@@ -70,7 +70,7 @@ def _tokenizer_cmd(args) -> int:
 
     check_output(args.output, args.overwrite)
     # The Rust trainer's progress goes to stdout, and piped it is only blank lines before the result line.
-    tokenizer = train_target_tokenizer(_texts(args.train)["text"], vocab_size=args.vocab_size, show_progress=sys.stdout.isatty())
+    tokenizer = train_target_tokenizer(_texts(args.train), vocab_size=args.vocab_size, show_progress=sys.stdout.isatty())
     with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
         tokenizer.save_pretrained(tmp)
     print(f"Tokenizer with {len(tokenizer)} pieces in {args.output}")

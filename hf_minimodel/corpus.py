@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import datasets
@@ -19,6 +19,11 @@ PathLike = str | os.PathLike
 
 # Suffixes that make a missing source read as a mistyped path rather than a Hub dataset name.
 _TEXT_SUFFIXES = (".txt", ".gz")
+
+# Text files larger than this in all are read into datasets' Arrow cache on disk rather than into memory, where a
+# line of text costs about three times its size as a Python string. Below it, reading into memory is faster and
+# leaves no cache behind.
+IN_MEMORY_BYTES = 64 * 2**20
 
 
 class CorpusError(InputError):
@@ -44,24 +49,64 @@ def _expand(paths: PathLike | Sequence[PathLike]) -> list[Path]:
     return files
 
 
-def _read_lines(path: Path) -> list[str]:
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as err:
-            raise CorpusError(f"{path} is not a valid gzip file ({err}): decompress or recreate it") from err
+def _iter_lines(path: Path) -> Iterator[str]:
+    """The non-empty lines of one file, stripped, read as a stream: a corpus larger than memory passes through."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    number = offset = 0
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise CorpusError(
-            f"{path} is not UTF-8 text (byte 0x{data[err.start]:02x} at line {line}, byte offset {err.start}): "
-            f"re-encode it as UTF-8, e.g. iconv -f latin1 -t utf-8"
-        ) from None
-    # Split on newlines only: str.splitlines would also break lines at characters such as U+2028 inside a line.
-    lines = (line.strip() for line in text.removeprefix("\ufeff").split("\n"))
-    return [line for line in lines if line]
+        with opener(path, "rb") as handle:
+            for raw in handle:  # split on b"\n" only: str.splitlines would also break lines at U+2028 inside a line
+                number += 1
+                if number == 1:
+                    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not text
+                try:
+                    line = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as err:
+                    raise CorpusError(
+                        f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at line {number}, byte offset "
+                        f"{offset + err.start}): re-encode it as UTF-8, e.g. iconv -f latin1 -t utf-8"
+                    ) from None
+                offset += len(raw)
+                if line:
+                    yield line
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError; a truncated .gz ends in EOFError
+        if path.suffix != ".gz":
+            raise
+        raise CorpusError(f"{path} is not a valid gzip file ({err}): decompress or recreate it") from err
+
+
+def _read_lines(path: Path) -> list[str]:
+    return list(_iter_lines(path))
+
+
+def _generate_examples(files: list[str], stamps: list[tuple[int, int]]) -> Iterator[dict]:
+    # `stamps` (size, modification time) only feed datasets' cache key, so that a changed file is read again.
+    for name in files:
+        for line in _iter_lines(Path(name)):
+            yield {"text": line}
+
+
+def _stream_to_arrow(files: list[Path]) -> datasets.Dataset:
+    """Text files read line by line into datasets' Arrow cache, which the result maps from disk: memory stays flat
+    however large the corpus (datasets shows its progress while it reads)."""
+    from datasets.exceptions import DatasetGenerationError
+
+    stamps = [(path.stat().st_size, path.stat().st_mtime_ns) for path in files]
+    try:
+        return datasets.Dataset.from_generator(
+            _generate_examples,
+            gen_kwargs={"files": [str(path.resolve()) for path in files], "stamps": stamps},
+            features=datasets.Features({"text": datasets.Value("string")}),
+        )
+    except DatasetGenerationError as err:
+        # datasets wraps whatever the generator raised; our own message is the one that says how to fix it.
+        if isinstance(err.__cause__, CorpusError):
+            raise err.__cause__ from None
+        raise
+    except ValueError as err:
+        if "corresponds to no data" not in str(err):  # datasets' words for a generator that yielded nothing
+            raise
+        raise CorpusError(_no_text(files)) from None
 
 
 def read_text_files(paths: PathLike | Sequence[PathLike]) -> list[str]:
@@ -73,9 +118,12 @@ def read_text_files(paths: PathLike | Sequence[PathLike]) -> list[str]:
     files = _expand(paths)
     texts = [line for path in files for line in _read_lines(path)]
     if not texts:
-        names = ", ".join(str(path) for path in files)
-        raise CorpusError(f"no text in {names}: every line is empty; put one example per line")
+        raise CorpusError(_no_text(files))
     return texts
+
+
+def _no_text(files: list[Path]) -> str:
+    return f"no text in {', '.join(map(str, files))}: every line is empty; put one example per line"
 
 
 def _is_saved_dataset(folder: Path) -> bool:
@@ -138,7 +186,8 @@ def load_text_dataset(
 
     `source` is, in the order tried: a folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`
     (`split` picks from a DatasetDict); a text file, a list of files or a folder of .txt files (one example per
-    line, see `read_text_files`; `split` is ignored); otherwise a dataset name on the Hugging Face Hub, loaded with
+    line, see `read_text_files`; `split` is ignored; files over `IN_MEMORY_BYTES` in all are read in a stream into
+    datasets' Arrow cache, so a corpus larger than memory passes through); otherwise a dataset name on the Hugging Face Hub, loaded with
     `datasets.load_dataset` with `config` (e.g. `("wikimedia/wikipedia", config="20231101.sw")`). `text_column`
     names the column holding the text, which is renamed to "text"; other columns are dropped. With `streaming=True`
     the result is an `IterableDataset`.
@@ -151,7 +200,11 @@ def load_text_dataset(
             raise CorpusError(
                 f"text files have a single column, 'text', not {text_column!r}: leave text_column at its default"
             )
-        dataset = datasets.Dataset.from_dict({"text": read_text_files(source)})
+        files = _expand(source)
+        if sum(path.stat().st_size for path in files) > IN_MEMORY_BYTES:
+            dataset = _stream_to_arrow(files)
+        else:
+            dataset = datasets.Dataset.from_dict({"text": read_text_files(files)})
     else:
         dataset = _from_hub(os.fspath(source), config, split, streaming)
     dataset = _text_column(dataset, text_column, source)

@@ -31,6 +31,9 @@ def _pipeline(tokenizer: Tokenizer) -> Tokenizer:
 def _non_empty(texts: Iterable[str]) -> Iterator[str]:
     if isinstance(texts, str):
         raise TypeError("texts must be an iterable of strings, one example each, not a single string")
+    if hasattr(texts, "column_names") and hasattr(texts, "iter"):  # a datasets (Iterable)Dataset with a "text" column
+        # Read in batches, never as one column list: the corpus may be larger than memory.
+        texts = (text for batch in texts.iter(batch_size=1000) for text in batch["text"])
     for text in texts:
         if text and not text.isspace():
             yield text
@@ -43,7 +46,8 @@ def train_target_tokenizer(
     model_max_length: int = 512,
     show_progress: bool = True,
 ) -> PreTrainedTokenizerFast:
-    """Train an XLM-R compatible Unigram tokenizer on target-language text.
+    """Train an XLM-R compatible Unigram tokenizer on target-language text: strings, or a dataset with a "text"
+    column (`load_text_dataset`), read in batches.
 
     `vocab_size` counts the special tokens. The result can be smaller: the Unigram trainer stops when the corpus
     has no more pieces worth keeping, which happens on small corpora; `<mask>` is then still the last id, and
