@@ -121,8 +121,19 @@ def test_only_the_first_process_writes(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_cli_under_torchrun_writes_one_pack_once(tmp_path):
-    """`torchrun -m hf_minimodel.cli ...`: both ranks train, the first one writes the pack and tells the story."""
+# accelerate's own launcher on CPUs: --multi_gpu is the flag that makes it start N processes (through torchrun's
+# machinery); the Trainer then finds no GPU and hf-minimodel's use_cpu gives gloo. (--cpu alone starts one process.)
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
+}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_the_cli_under_a_launcher_writes_one_pack_once(launcher, tmp_path):
+    """`torchrun -m hf_minimodel.cli ...` (or accelerate launch): both ranks train, the first one writes the pack and
+    tells the story."""
     from hf_minimodel.cli import main
     from hf_minimodel.sample import read_sample
 
@@ -131,8 +142,7 @@ def test_the_cli_under_torchrun_writes_one_pack_once(tmp_path):
     artifacts = Path(__file__).parent / "artifacts" / "v0.1.0" / "dual"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "hf_minimodel.cli",
-         "train-embeddings", "--model", str(artifacts), "--mini-model", "minijoint", "--tokenizer", str(tmp_path / "ru-tok"),
+        [sys.executable, *LAUNCHERS[launcher], "-m", "hf_minimodel.cli", "train-embeddings", "--model", str(artifacts), "--mini-model", "minijoint", "--tokenizer", str(tmp_path / "ru-tok"),
          "--train", str(tmp_path / "ru.txt"), "--init", "random", "--steps", "3", "--batch-size", "2", "--max-seq-length", "16",
          "--output", str(tmp_path / "pack")],
         env=env, capture_output=True, text=True, timeout=300)
