@@ -125,6 +125,10 @@ def finetune(
     )
     trainer = readable_progress(Trainer(model=trained, args=args, train_dataset=features, data_collator=collator,
                                         processing_class=tokenizer))
+    # The stock task models take **kwargs, so the Trainer believes their loss is a sum over the whole batch and
+    # multiplies it by the number of processes; they return a per-process mean. Without this, two ranks logged twice
+    # the loss of one process (tests/test_multiprocess.py).
+    trainer.model_accepts_loss_kwargs = False
     start = time.perf_counter()
     trainer.train()
     report = TrainingReport.from_trainer(trainer, time.perf_counter() - start)

@@ -2,7 +2,8 @@
 
     python tests/multiprocess_job.py STEP OUT BATCH [--kill-at N | --resume] [--no-dropout]
 
-STEP: step1-dual (MiniJoint pretraining), step2-standard or step2-minijoint. BATCH: per process. The first process
+STEP: step1-dual (MiniJoint pretraining), step1b-minipost, step2-standard, step2-minijoint or step3 (fine-tuning
+on a genre task). BATCH: per process. The first process
 writes OUT/result.safetensors (the trained tensors) and OUT/result.json (steps, tokens, FLOPs).
 """
 
@@ -16,7 +17,8 @@ import torch
 from safetensors.torch import save_file
 from transformers import TrainerCallback
 
-from hf_minimodel import MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM, pretrain_mlm, train_target_tokenizer
+from hf_minimodel import (MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM, finetune, load_task_model,
+                          pretrain_mlm, train_target_tokenizer)
 from hf_minimodel.sample import read_sample
 
 
@@ -33,7 +35,7 @@ class KillAt(TrainerCallback):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("step", choices=["step1-dual", "step2-standard", "step2-minijoint"])
+    parser.add_argument("step", choices=["step1-dual", "step1b-minipost", "step2-standard", "step2-minijoint", "step3"])
     parser.add_argument("out", type=Path)
     parser.add_argument("batch", type=int)
     parser.add_argument("--kill-at", type=int)
@@ -54,6 +56,27 @@ def main():
         report = pretrain_mlm(model, en_tok, en, args.out / "ckpt", **options)
         tensors = {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()
                    if name != "lm_head.decoder.weight" and name != "mini_lm_head.decoder.weight"}  # tied to the embeddings
+        counts = {"steps": report.steps, "tokens": report.tokens, "flops": report.flops, "loss": report.final_loss}
+    elif args.step == "step1b-minipost":
+        adapter = MiniModelAdapter(model)
+        mini = adapter.build_minipost(en_tok, en, args.out / "ckpt", mini_num_layers=1, num_new_layers=1, **options)
+        tensors = {name: param.detach().clone().contiguous() for name, param in mini.named_parameters() if param.requires_grad}
+        report = adapter.minipost_report
+        counts = {"steps": report.steps, "tokens": report.tokens, "flops": report.flops, "loss": report.final_loss}
+    elif args.step == "step3":
+        from datasets import Dataset
+
+        genre = [(text, i % 3) for i, text in enumerate(en)]  # lines labelled by position: a task to fit, not to learn
+        train = Dataset.from_dict({"text_a": [t for t, _ in genre], "text_b": [None] * len(genre), "label": [g for _, g in genre]})
+        torch.manual_seed(0)  # the new head's weights
+        task_model = load_task_model(model, label_names=["a", "b", "c"])
+        if args.no_dropout:
+            task_model.config.classifier_dropout = 0.0
+            task_model.classifier.dropout.p = 0.0
+        # Step 3 keeps no checkpoints (a fine-tuning run is short), so only the equality test runs it.
+        task_model, report = finetune(task_model, en_tok, train, args.out / "ckpt", warmup_ratio=0.0, max_steps=8,
+                                      learning_rate=1e-3, batch_size=args.batch, max_seq_length=32, disable_tqdm=True)
+        tensors = {name: param.detach().clone().contiguous() for name, param in task_model.named_parameters() if param.requires_grad}
         counts = {"steps": report.steps, "tokens": report.tokens, "flops": report.flops, "loss": report.final_loss}
     else:
         adapter = MiniModelAdapter(model)

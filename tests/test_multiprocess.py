@@ -31,7 +31,7 @@ def result(out):
     return load_file(out / "result.safetensors"), json.loads((out / "result.json").read_text())
 
 
-@pytest.mark.parametrize("step", ["step2-standard", "step2-minijoint", "step1-dual"])
+@pytest.mark.parametrize("step", ["step2-standard", "step2-minijoint", "step1-dual", "step1b-minipost", "step3"])
 def test_two_cpu_ranks_train_what_one_process_trains_with_the_same_global_batch(step, tmp_path):
     one = run_job(step, tmp_path / "one", 8, "--no-dropout")  # dropout off: two ranks draw it from two generators
     assert one.returncode == 0, one.stderr[-3000:]
