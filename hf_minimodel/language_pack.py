@@ -26,13 +26,14 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from . import __version__, cards
+from . import cards
+from .version import __version__
 from .checks import InputError, check_weights, first_line
 from .merge import base_fingerprint, merge_embeddings
 from .methods import METHODS
+from .pack_metadata import FORMAT_VERSION, PackMetadata
 from .saving import atomic_directory, recover
 
-FORMAT_VERSION = 1
 WEIGHTS_NAME = "language_pack.safetensors"
 METADATA_NAME = "language_pack.json"
 CARD_NAME = "README.md"
@@ -40,24 +41,6 @@ TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 # What a Hub download fetches: the pack's own files and whatever a tokenizer's save_pretrained writes.
 TOKENIZER_FILES = ["tokenizer.json", TOKENIZER_CONFIG_NAME, "special_tokens_map.json", "added_tokens.json", "*.model"]
 PACK_FILES = [WEIGHTS_NAME, METADATA_NAME, CARD_NAME, *TOKENIZER_FILES]
-
-METADATA_KEYS = (
-    "language",
-    "base_model",
-    "base_fingerprint",
-    "method",
-    "mini_num_layers",
-    "hidden_size",
-    "vocab_size",
-    "train_steps",
-    "train_tokens",
-    "train_flops",
-    "train_seconds",
-    "train_device",
-    "init",
-    "license",
-    "created_with",
-)
 
 
 @dataclass(eq=False)
@@ -68,17 +51,17 @@ class LanguagePack:
         tokenizer: the target-language tokenizer; `len(tokenizer)` rows of embeddings.
         embeddings: the word embeddings, shape `(len(tokenizer), hidden_size)`.
         output_bias: the MLM heads' vocabulary bias, shape `(len(tokenizer),)`, or `None` (zeros when applied).
-        metadata: how the pack was made: `language`, `base_model`, `base_fingerprint` (see `merge.base_fingerprint`),
-            `method` ("standard", "minijoint" or "minipost"), `mini_num_layers`, `train_steps`, `train_tokens`,
-            `train_flops`, `train_seconds`, `train_device`, `init`, `license` (the base model's; the card says
-            "unknown" when it is None), `evaluations` (see `add_evaluation`), and any other JSON values. Missing
-            keys are `None`; `hidden_size`, `vocab_size` and `created_with` are filled in.
+        metadata: how the pack was made and what it scored, a `PackMetadata` (a dict is converted): `language`,
+            `base_model`, `base_fingerprint` (see `merge.base_fingerprint`), `method` ("standard", "minijoint" or
+            "minipost"), step 2's cost and settings, `license` (the base model's; the card says "unknown" when it
+            is None), `evaluations` (see `add_evaluation`), and any other JSON values (in `extra`). `hidden_size`,
+            `vocab_size` and `created_with` are filled in.
     """
 
     tokenizer: object = field(repr=False)
     embeddings: torch.Tensor = field(repr=False)
     output_bias: torch.Tensor | None = field(default=None, repr=False)
-    metadata: dict = field(default_factory=dict)
+    metadata: PackMetadata = field(default_factory=PackMetadata)
 
     def __post_init__(self):
         if self.embeddings.ndim != 2:
@@ -91,7 +74,7 @@ class LanguagePack:
             )
         if self.output_bias is not None and tuple(self.output_bias.shape) != (vocab_size,):
             raise ValueError(f"the output bias has shape {tuple(self.output_bias.shape)} but the tokenizer needs ({vocab_size},)")
-        metadata = {key: None for key in METADATA_KEYS} | dict(self.metadata)
+        metadata = PackMetadata.from_dict(self.metadata)  # a copy: the caller's record stays as it was
         for key, actual in (("vocab_size", vocab_size), ("hidden_size", hidden_size)):
             if metadata[key] is not None and metadata[key] != actual:
                 raise ValueError(f"metadata says {key}={metadata[key]} but the embeddings have {key}={actual}")
@@ -145,7 +128,7 @@ class LanguagePack:
         if self.output_bias is not None:
             tensors["output_bias"] = self.output_bias.detach().cpu().contiguous()
         save_file(tensors, folder / WEIGHTS_NAME, metadata={"format": "pt", "language_pack_format": str(FORMAT_VERSION)})
-        (folder / METADATA_NAME).write_text(json.dumps(self.metadata, indent=2) + "\n", encoding="utf-8")
+        (folder / METADATA_NAME).write_text(json.dumps(self.metadata.to_dict(), indent=2) + "\n", encoding="utf-8")
         (folder / CARD_NAME).write_text(self.model_card(repo_id), encoding="utf-8")
 
     @classmethod
@@ -155,12 +138,7 @@ class LanguagePack:
         for name in (METADATA_NAME, WEIGHTS_NAME, TOKENIZER_CONFIG_NAME):
             if not (folder / name).is_file():
                 raise ValueError(f"{path_or_repo_id} has no {name}: not a complete language pack (write one with LanguagePack.save_pretrained)")
-        try:
-            metadata = json.loads((folder / METADATA_NAME).read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InputError(f"{folder / METADATA_NAME} is not valid JSON ({error}): restore it, or save the pack again") from None
-        if not isinstance(metadata, dict):
-            raise InputError(f"{folder / METADATA_NAME} holds no JSON object: restore it, or save the pack again")
+        metadata = PackMetadata.load(folder / METADATA_NAME)  # version, fields and types checked, or a clear error
         check_weights(folder)  # a damaged language_pack.safetensors, named
         with safe_open(folder / WEIGHTS_NAME, framework="pt") as weights:
             version = int((weights.metadata() or {}).get("language_pack_format", FORMAT_VERSION))
@@ -253,4 +231,4 @@ def _pack_folder(path_or_repo_id: str | os.PathLike, revision: str | None, token
         ) from error
 
 
-__all__ = ["LanguagePack"]
+__all__ = ["LanguagePack", "PackMetadata"]

@@ -10,6 +10,7 @@ from huggingface_hub import HfApi, RepoUrl
 from safetensors import safe_open
 from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification
 
+from hf_minimodel.checks import InputError
 from hf_minimodel.language_pack import LanguagePack
 from hf_minimodel.merge import base_fingerprint
 from hf_minimodel.saving import OutputExistsError
@@ -234,3 +235,53 @@ def test_the_base_models_licence_is_read_from_its_card_on_this_machine(tmp_path)
     assert base_license(str(tmp_path)) == "mit"
     assert base_license(str(tmp_path / "elsewhere")) is None and base_license(None) is None
     assert base_license("nobody/not-in-the-cache") is None  # not cached: no download, no guess
+
+
+# The metadata is a typed, versioned record (hf_minimodel.pack_metadata.PackMetadata).
+
+
+def test_metadata_is_typed_and_still_a_mapping(pack, tmp_path):
+    from hf_minimodel.language_pack import PackMetadata
+
+    assert isinstance(pack.metadata, PackMetadata)
+    assert pack.metadata.train_tokens == pack.metadata["train_tokens"] == 12345
+    assert pack.metadata.extra == {"corpus": "a few test sentences"} and pack.metadata["corpus"] == "a few test sentences"
+    saved = json.loads((pack.save_pretrained(tmp_path / "pack") / "language_pack.json").read_text())
+    assert saved["format_version"] == 1 and saved["corpus"] == "a few test sentences" and saved["train_flops"] == 1.5e12
+    assert LanguagePack.from_pretrained(tmp_path / "pack").metadata.extra == {"corpus": "a few test sentences"}
+
+
+def edit_metadata(path, change):
+    metadata = json.loads((path / "language_pack.json").read_text())
+    change(metadata)
+    (path / "language_pack.json").write_text(json.dumps(metadata))
+
+
+def test_a_pack_from_a_newer_version_says_upgrade(pack, tmp_path):
+    path = pack.save_pretrained(tmp_path / "pack")
+    edit_metadata(path, lambda metadata: metadata.update(format_version=2))
+    with pytest.raises(InputError, match=r"language_pack.json is a version-2 language pack, from a newer hf-minimodel.*upgrade"):
+        LanguagePack.from_pretrained(path)
+
+
+def test_a_pack_without_a_format_version_is_version_1(pack, tmp_path):
+    path = pack.save_pretrained(tmp_path / "pack")
+    edit_metadata(path, lambda metadata: metadata.pop("format_version"))
+    assert LanguagePack.from_pretrained(path).metadata.format_version == 1
+
+
+def test_a_missing_metadata_field_is_named(pack, tmp_path):
+    path = pack.save_pretrained(tmp_path / "pack")
+    edit_metadata(path, lambda metadata: (metadata.pop("method"), metadata.pop("train_flops")))
+    with pytest.raises(InputError, match=r"language_pack.json has no method, train_flops fields: .*save the pack again"):
+        LanguagePack.from_pretrained(path)
+
+
+@pytest.mark.parametrize("field, value, kind", [("train_steps", "ten", "a whole number"), ("train_steps", True, "a whole number"),
+                                                ("train_flops", "1e12", "a number"), ("language", 7, "a string"),
+                                                ("evaluations", {"accuracy": 1}, "a list")])
+def test_a_metadata_field_of_the_wrong_type_is_named(pack, tmp_path, field, value, kind):
+    path = pack.save_pretrained(tmp_path / "pack")
+    edit_metadata(path, lambda metadata: metadata.update({field: value}))
+    with pytest.raises(InputError, match=f"language_pack.json: {field} is .*, not {kind}: restore the file"):
+        LanguagePack.from_pretrained(path)

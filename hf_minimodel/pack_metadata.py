@@ -1,0 +1,141 @@
+"""A language pack's metadata as a typed, versioned record: how the pack was made and what it scored, saved beside
+its weights as `language_pack.json` (as peft saves its `adapter_config.json`).
+
+It is a dataclass, so fields have types and names an editor completes; it is also a mapping, as transformers'
+`ModelOutput` is, so `pack.metadata["train_flops"]` works too, and keys it does not know (a user's own notes) travel
+along in `extra`. Reading checks the format version and every field, and names the file and the field when one is
+missing or of the wrong type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import numbers
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .checks import InputError
+
+# 1: every pack so far. A reader refuses a higher version (a newer hf-minimodel wrote it); a file without the field
+# was written before it existed, and is version 1.
+FORMAT_VERSION = 1
+
+# Present in every pack written since version 1 (their value may be null). Fields added later are optional.
+REQUIRED = ("language", "base_model", "base_fingerprint", "method", "mini_num_layers", "hidden_size", "vocab_size",
+            "train_steps", "train_tokens", "train_flops", "train_seconds", "init", "created_with")
+
+
+@dataclass
+class PackMetadata(MutableMapping):
+    """How a language pack was made. Every field may be `None` (not known); `LanguagePack` fills in `hidden_size`,
+    `vocab_size` and `created_with`."""
+
+    language: str | None = None
+    base_model: str | None = None
+    base_fingerprint: str | None = None  # merge.base_fingerprint of the base model's frozen embedding parts
+    method: str | None = None  # "standard", "minijoint" or "minipost" (methods.METHODS)
+    mini_num_layers: int | None = None
+    hidden_size: int | None = None
+    vocab_size: int | None = None
+    # step 2's cost, totals over all processes
+    train_steps: int | None = None
+    train_tokens: int | None = None
+    train_flops: float | None = None
+    train_seconds: float | None = None
+    train_device: str | None = None
+    train_final_loss: float | None = None
+    # step 2's settings
+    init: str | None = None  # "overlap", "anchored" or "random"
+    init_rows_copied: int | None = None
+    step2_num_layers: int | None = None
+    max_seq_length: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    license: str | None = None  # a Hub licence id; the card says "unknown" when None
+    created_with: str | None = None
+    evaluations: list | None = None  # LanguagePack.add_evaluation's entries, for the card's model-index
+    extra: dict = field(default_factory=dict)  # any other JSON values
+    format_version: int = FORMAT_VERSION
+
+    # The mapping view: the typed fields, then the extra keys.
+    def __getitem__(self, key):
+        if key in _FIELDS:
+            return getattr(self, key)
+        return self.extra[key]
+
+    def __setitem__(self, key, value):
+        if key in _FIELDS:
+            setattr(self, key, value)
+        else:
+            self.extra[key] = value
+
+    def __delitem__(self, key):
+        if key in _FIELDS:
+            raise KeyError(f"{key!r} is a field of PackMetadata: set it to None instead")
+        del self.extra[key]
+
+    def __iter__(self):
+        yield from _FIELDS
+        yield from self.extra
+
+    def __len__(self):
+        return len(_FIELDS) + len(self.extra)
+
+    def __or__(self, other) -> "PackMetadata":
+        return PackMetadata.from_dict(dict(self) | dict(other))
+
+    def to_dict(self) -> dict:
+        """The JSON object saved as `language_pack.json`."""
+        return {"format_version": self.format_version, **dict(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PackMetadata":
+        """From a mapping of fields and extra keys (no checks: see `load` for a saved file)."""
+        values = dict(values)
+        known = {key: values.pop(key) for key in list(values) if key in _FIELDS or key == "format_version"}
+        return cls(**known, extra=values)
+
+    @classmethod
+    def load(cls, path: Path) -> "PackMetadata":
+        """Read and check `language_pack.json`; every problem is an `InputError` naming the file and the fix."""
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise InputError(f"{path} is not valid JSON ({error}): restore it, or save the pack again") from None
+        if not isinstance(values, dict):
+            raise InputError(f"{path} holds no JSON object: restore it, or save the pack again")
+        version = values.get("format_version", 1)
+        if not _is_whole(version) or version < 1:
+            raise InputError(f"{path}: format_version {version!r} is not a version number: restore the file, or save the pack again")
+        if version > FORMAT_VERSION:
+            raise InputError(f"{path} is a version-{version} language pack, from a newer hf-minimodel (this one reads up to "
+                             f"version {FORMAT_VERSION}): upgrade hf-minimodel (pip install -U hf-minimodel)")
+        missing = [key for key in REQUIRED if key not in values]
+        if missing:
+            raise InputError(f"{path} has no {', '.join(missing)} field{'s' if len(missing) > 1 else ''}: not a complete "
+                             "language pack's metadata; restore the file, or save the pack again")
+        for key, expected in _TYPES.items():
+            value = values.get(key)
+            if value is not None and not _CHECKS[expected](value):
+                raise InputError(f"{path}: {key} is {value!r}, not {_NAMES[expected]}: restore the file, or save the pack again")
+        return cls.from_dict(values)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(PackMetadata) if f.name not in ("extra", "format_version"))
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+# What each field holds, from its annotation ("int | None" -> int): checked when a saved file is read.
+_CHECKS = {
+    "int": _is_whole,
+    "float": lambda value: isinstance(value, numbers.Real) and not isinstance(value, bool),
+    "str": lambda value: isinstance(value, str),
+    "list": lambda value: isinstance(value, list),
+}
+_NAMES = {"int": "a whole number", "float": "a number", "str": "a string", "list": "a list"}
+_TYPES = {f.name: str(f.type).split(" |")[0] for f in dataclasses.fields(PackMetadata) if f.name in _FIELDS}
