@@ -4,7 +4,7 @@
     python benchmarks/make_sample.py
 
 English is the source language; Russian (Cyrillic script) and French (Latin script, like English) are the target
-languages. Only translations marked public domain in `hf_minimodel.bible.TRANSLATIONS` may be written here.
+languages. Only translations marked public domain in `hf_minimodel.tasks.bible.TRANSLATIONS` may be written here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from hf_minimodel.bible import TRANSLATIONS, load_verses, verse_split
+from hf_minimodel.tasks.bible import TRANSLATIONS, load_verses, verse_split
 
 OUT = Path(__file__).resolve().parent.parent / "hf_minimodel" / "data"
 SAMPLES = {"en-kjv": "k", "ru-synodal": "r", "fr-segond": "l"}

@@ -41,16 +41,20 @@ from hf_minimodel import (
     MiniModelAdapter,
     MiniModelForMaskedLM,
     XLMRobertaForDualMLM,
+    atomic_directory,
     e5_small,
+    evaluate_retrieval,
+    evaluate_zero_shot,
+    finetune,
+    load_task,
+    load_task_model,
     pretrain_mlm,
+    source_config,
     train_target_tokenizer,
 )
-from hf_minimodel.bible import TRANSLATIONS, verses_for
-from hf_minimodel.bible_tasks import PARAPHRASE_PAIRS, default_code, majority_baseline, retrieval_task
-from hf_minimodel.saving import atomic_directory
-from hf_minimodel.tasks import load_task
-from hf_minimodel.training import source_config
-from hf_minimodel.transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model
+from hf_minimodel.tasks.bible import TRANSLATIONS, verses_for
+from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
+from hf_minimodel.tasks.metrics import majority_baseline
 
 ENGLISH = ("k", "4")  # KJV and WEB: both public domain
 TASKS = ("bible-genre", "bible-paraphrase", "bible-retrieval")

@@ -7,41 +7,49 @@ whether continued MLM keeps e5's sentence geometry.
 
 Writes runs/step1-sweep/h{HEAD_LR}-b{BODY_LR}-{STEPS}.json.
 """
-import json, sys, time, torch
+
+import json
+import sys
+import time
 from pathlib import Path
+
+import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
-from hf_minimodel import e5_small, pretrain_mlm
-from hf_minimodel.bible import verses_for
-from hf_minimodel.bible_tasks import retrieval_task, retrieval_accuracy
-from hf_minimodel.transfer import sentence_embeddings
-sys.path.insert(0, "benchmarks")
-from reproduce import texts, ENGLISH
-head_lr, body_lr, steps = float(sys.argv[1]), (None if sys.argv[2] == "same" else float(sys.argv[2])), int(sys.argv[3])
-out = Path(f"runs/step1-sweep/h{sys.argv[1]}-b{sys.argv[2]}-{steps}")
-init = str(e5_small())
-tok = AutoTokenizer.from_pretrained(init)
-probe = retrieval_task("k", "l", "test", num_candidates=1000, seed=0)
-def retrieval(model):
+
+from hf_minimodel import e5_small, pretrain_mlm, sentence_embeddings
+from hf_minimodel.tasks.bible_tasks import retrieval_task
+from hf_minimodel.tasks.metrics import retrieval_accuracy
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reproduce import ENGLISH, texts  # noqa: E402 - the benchmark's own English training text
+
+
+def retrieval(model, tokenizer, probe) -> float:
     model.eval()
-    q = sentence_embeddings(model, tok, probe.queries, max_seq_length=128)
-    p = sentence_embeddings(model, tok, probe.pool, max_seq_length=128)
+    queries = sentence_embeddings(model, tokenizer, probe.queries, max_seq_length=128)
+    pool = sentence_embeddings(model, tokenizer, probe.pool, max_seq_length=128)
     model.train()
-    return round(retrieval_accuracy(q, p, probe.gold), 3)
-torch.manual_seed(0)
-model = XLMRobertaForMaskedLM.from_pretrained(init)
-result = {"head_lr": head_lr, "body_lr": body_lr, "steps": steps}
-if body_lr == 0.0:
-    model.roberta.requires_grad_(False)
-    for p in model.lm_head.parameters(): p.requires_grad_(True)
-    model.get_input_embeddings().requires_grad_(False)
-    from hf_minimodel.training import run_mlm_training, mlm_blocks
+    return round(retrieval_accuracy(queries, pool, probe.gold), 3)
+
+
+def main(head_lr: str, body_lr: str, steps: str) -> None:
+    out = Path(f"runs/step1-sweep/h{head_lr}-b{body_lr}-{steps}")
+    init = str(e5_small())
+    tokenizer = AutoTokenizer.from_pretrained(init)
+    probe = retrieval_task("k", "l", "test", num_candidates=1000, seed=0)
+    torch.manual_seed(0)
+    model = XLMRobertaForMaskedLM.from_pretrained(init)
     started = time.time()
-    report = run_mlm_training(model, tok, mlm_blocks(texts(ENGLISH), tok, 64), out / "ckpt", max_steps=steps, learning_rate=head_lr,
-                              batch_size=8, weight_decay=0.01, seed=0)
-else:
-    started = time.time()
-    report = pretrain_mlm(model, tok, texts(ENGLISH), out / "ckpt", max_steps=steps, learning_rate=head_lr, body_learning_rate=body_lr,
-                          batch_size=8, weight_decay=0.01, seed=0, max_seq_length=64, train_word_embeddings=False)
-result.update(final_loss=report.final_loss, seconds=round(time.time() - started), retrieval_at_1=retrieval(model))
-print(json.dumps(result), flush=True)
-(out.parent / f"{out.name}.json").write_text(json.dumps(result))
+    report = pretrain_mlm(model, tokenizer, texts(ENGLISH), out / "ckpt", max_steps=int(steps), learning_rate=float(head_lr),
+                          body_learning_rate=None if body_lr == "same" else float(body_lr), batch_size=8,
+                          weight_decay=0.01, seed=0, max_seq_length=64, train_word_embeddings=False)
+    result = {"head_lr": float(head_lr), "body_lr": None if body_lr == "same" else float(body_lr), "steps": int(steps),
+              "final_loss": report.final_loss, "seconds": round(time.time() - started),
+              "retrieval_at_1": retrieval(model, tokenizer, probe)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out.with_suffix(".json")).write_text(json.dumps(result) + "\n")
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

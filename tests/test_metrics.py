@@ -3,10 +3,12 @@ import os
 import subprocess
 import sys
 
+import datasets
 import evaluate
 import pytest
+import torch
 
-from hf_minimodel.metrics import METRICS, load_metric
+from hf_minimodel.tasks.metrics import METRICS, load_metric, majority_baseline, retrieval_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +105,7 @@ def refuse(*args, **kwargs):
 socket.socket.connect = refuse
 socket.create_connection = refuse
 
-from hf_minimodel.metrics import load_metric
+from hf_minimodel.tasks.metrics import load_metric
 
 accuracy = load_metric("accuracy").compute(predictions=[1, 0], references=[1, 1])
 squad = load_metric("squad").compute(
@@ -121,3 +123,25 @@ print(json.dumps({**accuracy, **squad}))
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"accuracy": 0.5, "exact_match": 100.0, "f1": 100.0}
     # evaluate imports the scripts from copies in its module cache, under HF_HOME.
     assert list((tmp_path / "hf_home" / "modules").rglob("squad.py"))
+
+
+def test_majority_baseline_is_the_share_of_the_commonest_label():
+    assert majority_baseline(datasets.Dataset.from_dict({"label": [2, 0, 2, 1, 2, 0]})) == 0.5
+
+
+def test_retrieval_accuracy_is_one_for_identical_vectors():
+    vectors = torch.eye(50) * 3.0  # scale must not matter: cosine similarity
+    assert retrieval_accuracy(vectors, torch.eye(50), list(range(50))) == 1.0
+    assert retrieval_accuracy(vectors, torch.eye(50), [1] * 50) == pytest.approx(1 / 50)
+
+
+def test_retrieval_accuracy_of_random_vectors_is_chance():
+    torch.manual_seed(0)
+    queries, candidates = torch.randn(4000, 16), torch.randn(50, 16)
+    gold = torch.randint(0, 50, (4000,))
+    assert retrieval_accuracy(queries, candidates, gold) == pytest.approx(1 / 50, abs=0.01)
+
+
+def test_retrieval_accuracy_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="one gold index per query"):
+        retrieval_accuracy(torch.eye(4), torch.eye(4), [0, 1, 2])

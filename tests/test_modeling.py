@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from hf_minimodel import MiniModelAdapter, MiniModelConfig, MiniModelForMaskedLM, XLMRobertaForDualMLM
-from transformers import AutoModelForMaskedLM, XLMRobertaForMaskedLM
+from transformers import XLMRobertaForMaskedLM
 
 from conftest import TINY
 

@@ -9,7 +9,7 @@ from hf_minimodel.merge import base_fingerprint
 from hf_minimodel.sample import read_sample
 from hf_minimodel.target_embeddings import LearningCurve, initial_target_embeddings, start_target_vocabulary, train_target_embeddings
 from hf_minimodel.tokenizer import train_target_tokenizer
-from hf_minimodel.training import heldout_mlm_loss, pretrain_mlm
+from hf_minimodel import heldout_mlm_loss, pretrain_mlm
 
 FAST = dict(batch_size=4, max_seq_length=32, disable_tqdm=True)
 
@@ -302,3 +302,21 @@ def test_step1_can_train_the_body_gently_and_the_new_heads_fast(tokenizers, text
     assert moved("lm_head.dense.weight") > 1e-4 and moved("mini_lm_head.dense.weight") > 1e-4
     assert moved("roberta.encoder.layer.0.attention.self.query.weight") < 1e-9
     assert torch.equal(after["roberta.embeddings.word_embeddings.weight"], before["roberta.embeddings.word_embeddings.weight"])
+
+
+def test_the_method_is_recorded_when_the_mini_model_is_cut_and_checked_when_stated(source, tokenizers, tmp_path):
+    from hf_minimodel.modeling_minimodel import MiniModelForMaskedLM
+
+    _, ru_tok = tokenizers
+    mini = MiniModelAdapter(source).export_mini_model()
+    assert mini.config.mini_method == "minijoint"
+    mini.save_pretrained(tmp_path / "mini")
+    loaded = MiniModelForMaskedLM.from_pretrained(tmp_path / "mini")
+    assert loaded.config.mini_method == "minijoint"  # a saved mini-model says what it is
+    with pytest.raises(ValueError, match=r"method='minipost', but the model given is a minijoint mini-model"):
+        train_target_embeddings(loaded, ru_tok, ["text"], tmp_path / "step2", method="minipost")
+    with pytest.raises(ValueError, match=r"method='standard', but the model given is a minijoint mini-model"):
+        train_target_embeddings(loaded, ru_tok, ["text"], tmp_path / "step2", method="standard")
+    with pytest.raises(ValueError, match=r"method='minijoint', but the model given is a full model"):
+        train_target_embeddings(source, ru_tok, ["text"], tmp_path / "step2", method="minijoint")
+    assert not (tmp_path / "step2").exists()

@@ -5,7 +5,7 @@ import datasets
 import numpy as np
 import pytest
 
-from hf_minimodel.qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
+from hf_minimodel.tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
 from hf_minimodel.tokenizer import train_target_tokenizer
 
 CONTEXT = "The Eiffel Tower stands in Paris, the capital of France, and Berlin is the capital of Germany."

@@ -33,11 +33,11 @@ def load_task(name: str, language: str, split: str, *, source=None, max_examples
             raise ValueError(f"bible-paraphrase needs two translations of one language: choose from {', '.join(sorted(PARAPHRASE_PAIRS))}")
         dataset = paraphrase_task(*PARAPHRASE_PAIRS[language], split, max_pairs=max_examples, seed=seed)
     elif name in ("xnli", "pawsx"):
-        from .benchmarks_data import load_pawsx, load_xnli
+        from .xtreme import load_pawsx, load_xnli
 
         dataset = (load_xnli if name == "xnli" else load_pawsx)(language, split=split, source=source)
     elif name in ("squad", "mlqa"):
-        from .benchmarks_data import load_mlqa, load_squad
+        from .xtreme import load_mlqa, load_squad
 
         dataset = load_squad(split=split, source=source) if name == "squad" else load_mlqa(language, split=split, source=source)
     else:

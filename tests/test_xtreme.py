@@ -3,8 +3,8 @@ import json
 import datasets
 import pytest
 
-from hf_minimodel import benchmarks_data
-from hf_minimodel.benchmarks_data import (
+from hf_minimodel.tasks import xtreme
+from hf_minimodel.tasks.xtreme import (
     PAWSX_LABELS,
     XNLI_LABELS,
     BenchmarkDataError,
@@ -58,8 +58,8 @@ def hub(monkeypatch):
         calls.append((path, name, split))
         return answers[path]
 
-    monkeypatch.setattr(benchmarks_data.datasets, "load_dataset", load_dataset)
-    monkeypatch.setattr(benchmarks_data, "_hub_unreachable", lambda name: None)  # this stand-in Hub answers
+    monkeypatch.setattr(xtreme.datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(xtreme, "_hub_unreachable", lambda name: None)  # this stand-in Hub answers
     return calls, answers
 
 
@@ -71,14 +71,14 @@ def test_an_unreachable_hub_is_said_at_once_without_asking_datasets(monkeypatch,
         calls.append(args)
         raise ConnectionError("no network")
 
-    monkeypatch.setattr(benchmarks_data.datasets, "load_dataset", load_dataset)
-    monkeypatch.setattr(benchmarks_data.datasets.config, "HF_DATASETS_CACHE", str(tmp_path))  # no copy kept here
-    monkeypatch.setattr(benchmarks_data, "_hub_unreachable", lambda name: "ConnectError: Name or service not known")
-    with pytest.raises(benchmarks_data.BenchmarkDataError, match="Hugging Face Hub cannot be reached.*--test-file"):
+    monkeypatch.setattr(xtreme.datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(xtreme.datasets.config, "HF_DATASETS_CACHE", str(tmp_path))  # no copy kept here
+    monkeypatch.setattr(xtreme, "_hub_unreachable", lambda name: "ConnectError: Name or service not known")
+    with pytest.raises(xtreme.BenchmarkDataError, match="Hugging Face Hub cannot be reached.*--test-file"):
         load_xnli("sw", split="test")
     assert calls == []
     (tmp_path / "facebook___xnli").mkdir()  # a kept copy: datasets is asked, and loads it offline
-    with pytest.raises(benchmarks_data.BenchmarkDataError, match="could not load"):
+    with pytest.raises(xtreme.BenchmarkDataError, match="could not load"):
         load_xnli("sw", split="test")
     assert calls == [("facebook/xnli", "sw")]
 
@@ -165,7 +165,7 @@ def test_missing_file_and_unsupported_format_say_what_to_pass(tmp_path):
 def test_mlqa_jsonl_gets_squads_layout_with_an_empty_title(tmp_path):
     dataset = load_mlqa("fr", source=write_jsonl(tmp_path / "mlqa.jsonl", MLQA_ROWS))
     assert dataset.column_names == ["id", "title", "context", "question", "answers"]
-    assert dataset.features == benchmarks_data.QA_FEATURES
+    assert dataset.features == xtreme.QA_FEATURES
     assert dataset[1]["answers"] == MLQA_ROWS[1]["answers"]
     assert dataset["title"][:] == ["", ""]
 
@@ -264,8 +264,8 @@ def test_hub_failure_says_to_pass_a_local_source(monkeypatch):
     def unreachable(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'facebook/xnli' on the Hub (LocalEntryNotFoundError)\nmore details")
 
-    monkeypatch.setattr(benchmarks_data.datasets, "load_dataset", unreachable)
-    monkeypatch.setattr(benchmarks_data, "_hub_unreachable", lambda name: None)  # the probe got through; loading failed
+    monkeypatch.setattr(xtreme.datasets, "load_dataset", unreachable)
+    monkeypatch.setattr(xtreme, "_hub_unreachable", lambda name: None)  # the probe got through; loading failed
     with pytest.raises(BenchmarkDataError) as info:
         load_xnli("fr")
     message = str(info.value)

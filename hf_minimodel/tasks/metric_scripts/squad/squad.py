@@ -40,7 +40,7 @@ Returns:
     f1 (`float`): average over questions of the best token-overlap F1 with a gold answer, in percent.
 
 Examples:
-    >>> squad = hf_minimodel.metrics.load_metric("squad")
+    >>> squad = hf_minimodel.tasks.metrics.load_metric("squad")
     >>> squad.compute(
     ...     predictions=[{"id": "q1", "prediction_text": "the Eiffel Tower!"}],
     ...     references=[{"id": "q1", "answers": {"text": ["Eiffel Tower"], "answer_start": [4]}}],

@@ -1,4 +1,4 @@
-"""The paper's benchmarks (steps 3 and 4): XNLI, PAWS-X, MLQA, and SQuAD for English QA training.
+"""The paper's XTREME benchmarks (steps 3 and 4): XNLI, PAWS-X and MLQA, plus SQuAD for English QA training.
 
 Every loader gives a `datasets.Dataset` in one layout per task type, whatever the source, so fine-tuning (step 3)
 and zero-shot evaluation (step 4) never need to know where the data came from:
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import datasets
 
-from .corpus import _from_disk, _is_saved_dataset, first_line
+from ..corpus import _from_disk, _is_saved_dataset, first_line
 
 PathLike = str | os.PathLike
 

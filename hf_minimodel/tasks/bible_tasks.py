@@ -6,7 +6,8 @@ aligned verses give every language the same examples:
 
 - `genre_task`: single-sentence classification, the genre of a verse's book (`bible.GENRES`), XNLI's role.
 - `paraphrase_task`: two translations of one verse versus a verse and a lexically similar neighbour, PAWS-X's role.
-- `retrieval_task`: find a verse's translation among N verses, a probe of how well the new embeddings align.
+- `retrieval_task`: find a verse's translation among N verses, a probe of how well the new embeddings align
+  (scored by `metrics.retrieval_accuracy`).
 
 Classification tasks come as a `datasets.Dataset` with the columns of our XNLI and PAWS-X loaders: `text_a`,
 `text_b` ("" for single sentences), `label` (a `ClassLabel` with names) and `verse_id` ("book:chapter:verse"; pairs
@@ -29,12 +30,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import datasets
-import torch
 
 from . import bible
 from .bible import GENRES, TRANSLATIONS, Split, VerseId
@@ -69,14 +69,6 @@ def default_code(language: str) -> str:
     if not codes:
         raise ValueError(f"no Bible translation in language {language!r}: use one of {', '.join(LANGUAGES)}")
     return next((t.code for t in codes if t.public_domain), codes[0].code)
-
-
-def majority_baseline(dataset: datasets.Dataset) -> float:
-    """Accuracy of always answering the most frequent label: the score a task model must beat."""
-    labels = list(dataset["label"])
-    if not len(labels):
-        raise ValueError("majority_baseline needs a dataset with at least one example")
-    return Counter(labels).most_common(1)[0][1] / len(labels)
 
 
 def _verse_key(verse_id: VerseId) -> str:
@@ -118,7 +110,7 @@ def genre_task(code: str, split: Split, *, max_examples: int | None = None, seed
 
     The labels are the same in every language, so a classifier fine-tuned on English (step 3) is evaluated on any
     target language as is (step 4). `max_examples` keeps each genre's share of the split (largest-remainder quotas),
-    so `majority_baseline` stays what it is on the whole split.
+    so `metrics.majority_baseline` stays what it is on the whole split.
     """
     verses = _split_verses(code, split)
     by_genre: dict[int, list[VerseId]] = defaultdict(list)
@@ -272,22 +264,3 @@ def retrieval_task(
         query_ids=[_verse_key(verse_id) for verse_id in queries],
         pool_ids=[_verse_key(verse_id) for verse_id in pool],
     )
-
-
-def retrieval_accuracy(query_vectors: torch.Tensor, candidate_vectors: torch.Tensor, gold) -> float:
-    """Accuracy@1: the share of queries whose most cosine-similar candidate is `gold[i]`.
-
-    `query_vectors` is (queries, dim), `candidate_vectors` (candidates, dim), e.g. mean-pooled encoder states of
-    `RetrievalProbe.queries` and `.pool`.
-    """
-    gold = torch.as_tensor(gold, device=query_vectors.device)
-    if query_vectors.ndim != 2 or candidate_vectors.ndim != 2 or query_vectors.shape[1] != candidate_vectors.shape[1]:
-        raise ValueError(
-            f"expected (queries, dim) and (candidates, dim) vectors, got {tuple(query_vectors.shape)} and "
-            f"{tuple(candidate_vectors.shape)}"
-        )
-    if gold.shape != (query_vectors.shape[0],):
-        raise ValueError(f"need one gold index per query: {query_vectors.shape[0]} queries, gold {tuple(gold.shape)}")
-    queries = torch.nn.functional.normalize(query_vectors.float(), dim=-1)
-    candidates = torch.nn.functional.normalize(candidate_vectors.float(), dim=-1)
-    return (queries @ candidates.T).argmax(dim=-1).eq(gold).float().mean().item()

@@ -1,7 +1,7 @@
 """Accuracy, the XNLI and PAWS-X score of the paper's step 4, as an `evaluate` metric that loads without the Hub.
 
 The same inputs and output as the Hub's `evaluate-metric/accuracy`, computed without scikit-learn.
-Load it with `hf_minimodel.metrics.load_metric("accuracy")`.
+Load it with `hf_minimodel.tasks.metrics.load_metric("accuracy")`.
 """
 
 import datasets
@@ -24,7 +24,7 @@ Returns:
     accuracy (`float`): between 0.0 and 1.0, or the (weighted) count of correct predictions if normalize=False.
 
 Examples:
-    >>> accuracy = hf_minimodel.metrics.load_metric("accuracy")
+    >>> accuracy = hf_minimodel.tasks.metrics.load_metric("accuracy")
     >>> accuracy.compute(predictions=[0, 1, 2, 1], references=[0, 1, 1, 1])
     {'accuracy': 0.75}
 """
