@@ -21,10 +21,26 @@ JOB = Path(__file__).with_name("multiprocess_job.py")
 TOLERANCE = 1e-6
 
 
-def run_job(step, out, batch, *extra, ranks=1):
+def start_job(step, out, batch, *extra, ranks=1):
+    """The job in the background: the reference run and the run under test go side by side, as the one-process
+    reference would otherwise leave one of the two cores idle."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks)] if ranks > 1 else [sys.executable]
-    return subprocess.run([*launcher, str(JOB), step, str(out), str(batch), *extra], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen([*launcher, str(JOB), step, str(out), str(batch), *extra], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(job):
+    try:
+        stdout, stderr = job.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        raise
+    return subprocess.CompletedProcess(job.args, job.returncode, stdout, stderr)
+
+
+def run_job(step, out, batch, *extra, ranks=1):
+    return finish(start_job(step, out, batch, *extra, ranks=ranks))
 
 
 def result(out):
@@ -33,9 +49,10 @@ def result(out):
 
 @pytest.mark.parametrize("step", ["step2-standard", "step2-minijoint", "step1-dual", "step1b-minipost", "step3"])
 def test_two_cpu_ranks_train_what_one_process_trains_with_the_same_global_batch(step, tmp_path):
-    one = run_job(step, tmp_path / "one", 8, "--no-dropout")  # dropout off: two ranks draw it from two generators
+    one = start_job(step, tmp_path / "one", 8, "--no-dropout")  # dropout off: two ranks draw it from two generators
+    two = finish(start_job(step, tmp_path / "two", 4, "--no-dropout", ranks=2))
+    one = finish(one)
     assert one.returncode == 0, one.stderr[-3000:]
-    two = run_job(step, tmp_path / "two", 4, "--no-dropout", ranks=2)
     assert two.returncode == 0, two.stderr[-3000:]
     (single, single_counts), (double, double_counts) = result(tmp_path / "one"), result(tmp_path / "two")
     # Steps, tokens and FLOPs are totals over both ranks; the logged loss is the mean over all masked tokens (a
@@ -54,13 +71,14 @@ def test_two_cpu_ranks_train_what_one_process_trains_with_the_same_global_batch(
 
 @pytest.mark.parametrize("step", ["step2-standard", "step2-minijoint", "step1-dual"])
 def test_a_run_killed_between_checkpoints_and_resumed_ends_bit_identical(step, tmp_path):
-    full = run_job(step, tmp_path / "full", 4)
-    assert full.returncode == 0, full.stderr[-3000:]
+    full = start_job(step, tmp_path / "full", 4)  # the uninterrupted run, beside the killed one
     killed = run_job(step, tmp_path / "resumed", 4, "--kill-at", "5")  # checkpoint at 3, killed at 5
     assert killed.returncode == -9, (killed.returncode, killed.stderr[-3000:])
     assert not (tmp_path / "resumed" / "result.json").exists()
     resumed = run_job(step, tmp_path / "resumed", 4, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    full = finish(full)
+    assert full.returncode == 0, full.stderr[-3000:]
     (expected, expected_counts), (actual, actual_counts) = result(tmp_path / "full"), result(tmp_path / "resumed")
     assert actual_counts["steps"] == expected_counts["steps"] == 8 and actual_counts["loss"] == expected_counts["loss"]
     for name, tensor in expected.items():
