@@ -155,7 +155,8 @@ def training_table(meta: dict) -> str:
         ("Licence", meta.get("license") or "unknown"),
         ("Created with", shown("created_with")),
     ]
-    rows += [(key, _shown(value)) for key, value in meta.items() if key not in TABLE_KEYS]
+    # Other keys as they are; the typed record lists every field, so those never set (None) are left out.
+    rows += [(key, _shown(value)) for key, value in meta.items() if key not in TABLE_KEYS and value is not None]
     return "| | |\n|---|---|\n" + "".join(f"| {label} | {value} |\n" for label, value in rows)
 
 

@@ -123,6 +123,7 @@ class LanguagePack:
         return Path(path)
 
     def _write(self, folder: Path, repo_id: str) -> None:
+        self.metadata.check()  # a value set after the pack was made must still read back
         self.tokenizer.save_pretrained(folder)
         tensors = {"word_embeddings": self.embeddings.detach().cpu().contiguous()}
         if self.output_bias is not None:

@@ -9,10 +9,11 @@ missing or of the wrong type.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import numbers
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,12 +28,12 @@ REQUIRED = ("language", "base_model", "base_fingerprint", "method", "mini_num_la
             "train_steps", "train_tokens", "train_flops", "train_seconds", "init", "created_with")
 
 
-@dataclass
+@dataclass(eq=False)
 class PackMetadata(MutableMapping):
     """How a language pack was made. Every field may be `None` (not known); `LanguagePack` fills in `hidden_size`,
     `vocab_size` and `created_with`."""
 
-    language: str | None = None
+    language: str | list | None = None  # a language code, or a list of them
     base_model: str | None = None
     base_fingerprint: str | None = None  # merge.base_fingerprint of the base model's frozen embedding parts
     method: str | None = None  # "standard", "minijoint" or "minipost" (methods.METHODS)
@@ -86,16 +87,51 @@ class PackMetadata(MutableMapping):
     def __or__(self, other) -> "PackMetadata":
         return PackMetadata.from_dict(dict(self) | dict(other))
 
+    def __ror__(self, other) -> "PackMetadata":
+        return PackMetadata.from_dict(dict(other) | dict(self))
+
+    def __eq__(self, other) -> bool:  # as a dict compares: the same keys and values, whatever the mapping's type
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(self) == dict(other)
+
+    def clear(self) -> None:
+        for name in _FIELDS:
+            setattr(self, name, None)
+        self.extra.clear()
+
+    def copy(self) -> "PackMetadata":
+        """A copy that shares nothing mutable with this one (a dict's `copy` would share the lists inside)."""
+        return copy.deepcopy(self)
+
+    __copy__ = copy
+
     def to_dict(self) -> dict:
         """The JSON object saved as `language_pack.json`."""
         return {"format_version": self.format_version, **dict(self)}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "PackMetadata":
-        """From a mapping of fields and extra keys (no checks: see `load` for a saved file)."""
-        values = dict(values)
-        known = {key: values.pop(key) for key in list(values) if key in _FIELDS or key == "format_version"}
-        return cls(**known, extra=values)
+    def from_dict(cls, values) -> "PackMetadata":
+        """From a mapping of fields and extra keys, checked (`check`); a saved file's `format_version` is read by
+        `load`, and a record in memory is always of this version."""
+        values = copy.deepcopy(dict(values))
+        values.pop("format_version", None)
+        known = {key: values.pop(key) for key in list(values) if key in _FIELDS}
+        record = cls(**known, extra=values)
+        record.check()
+        return record
+
+    def check(self, path: Path | None = None) -> None:
+        """Raise `InputError` naming the field whose value is not of its type, and the file it came from if any:
+        a pack whose metadata would not load back is refused when it is made, not when it is next read."""
+        for key, expected in _TYPES.items():
+            value = getattr(self, key)
+            if value is None or any(_CHECKS[kind](value) for kind in expected):
+                continue
+            wanted = " or ".join(_NAMES[kind] for kind in expected)
+            if path is None:
+                raise InputError(f"language pack metadata {key}={value!r} is not {wanted}: pass {wanted} or None")
+            raise InputError(f"{path}: {key} is {value!r}, not {wanted}: restore the file, or save the pack again")
 
     @classmethod
     def load(cls, path: Path) -> "PackMetadata":
@@ -116,18 +152,23 @@ class PackMetadata(MutableMapping):
         if missing:
             raise InputError(f"{path} has no {', '.join(missing)} field{'s' if len(missing) > 1 else ''}: not a complete "
                              "language pack's metadata; restore the file, or save the pack again")
-        for key, expected in _TYPES.items():
-            value = values.get(key)
-            if value is not None and not _CHECKS[expected](value):
-                raise InputError(f"{path}: {key} is {value!r}, not {_NAMES[expected]}: restore the file, or save the pack again")
-        return cls.from_dict(values)
+        values = dict(values)
+        values.pop("format_version", None)
+        known = {key: values.pop(key) for key in list(values) if key in _FIELDS}
+        record = cls(**known, extra=values)
+        record.format_version = version
+        record.check(path)
+        return record
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(PackMetadata) if f.name not in ("extra", "format_version"))
 
 
 def _is_whole(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    # 100.0 counts: JSON writers and arithmetic (steps x processes) turn whole numbers into floats
+    return isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
 
 
 # What each field holds, from its annotation ("int | None" -> int): checked when a saved file is read.
@@ -138,4 +179,6 @@ _CHECKS = {
     "list": lambda value: isinstance(value, list),
 }
 _NAMES = {"int": "a whole number", "float": "a number", "str": "a string", "list": "a list"}
-_TYPES = {f.name: str(f.type).split(" |")[0] for f in dataclasses.fields(PackMetadata) if f.name in _FIELDS}
+# "str | list | None" -> ("str", "list"): what a field may hold besides None.
+_TYPES = {f.name: tuple(kind.strip() for kind in str(f.type).split("|") if kind.strip() != "None")
+          for f in dataclasses.fields(PackMetadata) if f.name in _FIELDS}

@@ -278,10 +278,32 @@ def test_a_missing_metadata_field_is_named(pack, tmp_path):
 
 
 @pytest.mark.parametrize("field, value, kind", [("train_steps", "ten", "a whole number"), ("train_steps", True, "a whole number"),
-                                                ("train_flops", "1e12", "a number"), ("language", 7, "a string"),
+                                                ("train_flops", "1e12", "a number"), ("language", 7, "a string or a list"),
                                                 ("evaluations", {"accuracy": 1}, "a list")])
 def test_a_metadata_field_of_the_wrong_type_is_named(pack, tmp_path, field, value, kind):
     path = pack.save_pretrained(tmp_path / "pack")
     edit_metadata(path, lambda metadata: metadata.update({field: value}))
     with pytest.raises(InputError, match=f"language_pack.json: {field} is .*, not {kind}: restore the file"):
         LanguagePack.from_pretrained(path)
+
+
+def test_metadata_compares_copies_and_merges_like_the_dict_it_replaced(pack):
+    import copy as copy_module
+
+    as_dict = dict(pack.metadata)
+    assert pack.metadata == as_dict and as_dict == pack.metadata
+    assert ({"note": 1} | pack.metadata)["note"] == 1 and (pack.metadata | {"note": 1})["note"] == 1
+    for duplicate in (pack.metadata.copy(), copy_module.copy(pack.metadata)):
+        duplicate["corpus"] = "changed"
+        assert pack.metadata["corpus"] == "a few test sentences"
+
+
+def test_metadata_values_that_would_not_load_back_are_refused_when_the_pack_is_made(pack, tmp_path):
+    ok = LanguagePack(pack.tokenizer, pack.embeddings, None, {**pack.metadata, "language": ["sw", "en"], "train_steps": 100.0})
+    assert LanguagePack.from_pretrained(ok.save_pretrained(tmp_path / "ok")).metadata["language"] == ["sw", "en"]
+    with pytest.raises(InputError, match=r"metadata train_steps='ten' is not a whole number"):
+        LanguagePack(pack.tokenizer, pack.embeddings, None, {**pack.metadata, "train_steps": "ten"})
+    pack.metadata["train_flops"] = "many"  # set after the pack was made: refused at save, nothing written
+    with pytest.raises(InputError, match=r"metadata train_flops='many' is not a number"):
+        pack.save_pretrained(tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
