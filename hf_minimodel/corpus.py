@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import struct
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -53,8 +55,8 @@ def _iter_lines(path: Path) -> Iterator[str]:
     """The non-empty lines of one file, stripped, read as a stream: a corpus larger than memory passes through."""
     opener = gzip.open if path.suffix == ".gz" else open
     number = offset = 0
-    try:
-        with opener(path, "rb") as handle:
+    with opener(path, "rb") as handle:  # a file that cannot be opened is an OSError that says so
+        try:
             for raw in handle:  # split on b"\n" only: str.splitlines would also break lines at U+2028 inside a line
                 number += 1
                 if number == 1:
@@ -69,21 +71,35 @@ def _iter_lines(path: Path) -> Iterator[str]:
                 offset += len(raw)
                 if line:
                     yield line
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError; a truncated .gz ends in EOFError
-        if path.suffix != ".gz":
-            raise
-        raise CorpusError(f"{path} is not a valid gzip file ({err}): decompress or recreate it") from err
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:  # not gzip, truncated, or corrupt inside
+            raise CorpusError(f"{path} is not a valid gzip file ({err}): decompress or recreate it") from err
 
 
 def _read_lines(path: Path) -> list[str]:
     return list(_iter_lines(path))
 
 
-def _generate_examples(files: list[str], stamps: list[tuple[int, int]]) -> Iterator[dict]:
-    # `stamps` (size, modification time) only feed datasets' cache key, so that a changed file is read again.
+# Part of the cache key of streamed corpora: raise it when _iter_lines reads lines differently, as datasets keys a
+# module function by its name, not its code, and an upgrade would otherwise reuse caches read the old way.
+LINE_READER_VERSION = 1
+
+
+def _generate_examples(files: list[str], stamps: list[tuple[int, ...]], reader: int) -> Iterator[dict]:
+    # `stamps` and `reader` only feed datasets' cache key, so that a changed file (or reader) is read again.
     for name in files:
         for line in _iter_lines(Path(name)):
             yield {"text": line}
+
+
+def _text_size(path: Path) -> int:
+    """A file's size as text: a .gz file's uncompressed size from its trailer (modulo 4 GiB, so never less than the
+    compressed size), as 60 MB of gzip can hold 600 MB of text."""
+    size = path.stat().st_size
+    if path.suffix != ".gz" or size < 4:
+        return size
+    with open(path, "rb") as handle:
+        handle.seek(-4, os.SEEK_END)
+        return max(size, struct.unpack("<I", handle.read(4))[0])
 
 
 def _stream_to_arrow(files: list[Path]) -> datasets.Dataset:
@@ -91,16 +107,19 @@ def _stream_to_arrow(files: list[Path]) -> datasets.Dataset:
     however large the corpus (datasets shows its progress while it reads)."""
     from datasets.exceptions import DatasetGenerationError
 
-    stamps = [(path.stat().st_size, path.stat().st_mtime_ns) for path in files]
+    # Size, modification and change times, and inode: a rewrite that keeps the size and puts the mtime back (cp -p,
+    # rsync -t) still changes the ctime, which no one can set back.
+    stamps = [(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) for st in (path.stat() for path in files)]
     try:
         return datasets.Dataset.from_generator(
             _generate_examples,
-            gen_kwargs={"files": [str(path.resolve()) for path in files], "stamps": stamps},
+            gen_kwargs={"files": [str(path.resolve()) for path in files], "stamps": stamps, "reader": LINE_READER_VERSION},
             features=datasets.Features({"text": datasets.Value("string")}),
         )
     except DatasetGenerationError as err:
-        # datasets wraps whatever the generator raised; our own message is the one that says how to fix it.
-        if isinstance(err.__cause__, CorpusError):
+        # datasets wraps whatever the generator raised: our own message says how to fix it, and an OSError (a file
+        # unreadable midway, a full disk) is the user's to fix too, not a bug of ours.
+        if isinstance(err.__cause__, (CorpusError, OSError)):
             raise err.__cause__ from None
         raise
     except ValueError as err:
@@ -201,7 +220,7 @@ def load_text_dataset(
                 f"text files have a single column, 'text', not {text_column!r}: leave text_column at its default"
             )
         files = _expand(source)
-        if sum(path.stat().st_size for path in files) > IN_MEMORY_BYTES:
+        if sum(_text_size(path) for path in files) > IN_MEMORY_BYTES:
             dataset = _stream_to_arrow(files)
         else:
             dataset = datasets.Dataset.from_dict({"text": read_text_files(files)})

@@ -14,7 +14,7 @@ import types
 from dataclasses import dataclass, field
 
 import torch
-from datasets import Dataset, Features, IterableDataset, Sequence, Value
+from datasets import Dataset, IterableDataset
 from tqdm.auto import tqdm
 from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
 from transformers.modeling_outputs import MaskedLMOutput
@@ -63,9 +63,7 @@ def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
 
     # A streamed dataset may not know its columns up front; every dataset here has "text" (load_text_dataset).
     columns = data.column_names or ["text"]
-    # int32 ids and int8 masks, not the int64 Arrow infers: a large corpus's blocks take 3x less room in the cache.
-    packed = Features({"input_ids": Sequence(Value("int32")), "attention_mask": Sequence(Value("int8"))})
-    kwargs = {"features": packed} | ({} if streaming else {"desc": "Tokenizing and packing"})
+    kwargs = {} if streaming else {"desc": "Tokenizing and packing"}
     blocks = data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
     blocks = blocks.map(lambda batch, indices: {"block": indices}, batched=True, batch_size=1000, with_indices=True,
                         **({} if streaming else {"desc": "Numbering blocks"}))

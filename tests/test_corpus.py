@@ -142,10 +142,34 @@ def test_streamed_files_give_the_lines_read_into_memory(tmp_path, streamed):
 
 
 def test_a_streamed_file_that_changed_is_read_again(tmp_path, streamed):
+    import os
+
     path = write(tmp_path / "a.txt", "one\ntwo\n")
     assert load_text_dataset(path)["text"][:] == ["one", "two"]
     write(path, "one\ntwo\nthree and more\n")  # a different size: a different cache entry
     assert load_text_dataset(path)["text"][:] == ["one", "two", "three and more"]
+    before = path.stat()
+    write(path, "uno\ndos\ntres and more!\n")  # the same size, and the modification time put back (cp -p, rsync -t)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    assert load_text_dataset(path)["text"][:] == ["uno", "dos", "tres and more!"]
+
+
+def test_an_unreadable_streamed_file_is_an_os_error_not_a_bug(tmp_path, streamed, monkeypatch):
+    def failing(path):
+        raise OSError(5, "Input/output error", str(path))
+        yield  # a generator, as the real reader
+
+    monkeypatch.setattr(corpus, "_iter_lines", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        load_text_dataset(write(tmp_path / "a.txt", "one\n"))
+
+
+def test_a_gzip_file_counts_at_its_text_size(tmp_path):
+    import gzip
+
+    (tmp_path / "big.txt.gz").write_bytes(gzip.compress(b"the same line\n" * 100_000))  # 1.4 MB of text in 5 kB
+    assert corpus._text_size(tmp_path / "big.txt.gz") == 1_400_000
 
 
 def test_streamed_file_errors_are_the_same_one_line_errors(tmp_path, streamed):
