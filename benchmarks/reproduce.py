@@ -247,7 +247,7 @@ def pretrained_source(args, name, tokenizer):
     folder = args.work / f"source-{name}"
     if not folder.exists():
         started = time.perf_counter()
-        shape = dict(hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=max(1, args.hidden_size // 32))
+        shape = dict(hidden_size=args.hidden_size, num_layers=args.num_layers)  # heads: the library's rule
         torch.manual_seed(args.seed)
         if args.init_model:  # continued training of a pretrained encoder: both source models start from it
             init = init_model_path(args.init_model)

@@ -3,7 +3,8 @@ plain MLM from multilingual-e5-small, the new MLM head at HEAD_LR and the pretra
 Reports the final MLM loss and English->French retrieval@1 among 1000 held-out verses with the model's own vocabulary:
 whether continued MLM keeps e5's sentence geometry.
 
-    python benchmarks/step1_sweep.py 1e-3 1e-5 300      # HEAD_LR BODY_LR STEPS (BODY_LR "same": one rate for all)
+    python benchmarks/step1_sweep.py 1e-3 1e-5 300      # HEAD_LR BODY_LR STEPS (BODY_LR "same": one rate for all;
+                                                        # it must be above 0: the body always trains in step 1)
 
 Writes runs/step1-sweep/h{HEAD_LR}-b{BODY_LR}-{STEPS}.json.
 """
@@ -47,7 +48,7 @@ def main(head_lr: str, body_lr: str, steps: str) -> None:
               "final_loss": report.final_loss, "seconds": round(time.time() - started),
               "retrieval_at_1": retrieval(model, tokenizer, probe)}
     out.mkdir(parents=True, exist_ok=True)
-    (out.with_suffix(".json")).write_text(json.dumps(result) + "\n")
+    (out.parent / f"{out.name}.json").write_text(json.dumps(result) + "\n")  # not with_suffix: rates hold dots
     print(json.dumps(result), flush=True)
 
 

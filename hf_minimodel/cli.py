@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     _option(pre, "--tokenizer", required=True, type=Path, help="the source tokenizer folder (from `minimodel tokenizer`)")
     _option(pre, "--hidden-size", type=positive_int, default=TOY_SOURCE.hidden_size, help="hidden size (a multiple of --num-heads)")
     _option(pre, "--num-layers", type=positive_int, default=TOY_SOURCE.num_layers, help="transformer layers")
-    _option(pre, "--num-heads", type=positive_int, help=f"attention heads (default: one per {TOY_SOURCE.head_size} of --hidden-size)")
+    _option(pre, "--num-heads", type=positive_int, help=f"attention heads (default: one per {TOY_SOURCE.head_size} of --hidden-size, at least {TOY_SOURCE.min_heads})")
     _option(pre, "--mini-num-layers", type=positive_int, help="MiniJoint: put the secondary MLM head on this layer")
     _option(pre, "--mini-loss-weight", type=non_negative_float, default=1.0, help="MiniJoint: weight of the mini-model's loss")
     pre.set_defaults(run=_pretrain_cmd)

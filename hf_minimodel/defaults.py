@@ -6,16 +6,21 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SourceShape:
-    """XLM-R's proportions at a size that pretrains on two CPU cores: feed-forward 4x the hidden size, and 32-wide
-    attention heads (XLM-R's are 64 wide; at a hidden size of 128 that would leave two heads)."""
+    """XLM-R's proportions at a size that pretrains on two CPU cores: feed-forward 4x the hidden size, and 64-wide
+    attention heads as XLM-R's, but never fewer than 4 (at a hidden size of 128, 64-wide heads would leave two)."""
 
     hidden_size: int = 128
     num_layers: int = 6
-    head_size: int = 32
+    head_size: int = 64
+    min_heads: int = 4
     feed_forward_ratio: int = 4
 
     def num_heads(self, hidden_size: int) -> int:
-        return max(1, hidden_size // self.head_size)
+        """128 -> 4, 256 -> 4, 768 -> 12 (XLM-R base), 1024 -> 16 (large); always a divisor of `hidden_size`."""
+        heads = min(hidden_size, max(self.min_heads, hidden_size // self.head_size))
+        while hidden_size % heads:
+            heads -= 1
+        return heads
 
     def intermediate_size(self, hidden_size: int) -> int:
         return self.feed_forward_ratio * hidden_size

@@ -40,6 +40,7 @@ MINI_CONFIG_FIELDS = (
     "mini_num_new_layers",
     "full_num_hidden_layers",
     "mlm_head_on_labelled_only",
+    "mini_method",  # recorded by mini_model.py's cut
     "auto_map",
     "model_type",
     "architectures",

@@ -18,6 +18,7 @@ from torch import nn
 from . import freezing
 from .checks import WrongModelError
 from .configuration_minimodel import MiniModelConfig
+from .methods import METHODS
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
 from .training import TrainingReport, mlm_blocks, run_mlm_training
 
@@ -113,13 +114,22 @@ def build_minipost(
     return mini.eval(), report
 
 
-def method_of(model) -> str:
-    """The paper's name for the model step 2 runs on: "standard" for a full model, else the mini-model's recorded
-    method. Mini-models saved before the method was recorded (hf-minimodel 0.1.0) are told apart by their new
-    layers, which only MiniPost adds."""
-    if not isinstance(model, MiniModelForMaskedLM):
-        return "standard"
-    recorded = getattr(model.config, "mini_method", None)
-    if recorded is not None:
-        return recorded
-    return "minipost" if model.config.mini_num_new_layers else "minijoint"
+def method_of(model, stated: str | None = None) -> str:
+    """The paper's name for the model step 2 runs on, read from its config (so a mini-model loaded as remote code,
+    whose class is not this package's, is known too): "standard" for a full model, else what the mini-model
+    recorded when it was cut. `stated` (where a run starts: the CLI, a recipe) must agree with the record; for a
+    mini-model saved before the method was recorded (hf-minimodel 0.1.0) it is taken as given, and without it the
+    method is told by the new layers, which only MiniPost adds."""
+    if stated is not None and stated not in METHODS:
+        raise ValueError(f"method={stated!r} is not one of {METHODS}")
+    config = model.config
+    recorded = getattr(config, "mini_method", None)
+    if recorded is None and getattr(config, "full_num_hidden_layers", None) is None:
+        recorded = "standard"  # not cut from anything: a full model
+    if stated is None:
+        return recorded or ("minipost" if config.mini_num_new_layers else "minijoint")
+    if recorded is None and stated == "standard" or recorded is not None and stated != recorded:
+        given = {"standard": "a full model", None: "a mini-model"}.get(recorded, f"a {recorded} mini-model")
+        raise ValueError(f"method={stated!r}, but the model given is {given} (method {recorded or 'not recorded'!r}): "
+                         "pass the model of the method you mean, or leave method out")
+    return stated

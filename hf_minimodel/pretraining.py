@@ -23,9 +23,9 @@ def source_config(
     **config_kwargs,
 ):
     """The configuration of a new source model for `tokenizer` (step 1 from scratch): XLM-R's proportions at the
-    given size (`defaults.TOY_SOURCE`: 4x feed-forward, 32-wide heads unless given), special-token ids from the
-    tokenizer. With
-    `mini_num_layers`, MiniJoint's `MiniModelConfig` (for `XLMRobertaForDualMLM`); without, a plain `XLMRobertaConfig`.
+    given size (`defaults.TOY_SOURCE`: 4x feed-forward; 64-wide heads but at least 4, unless `num_heads` is given),
+    special-token ids from the tokenizer. With `mini_num_layers`, MiniJoint's `MiniModelConfig` (for
+    `XLMRobertaForDualMLM`); without, a plain `XLMRobertaConfig`.
     """
     from transformers import XLMRobertaConfig
 

@@ -15,9 +15,7 @@ from .cards import base_license
 from .language_pack import LanguagePack
 from .freezing import mlm_heads
 from .merge import base_fingerprint, merge_embeddings
-from .methods import METHODS
 from .mini_model import method_of
-from .modeling_minimodel import MiniModelForMaskedLM
 from .tokenizer import check_mlm_tokenizer
 from .training import mlm_blocks, run_mlm_training
 
@@ -136,12 +134,7 @@ def train_target_embeddings(
     against the model.
     """
     check_mlm_tokenizer(target_tokenizer)
-    recorded = method_of(model)
-    if method is not None and method != recorded:
-        if method not in METHODS:
-            raise ValueError(f"method={method!r} is not one of {METHODS}")
-        raise ValueError(f"method={method!r}, but the model given is {'a full model' if recorded == 'standard' else 'a ' + recorded + ' mini-model'} "
-                         f"(method {recorded!r}): pass the model of the method you mean, or leave method out")
+    method = method_of(model, method)  # stated, or read from the model's config; checked either way
     if init == "anchored" and training_kwargs.get("weight_decay"):
         raise ValueError("init='anchored' holds the shared rows fixed, and weight decay would shrink them: pass "
                          "weight_decay=0, or use init='overlap'")
@@ -166,8 +159,8 @@ def train_target_embeddings(
             "language": language,
             "base_model": base_model,
             "base_fingerprint": fingerprint,
-            "method": recorded,
-            "mini_num_layers": getattr(config, "mini_num_layers", None) if isinstance(model, MiniModelForMaskedLM) else None,
+            "method": method,
+            "mini_num_layers": getattr(config, "mini_num_layers", None) if method != "standard" else None,
             "step2_num_layers": config.num_hidden_layers,
             "init": init,
             "init_rows_copied": copied,

@@ -320,3 +320,18 @@ def test_the_method_is_recorded_when_the_mini_model_is_cut_and_checked_when_stat
     with pytest.raises(ValueError, match=r"method='minijoint', but the model given is a full model"):
         train_target_embeddings(source, ru_tok, ["text"], tmp_path / "step2", method="minijoint")
     assert not (tmp_path / "step2").exists()
+
+
+def test_the_method_is_read_from_the_config_whatever_the_class(source):
+    from types import SimpleNamespace
+
+    from hf_minimodel.mini_model import method_of
+
+    mini = MiniModelAdapter(source).export_mini_model()
+    # A mini-model loaded as remote code has a class of its own, not this package's: its config still says.
+    assert method_of(SimpleNamespace(config=mini.config)) == "minijoint"
+    assert method_of(source) == "standard" and method_of(source, "standard") == "standard"
+    del mini.config.mini_method  # as saved by hf-minimodel 0.1.0: no record, so a stated method is taken as given
+    assert method_of(mini) == "minijoint" and method_of(mini, "minipost") == "minipost"
+    with pytest.raises(ValueError, match="method='standard', but the model given is a mini-model"):
+        method_of(mini, "standard")
