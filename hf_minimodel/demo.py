@@ -61,7 +61,8 @@ def source_model(config: DemoConfig, work_dir: Path):
             ))
         report = pretrain_mlm(
             model, tokenizer, texts, work_dir / "step1",
-            max_steps=config.source_steps, learning_rate=config.source_learning_rate, batch_size=config.batch_size,
+            max_steps=config.source_steps, learning_rate=config.source_learning_rate,
+            body_learning_rate=config.source_body_learning_rate, batch_size=config.batch_size,
             max_seq_length=config.max_seq_length, seed=config.seed, weight_decay=0.01,
             train_word_embeddings=config.base == "toy",  # a pretrained vocabulary is kept (pretrain_mlm says why)
         )

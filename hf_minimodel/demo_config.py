@@ -36,6 +36,7 @@ class DemoConfig:
     batch_size: int = 32
     source_steps: int = 400
     source_learning_rate: float = 1e-3
+    source_body_learning_rate: float | None = None  # a pretrained body's own, lower rate (pretrain_mlm says why)
     minipost_steps: int = 150
     minipost_learning_rate: float = 1e-3
     step2_steps: int = 300
@@ -49,12 +50,15 @@ class DemoConfig:
     def preset(cls, base: str = "toy", **overrides) -> "DemoConfig":
         """The demo's settings for a source body: "toy" (the defaults) or "e5-small", sized for about 15 minutes on
         2 CPU cores: step 1 continues e5 for 150 steps as MiniJoint's dual model (head after layer 4 of 12, the
-        vocabulary kept), batches of 8 x 64 tokens, as a 12-layer body with a 250k vocabulary costs ~1 s a step."""
+        vocabulary kept), batches of 8 x 64 tokens, as a 12-layer body with a 250k vocabulary costs ~1 s a step.
+        Its new heads train at 1e-3 and the body at 1e-5, the rates the benchmark's step-1 sweep chose on French
+        (`benchmarks/step1_sweep.py`: they kept e5's own en->fr retrieval at 0.971; one rate of 1e-4 for all left
+        0.727)."""
         if base not in SOURCES:
             raise InputError(f"unknown demo source {base!r}: choose from {', '.join(SOURCES)}")
         real = dict(base=base, mini_num_layers=4, max_seq_length=64, batch_size=8, source_steps=150,
-                    source_learning_rate=1e-4, minipost_steps=100, minipost_learning_rate=1e-4, step2_steps=200,
-                    step2_learning_rate=1e-3)
+                    source_learning_rate=1e-3, source_body_learning_rate=1e-5, minipost_steps=100,
+                    minipost_learning_rate=1e-4, step2_steps=200, step2_learning_rate=1e-3)
         return cls(**((real if base == "e5-small" else {}) | overrides))
 
     def source_key(self) -> str:
@@ -62,6 +66,6 @@ class DemoConfig:
         fields = ("source", "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "mini_num_layers",
                   "max_seq_length", "batch_size", "source_steps", "source_learning_rate", "seed")
         if self.base != "toy":  # the toy's key is unchanged, so caches made before `base` existed stay valid
-            fields += ("base",)
+            fields += ("base", "source_body_learning_rate")
         recipe = json.dumps({name: getattr(self, name) for name in fields}, sort_keys=True)
         return "demo-source-" + hashlib.sha256(recipe.encode()).hexdigest()[:12]
