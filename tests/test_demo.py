@@ -82,6 +82,7 @@ def test_cli_without_a_command_prints_help_and_fails(capsys):
     assert "demo" in capsys.readouterr().out
 
 
+@pytest.mark.newest_only  # every step it runs is also run, on tiny models, in both CI halves
 def test_demo_on_the_real_e5_small_body(tmp_path):
     """`minimodel demo --source e5-small`, at a few steps: step 1 continues e5 as MiniJoint's dual model with its
     vocabulary kept, and the packs are for that body (its 12 layers; the mini-model its bottom 4)."""
