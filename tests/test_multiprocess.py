@@ -47,26 +47,36 @@ def result(out):
     return load_file(out / "result.safetensors"), json.loads((out / "result.json").read_text())
 
 
-@pytest.mark.parametrize("step", ["step2-standard", "step2-minijoint", "step1-dual", "step1b-minipost", "step3"])
-def test_two_cpu_ranks_train_what_one_process_trains_with_the_same_global_batch(step, tmp_path):
-    one = start_job(step, tmp_path / "one", 8, "--no-dropout")  # dropout off: two ranks draw it from two generators
-    two = finish(start_job(step, tmp_path / "two", 4, "--no-dropout", ranks=2))
+STEPS = ["step2-standard", "step2-minijoint", "step1-dual", "step1b-minipost", "step3"]
+
+
+def test_two_cpu_ranks_train_what_one_process_trains_with_the_same_global_batch(tmp_path):
+    """Steps 1 (dual), 1b, 2 (standard, MiniJoint) and 3, one after the other in one job (one start-up of torchrun
+    and its process group, which is most of a tiny job's time)."""
+    joined = ",".join(STEPS)
+    one = start_job(joined, tmp_path / "one", 8, "--no-dropout")  # dropout off: two ranks draw it from two generators
+    two = finish(start_job(joined, tmp_path / "two", 4, "--no-dropout", ranks=2))
     one = finish(one)
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
-    (single, single_counts), (double, double_counts) = result(tmp_path / "one"), result(tmp_path / "two")
+    for step in STEPS:
+        compare(step, result(tmp_path / "one" / step), result(tmp_path / "two" / step))
+
+
+def compare(step, one, two):
+    (single, single_counts), (double, double_counts) = one, two
     # Steps, tokens and FLOPs are totals over both ranks; the logged loss is the mean over all masked tokens (a
     # loss counted once per rank, or scaled twice, would be off by a factor).
-    assert double_counts.pop("loss") == pytest.approx(single_counts.pop("loss"), rel=1e-4)
-    assert double_counts == single_counts
+    assert double_counts.pop("loss") == pytest.approx(single_counts.pop("loss"), rel=1e-4), step
+    assert double_counts == single_counts, step
     for name, tensor in single.items():
         if name.endswith("attention.self.key.bias"):
             # Its gradient is zero in exact arithmetic (softmax ignores a constant added to every score of a query):
             # what it gets is rounding noise, which AdamW scales up to steps of ~lr x noise / (noise + eps). Both runs
             # must keep it at that noise level; its exact value is not reproducible across summation orders.
-            assert double[name].abs().max() < 1e-4 and tensor.abs().max() < 1e-4, name
+            assert double[name].abs().max() < 1e-4 and tensor.abs().max() < 1e-4, (step, name)
             continue
-        assert torch.allclose(double[name], tensor, rtol=0, atol=TOLERANCE), (name, float((double[name] - tensor).abs().max()))
+        assert torch.allclose(double[name], tensor, rtol=0, atol=TOLERANCE), (step, name, float((double[name] - tensor).abs().max()))
 
 
 @pytest.mark.parametrize("step", ["step2-standard", "step2-minijoint", "step1-dual"])
