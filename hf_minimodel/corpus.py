@@ -75,10 +75,6 @@ def _iter_lines(path: Path) -> Iterator[str]:
             raise CorpusError(f"{path} is not a valid gzip file ({err}): decompress or recreate it") from err
 
 
-def _read_lines(path: Path) -> list[str]:
-    return list(_iter_lines(path))
-
-
 # Part of the cache key of streamed corpora: raise it when _iter_lines reads lines differently, as datasets keys a
 # module function by its name, not its code, and an upgrade would otherwise reuse caches read the old way.
 LINE_READER_VERSION = 1
@@ -135,7 +131,7 @@ def read_text_files(paths: PathLike | Sequence[PathLike]) -> list[str]:
     ending in .gz are decompressed.
     """
     files = _expand(paths)
-    texts = [line for path in files for line in _read_lines(path)]
+    texts = [line for path in files for line in _iter_lines(path)]
     if not texts:
         raise CorpusError(_no_text(files))
     return texts

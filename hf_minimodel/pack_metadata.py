@@ -114,12 +114,16 @@ class PackMetadata(MutableMapping):
     def from_dict(cls, values) -> "PackMetadata":
         """From a mapping of fields and extra keys, checked (`check`); a saved file's `format_version` is read by
         `load`, and a record in memory is always of this version."""
+        record = cls._unchecked(values)
+        record.check()
+        return record
+
+    @classmethod
+    def _unchecked(cls, values) -> "PackMetadata":
         values = copy.deepcopy(dict(values))
         values.pop("format_version", None)
         known = {key: values.pop(key) for key in list(values) if key in _FIELDS}
-        record = cls(**known, extra=values)
-        record.check()
-        return record
+        return cls(**known, extra=values)
 
     def check(self, path: Path | None = None) -> None:
         """Raise `InputError` naming the field whose value is not of its type, and the file it came from if any:
@@ -152,10 +156,7 @@ class PackMetadata(MutableMapping):
         if missing:
             raise InputError(f"{path} has no {', '.join(missing)} field{'s' if len(missing) > 1 else ''}: not a complete "
                              "language pack's metadata; restore the file, or save the pack again")
-        values = dict(values)
-        values.pop("format_version", None)
-        known = {key: values.pop(key) for key in list(values) if key in _FIELDS}
-        record = cls(**known, extra=values)
+        record = cls._unchecked(values)
         record.format_version = version
         record.check(path)
         return record

@@ -65,7 +65,7 @@ def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: in
     `body_learning_rate` trains the body (`model.base_model`: embeddings and layers) at its own, lower rate while the
     MLM heads train at `learning_rate`. A new head on a pretrained body needs a high rate to become a masked LM in a
     few hundred steps, and the same rate on the body would overwrite what it knew before the head is any use (measured
-    on multilingual-e5-small: benchmarks/README.md, step 1)."""
+    on multilingual-e5-small: benchmarks/step1_sweep.py, and README's real-body results)."""
     freezing.for_step1(model, train_word_embeddings=train_word_embeddings)
     groups = None
     if body_learning_rate is not None:

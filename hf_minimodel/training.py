@@ -153,17 +153,25 @@ def labelled_mlm_loss(model, batch: dict):
     return mlm_logits_and_loss(model.lm_head, hidden, batch["labels"], labelled_only=True)
 
 
-class MLMTrainer(Trainer):
-    """`Trainer` for masked LM with honest FLOPs (`state.total_flos`) and the labelled-only head for any XLM-R
-    masked LM, so the standard approach (a stock full model) and the mini-models run the same optimised code."""
+class MeanLossTrainer(Trainer):
+    """`Trainer` for models whose loss is a plain mean over their batch, as every model here returns (ours, and
+    transformers' own task models).
+
+    Their forward takes **kwargs, from which the Trainer concludes that they normalise the loss by its
+    num_items_in_batch: it would then multiply the loss by the number of processes (two ranks logged twice one
+    process's loss, tests/test_multiprocess.py) and skip the division by gradient-accumulation steps. This says
+    so, with the Trainer's documented switch for such models.
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Our models' forward takes **kwargs, from which the Trainer concludes that they normalise the loss by its
-        # num_items_in_batch: it would then multiply the loss by the number of processes (on top of _global_mean)
-        # and skip the division by gradient-accumulation steps. They return plain means: say so (the Trainer's
-        # documented switch for such models).
         self.model_accepts_loss_kwargs = False
+
+
+class MLMTrainer(MeanLossTrainer):
+    """`Trainer` for masked LM with honest FLOPs (`state.total_flos`) and the labelled-only head for any XLM-R
+    masked LM, so the standard approach (a stock full model) and the mini-models run the same optimised code. Its
+    loss is the mean over all processes' masked tokens (`_global_mean`)."""
 
     def floating_point_ops(self, inputs):
         model = self.accelerator.unwrap_model(self.model)

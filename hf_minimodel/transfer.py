@@ -15,7 +15,6 @@ from transformers import (
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
-    Trainer,
     XLMRobertaForQuestionAnswering,
     XLMRobertaForSequenceClassification,
     default_data_collator,
@@ -28,7 +27,7 @@ from .modeling_minimodel import XLMRobertaForDualMLM
 from .registry import register_auto_classes
 from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy
 from .tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
-from .training import TrainingReport, readable_progress, training_arguments
+from .training import MeanLossTrainer, TrainingReport, readable_progress, training_arguments
 
 TASK_KINDS = ("classification", "qa")
 TASK_AUTO_CLASSES = {"classification": AutoModelForSequenceClassification, "qa": AutoModelForQuestionAnswering}
@@ -122,12 +121,8 @@ def finetune(
         weight_decay=0.01, seed=seed, logging_steps=max(1, max_steps // 10), disable_tqdm=disable_tqdm,
         save_strategy="no", **training_args,
     )
-    trainer = readable_progress(Trainer(model=trained, args=args, train_dataset=features, data_collator=collator,
-                                        processing_class=tokenizer))
-    # The stock task models take **kwargs, so the Trainer believes their loss is a sum over the whole batch and
-    # multiplies it by the number of processes; they return a per-process mean. Without this, two ranks logged twice
-    # the loss of one process (tests/test_multiprocess.py).
-    trainer.model_accepts_loss_kwargs = False
+    trainer = readable_progress(MeanLossTrainer(model=trained, args=args, train_dataset=features, data_collator=collator,
+                                                processing_class=tokenizer))
     start = time.perf_counter()
     trainer.train()
     report = TrainingReport.from_trainer(trainer, time.perf_counter() - start)
