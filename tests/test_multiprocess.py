@@ -30,6 +30,15 @@ def start_job(step, out, batch, *extra, ranks=1):
                             stderr=subprocess.PIPE, text=True)
 
 
+def why(run) -> str:
+    """What a failed launch printed, for the assertion message: every rank's one-line errors and exception lines
+    (the first failure is often far above the tail, which shows only the other ranks' reactions to it), then the tail."""
+    lines = run.stderr.splitlines()
+    errors = [line for line in lines if "minimodel " in line or line.lstrip().startswith(("Traceback", "RuntimeError", "ValueError", "OSError"))
+              or "Error:" in line]
+    return "\n".join(["exit code " + str(run.returncode), *errors[:40], "--- the end of stderr:", run.stderr[-2500:]])
+
+
 def finish(job):
     try:
         stdout, stderr = job.communicate(timeout=300)
@@ -57,8 +66,8 @@ def test_two_cpu_ranks_train_what_one_process_trains_with_the_same_global_batch(
     one = start_job(joined, tmp_path / "one", 8, "--no-dropout")  # dropout off: two ranks draw it from two generators
     two = finish(start_job(joined, tmp_path / "two", 4, "--no-dropout", ranks=2))
     one = finish(one)
-    assert one.returncode == 0, one.stderr[-3000:]
-    assert two.returncode == 0, two.stderr[-3000:]
+    assert one.returncode == 0, why(one)
+    assert two.returncode == 0, why(two)
     for step in STEPS:
         compare(step, result(tmp_path / "one" / step), result(tmp_path / "two" / step))
 
@@ -83,12 +92,12 @@ def compare(step, one, two):
 def test_a_run_killed_between_checkpoints_and_resumed_ends_bit_identical(step, tmp_path):
     full = start_job(step, tmp_path / "full", 4)  # the uninterrupted run, beside the killed one
     killed = run_job(step, tmp_path / "resumed", 4, "--kill-at", "5")  # checkpoint at 3, killed at 5
-    assert killed.returncode == -9, (killed.returncode, killed.stderr[-3000:])
+    assert killed.returncode == -9, why(killed)
     assert not (tmp_path / "resumed" / "result.json").exists()
     resumed = run_job(step, tmp_path / "resumed", 4, "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, why(resumed)
     full = finish(full)
-    assert full.returncode == 0, full.stderr[-3000:]
+    assert full.returncode == 0, why(full)
     (expected, expected_counts), (actual, actual_counts) = result(tmp_path / "full"), result(tmp_path / "resumed")
     assert actual_counts["steps"] == expected_counts["steps"] == 8 and actual_counts["loss"] == expected_counts["loss"]
     for name, tensor in expected.items():
@@ -174,7 +183,7 @@ def test_the_cli_under_a_launcher_writes_one_pack_once(launcher, tmp_path):
          "--train", str(tmp_path / "ru.txt"), "--init", "random", "--steps", "3", "--batch-size", "2", "--max-seq-length", "16",
          "--output", str(tmp_path / "pack")],
         env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, why(run)
     assert run.stdout.count("Step 2 (minijoint)") == 1, run.stdout
     assert json.loads((tmp_path / "pack" / "language_pack.json").read_text())["train_tokens"] == 3 * 2 * 2 * 16  # both ranks
     assert (tmp_path / "pack" / "training_log.jsonl").is_file()
