@@ -3,8 +3,8 @@
 
 The package is lazy, as transformers' own `__init__` is: importing it (or running `minimodel --help`) loads no torch,
 transformers or datasets; each public name below imports its module on first use. Using any of them also registers
-`MiniModelConfig` with `AutoConfig` (`registry.register_auto_classes`), so saved dual models and mini-models load
-with the Auto classes without a remote-code question.
+the model type of folders saved by earlier versions with `AutoConfig` (`registry.register_auto_classes`); folders
+saved now declare XLM-R's and need no registration.
 """
 
 from __future__ import annotations

@@ -10,23 +10,22 @@ import copy
 from torch import nn
 
 from .checks import WrongModelError, check_pretrained
-from .configuration_minimodel import MiniModelConfig
 from .merge import to_stock_masked_lm
 from .mini_model import build_minipost, export_minijoint
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM
-from .registry import register_auto_classes
+from .registry import holds_mini_model
 from .target_embeddings import train_target_embeddings
 
 
 def load_full_model(path_or_repo_id, **kwargs):
     """A full model from a folder or Hub id: MiniJoint's `XLMRobertaForDualMLM` if that is what was saved (its
-    config's model type says so), else whatever masked LM `AutoModelForMaskedLM` finds there."""
-    from transformers import AutoConfig, AutoModelForMaskedLM
+    config has the mini-model fields), else whatever masked LM `AutoModelForMaskedLM` finds there."""
+    from transformers import AutoModelForMaskedLM
 
     if not kwargs.get("local_files_only"):
         check_pretrained(path_or_repo_id, token=kwargs.get("token"))
-    register_auto_classes()  # a saved dual model's config loads without a remote-code question
-    if AutoConfig.from_pretrained(path_or_repo_id).model_type == MiniModelConfig.model_type:
+    hub = {key: kwargs[key] for key in ("token", "revision", "local_files_only", "cache_dir") if key in kwargs}
+    if holds_mini_model(path_or_repo_id, **hub):
         return XLMRobertaForDualMLM.from_pretrained(path_or_repo_id, **kwargs)
     return AutoModelForMaskedLM.from_pretrained(path_or_repo_id, **kwargs)
 

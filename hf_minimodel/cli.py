@@ -571,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .registry import register_auto_classes
 
-    register_auto_classes()  # our saved folders then load with AutoTokenizer without a remote-code question
+    register_auto_classes()  # folders saved by earlier versions then load with AutoTokenizer without a question
 
     threads = torch.get_num_threads()
     try:

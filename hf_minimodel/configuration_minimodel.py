@@ -5,6 +5,9 @@ This file travels to the Hub as remote code: it imports only transformers (and t
 
 from transformers import XLMRobertaConfig
 
+# The model type that configs saved by earlier hf-minimodel declared (tests/artifacts/v0.1.0). A type only this
+# package knows made every stock tool (AutoTokenizer, pipeline) ask the remote-code question on our folders.
+LEGACY_MODEL_TYPE = "xlm-roberta-minimodel"
 
 # No @strict here: PreTrainedConfig.__init_subclass__ already makes this a dataclass, and the decorator would
 # import huggingface_hub, which remote code must not need. check_mini_model does the validation instead.
@@ -50,7 +53,10 @@ class MiniModelConfig(XLMRobertaConfig):
     ```
     """
 
-    model_type = "xlm-roberta-minimodel"
+    # XLM-R's own model type: a saved dual model or mini-model is, to stock transformers, the XLM-R masked LM it
+    # is laid out as (the dual model's second head aside), so AutoTokenizer, AutoModelForMaskedLM and pipeline()
+    # load it with no remote code and no question; `auto_map` names our classes for trust_remote_code=True.
+    model_type = "xlm-roberta"
 
     mini_num_layers: int | None = None
     mini_loss_weight: float | int = 1.0
@@ -64,6 +70,13 @@ class MiniModelConfig(XLMRobertaConfig):
             depth = self.full_num_hidden_layers or self.num_hidden_layers
             self.mini_num_layers = max(1, depth // 3)
         self.check_mini_model()
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if config_dict.get("model_type") == LEGACY_MODEL_TYPE:  # an earlier save of this very class: no warning
+            config_dict = {**config_dict, "model_type": cls.model_type}
+        return config_dict, kwargs
 
     @property
     def is_standalone_mini_model(self) -> bool:

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from datasets import Dataset
 from transformers import (
-    AutoConfig,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
@@ -21,10 +20,9 @@ from transformers import (
 )
 
 from . import freezing
-from .configuration_minimodel import MiniModelConfig
 from .merge import stock_config, xlmr_body
 from .modeling_minimodel import XLMRobertaForDualMLM
-from .registry import register_auto_classes
+from .registry import holds_mini_model
 from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy
 from .tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
 from .training import MeanLossTrainer, TrainingReport, readable_progress, training_arguments
@@ -49,8 +47,7 @@ def load_task_model(model, kind: str = "classification", label_names: list[str] 
         "label2id": {name: i for i, name in enumerate(label_names)},
     }
     if isinstance(model, str) or hasattr(model, "__fspath__"):
-        register_auto_classes()  # a saved dual model's config loads without a remote-code question
-        if AutoConfig.from_pretrained(model).model_type != MiniModelConfig.model_type:
+        if not holds_mini_model(model):
             return auto_class.from_pretrained(model, **labels)  # a stock checkpoint: its own loader, new task head
         model = XLMRobertaForDualMLM.from_pretrained(model)
     task_model = stock_class(stock_config(model.config, **labels))

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 from transformers import AutoModelForMaskedLM
@@ -224,7 +225,8 @@ def test_public_names_load_on_first_use_and_register_the_config(tmp_path):
         "assert set(hf_minimodel.__all__) <= set(dir(hf_minimodel))\n"
         "XLMRobertaForDualMLM(MiniModelConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,\n"
         "    intermediate_size=32, mini_num_layers=1)).save_pretrained(sys.argv[1])\n"
-        "assert type(AutoConfig.from_pretrained(sys.argv[1])) is MiniModelConfig\n"
+        "assert type(MiniModelConfig.from_pretrained(sys.argv[1])) is MiniModelConfig\n"
+        "assert isinstance(AutoConfig.from_pretrained(sys.argv[2]), MiniModelConfig)  # an earlier version's folder\n"
         "try:\n"
         "    hf_minimodel.no_such_name\n"
         "except AttributeError as error:\n"
@@ -232,5 +234,5 @@ def test_public_names_load_on_first_use_and_register_the_config(tmp_path):
         "else:\n"
         "    raise SystemExit('no AttributeError')\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "dual")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "dual"), str(Path(__file__).parent / "artifacts" / "v0.1.0" / "dual")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
