@@ -48,6 +48,10 @@ MINI_CONFIG_FIELDS = (
 )
 
 
+# The fields of MINI_CONFIG_FIELDS that no stock XLM-R config has.
+OUR_FIELDS = tuple(key for key in MINI_CONFIG_FIELDS if key not in ("model_type", "architectures", "transformers_version"))
+
+
 def xlmr_body(model: nn.Module) -> nn.Module:
     """The `XLMRobertaModel` inside any XLM-R model class (`.roberta`, or the model itself)."""
     body = getattr(model, "roberta", None)
@@ -158,9 +162,11 @@ def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
     """The same masked LM as a stock `XLMRobertaForMaskedLM`, which loads anywhere without remote code.
 
     `XLMRobertaForDualMLM` loses its secondary (mini) head; `MiniModelForMaskedLM` already has the stock layout.
-    The weights are copied: `model` is left as it was. A stock model is returned unchanged.
+    The weights are copied: `model` is left as it was. A stock model is returned unchanged, unless its config
+    carries our fields (stock transformers loads our saved folders as `XLMRobertaForMaskedLM`, `auto_map` and all,
+    and saved so, the folder would name remote code it does not hold).
     """
-    if type(model) is XLMRobertaForMaskedLM:
+    if type(model) is XLMRobertaForMaskedLM and not any(hasattr(model.config, key) for key in OUR_FIELDS):
         return model
     if not isinstance(model, XLMRobertaForMaskedLM):
         raise WrongModelError(

@@ -59,6 +59,10 @@ def test_round_trips_through_save_and_reads_as_xlm_roberta_to_stock_tools(tmp_pa
     stock = AutoConfig.from_pretrained(tmp_path)  # no trust_remote_code: the XLM-R config it is, fields kept
     assert type(stock) is XLMRobertaConfig and stock.mini_num_layers == 2
     assert holds_mini_model(tmp_path) and not holds_mini_model(Path(__file__).parent / "artifacts" / "v0.1.0" / "merged")
+    # A stock task model loaded from one of ours keeps the fields when saved again: its architecture tells.
+    stock.architectures = ["XLMRobertaForSequenceClassification"]
+    stock.save_pretrained(tmp_path / "task")
+    assert not holds_mini_model(tmp_path / "task")
 
 
 def test_configs_saved_by_earlier_versions_load_as_ours_without_a_warning(caplog):

@@ -164,6 +164,22 @@ def test_to_stock_masked_lm_returns_a_stock_model_unchanged(stock):
     assert to_stock_masked_lm(stock) is stock
 
 
+def test_a_dual_model_loaded_by_stock_transformers_merges_into_a_folder_without_our_fields(tiny_dual, tokenizer, tmp_path):
+    """Without remote code our saved dual model loads as XLMRobertaForMaskedLM, its config still carrying auto_map
+    and the mini-model fields: merged and saved, the folder must not name remote code it does not hold."""
+    from hf_minimodel.registry import holds_mini_model
+
+    tiny_dual.save_pretrained(tmp_path / "dual")
+    loaded = AutoModelForMaskedLM.from_pretrained(tmp_path / "dual")
+    assert type(loaded) is XLMRobertaForMaskedLM and loaded.config.auto_map
+    stock = to_stock_masked_lm(loaded)
+    assert stock is not loaded and not hasattr(stock.config, "auto_map") and not hasattr(stock.config, "mini_num_layers")
+    merge_embeddings(stock, *target_embeddings(tokenizer)[:1], tokenizer)
+    path = save_merged_model(stock, tokenizer, tmp_path / "merged")
+    config = json.loads((path / "config.json").read_text())
+    assert "auto_map" not in config and "mini_num_layers" not in config and not holds_mini_model(path)
+
+
 def test_a_mini_model_converts_to_a_stock_masked_lm_with_the_same_logits(tiny_dual, batch):
     mini = MiniModelAdapter(tiny_dual).export_mini_model()
     stock = to_stock_masked_lm(mini)

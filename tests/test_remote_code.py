@@ -104,6 +104,46 @@ def test_stock_transformers_loads_what_we_save_as_the_xlm_roberta_it_is(which, t
     torch.testing.assert_close(got["auto_mlm.logits"], expected.logits, rtol=0, atol=0)
 
 
+LEGACY_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+    import hf_minimodel
+
+    hf_minimodel.MiniModelConfig  # any public name registers the earlier versions' model type
+    folder, out = Path(sys.argv[1]), Path(sys.argv[2])
+    config = AutoConfig.from_pretrained(folder)
+    found = {"config": type(config).__name__, "config_module": type(config).__module__}
+    for auto in (AutoModel, AutoModelForMaskedLM):
+        found[auto.__name__] = type(auto.from_pretrained(folder, trust_remote_code=True)).__name__
+    config.save_pretrained(out)
+    found["saved"] = json.loads((out / "config.json").read_text())
+    print(json.dumps(found))
+    """
+)
+
+
+def test_a_folder_saved_by_an_earlier_version_loads_with_remote_code_beside_the_package(tmp_path):
+    """With hf_minimodel imported, its registered alias for the earlier model type must not stand in the way of
+    trust_remote_code=True (transformers 5.24 prefers a registered config class, then wants the remote model's
+    config class to have its name), and what AutoConfig returns saves in today's format."""
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "artifacts" / "v0.1.0" / "dual"
+    env = dict(os.environ, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", LEGACY_CHILD, str(folder), str(tmp_path / "resaved")], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (found["config"], found["config_module"]) == ("MiniModelConfig", "hf_minimodel.configuration_minimodel")
+    assert found["AutoModel"] == found["AutoModelForMaskedLM"] == "XLMRobertaForDualMLM"
+    assert found["saved"]["model_type"] == "xlm-roberta"
+    assert found["saved"]["auto_map"]["AutoConfig"] == "configuration_minimodel.MiniModelConfig"
+    assert not (tmp_path / "resaved" / "registry.py").exists()
+
+
 def test_remote_code_files_import_only_torch_transformers_and_each_other():
     import ast
     from pathlib import Path
