@@ -2,11 +2,12 @@
 
 Their configs declare XLM-R's own model type, so stock transformers loads them as the XLM-R masked LMs they are laid
 out as, with no remote-code question, and `auto_map` names our classes for `trust_remote_code=True`. The model type
-therefore cannot tell our folders from a stock XLM-R's: `holds_mini_model` reads the mini-model fields instead.
+therefore cannot tell our folders from a stock XLM-R's: `holds_mini_model` reads the mini-model fields and the
+architecture instead.
 
 Configs saved by earlier hf-minimodel declared a model type of their own (`LEGACY_MODEL_TYPE`); it stays registered
 with `AutoConfig`, so those folders load as before. The package calls `register_auto_classes` on first use of any
-public name, and before each Auto call of its own; it is idempotent.
+public name, and the CLI at start-up; it is idempotent.
 """
 
 from __future__ import annotations
