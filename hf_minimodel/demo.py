@@ -113,7 +113,7 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
 
     # The reference row: the full model with step 2's starting embeddings, untrained.
     start = adapter.full_masked_lm()
-    copied = start_target_vocabulary(start, target_tokenizer, source_tokenizer, config.init, config.seed)
+    init = start_target_vocabulary(start, target_tokenizer, source_tokenizer, config.init, config.seed, corpus=target_texts)
     rows = [{"method": "no step 2 (init only)", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0,
              "heldout_loss": heldout_mlm_loss(start, target_tokenizer, test_texts, max_seq_length=config.max_seq_length)}]
 
@@ -159,7 +159,8 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
     return {
         "hf_minimodel": __version__,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
-        "target_init_rows_copied": copied,
+        "target_init_rows_copied": init.report.rows["copied"],
+        "init_report": init.report.to_dict(),
         "step1": {k: step1[k] for k in ("steps", "tokens", "flops", "seconds", "final_loss")},
         "minipost_step1b": minipost_cost,
         "rows": rows,

@@ -48,8 +48,10 @@ class PackMetadata(MutableMapping):
     train_device: str | None = None
     train_final_loss: float | None = None
     # step 2's settings
-    init: str | None = None  # "overlap", "anchored" or "random"
+    init: str | None = None  # one of initialisation.INITS
     init_rows_copied: int | None = None
+    init_report: dict | None = None  # initialisation.InitReport: rows per origin, norms, step-0 measurements
+    start_rows_learning_rate: float | None = None  # the rate of rows the init took from the source, if their own
     step2_num_layers: int | None = None
     max_seq_length: int | None = None
     batch_size: int | None = None
@@ -178,8 +180,9 @@ _CHECKS = {
     "float": lambda value: isinstance(value, numbers.Real) and not isinstance(value, bool),
     "str": lambda value: isinstance(value, str),
     "list": lambda value: isinstance(value, list),
+    "dict": lambda value: isinstance(value, dict),
 }
-_NAMES = {"int": "a whole number", "float": "a number", "str": "a string", "list": "a list"}
+_NAMES = {"int": "a whole number", "float": "a number", "str": "a string", "list": "a list", "dict": "a JSON object"}
 # "str | list | None" -> ("str", "list"): what a field may hold besides None.
 _TYPES = {f.name: tuple(kind.strip() for kind in str(f.type).split("|") if kind.strip() != "None")
           for f in dataclasses.fields(PackMetadata) if f.name in _FIELDS}

@@ -16,51 +16,10 @@ from .language_pack import LanguagePack
 from .freezing import mlm_heads
 from .merge import base_fingerprint, merge_embeddings
 from .mini_model import method_of
+from .initialisation import TargetStart, initial_target_embeddings
 from .tokenizer import check_mlm_tokenizer
+from .checks import check_positive_float
 from .training import mlm_blocks, run_mlm_training
-
-INITS = ("random", "overlap", "anchored")
-
-
-@torch.no_grad()
-def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0):
-    """Starting values for the target embeddings and output bias.
-
-    * `random`: the paper's choice, normal(0, initializer_range) rows and a zero bias.
-    * `overlap`: the same, except that tokens the target vocabulary shares with the source vocabulary (same string:
-      special tokens, digits, punctuation, names, cognates) start from the source rows. They are already aligned to
-      the body, and at small step-2 budgets they carry most of the early progress.
-    * `anchored`: `overlap`'s start; `train_target_embeddings` then keeps the shared rows fixed (see `anchor_rows_`).
-
-    Returns `(embeddings, output_bias, num_copied)`.
-    """
-    if init not in INITS:
-        raise ValueError(f"init={init!r} is not one of {INITS}")
-    source = model.get_input_embeddings().weight.detach().float().cpu()
-    vocab = len(target_tokenizer)
-    generator = torch.Generator().manual_seed(seed)
-    embeddings = torch.randn(vocab, source.shape[1], generator=generator) * model.config.initializer_range
-    bias = torch.zeros(vocab)
-    shared = {}
-    if init != "random":
-        if source_tokenizer is None:
-            raise ValueError(f"init={init!r} copies rows of tokens the two vocabularies share: pass source_tokenizer, or use init='random'")
-        source_bias = model.lm_head.bias.detach().float().cpu() if hasattr(model, "lm_head") else torch.zeros(source.shape[0])
-        shared = shared_tokens(target_tokenizer, source_tokenizer, source.shape[0])
-        for i, j in shared.items():
-            embeddings[i], bias[i] = source[j], source_bias[j]
-    return embeddings, bias, len(shared)
-
-
-def shared_tokens(target_tokenizer, source_tokenizer, source_vocab_size: int) -> dict[int, int]:
-    """Target row -> source row for every token string both vocabularies hold (rows the source model has)."""
-    source_vocab, vocab = source_tokenizer.get_vocab(), len(target_tokenizer)
-    return {
-        i: source_vocab[token]
-        for token, i in target_tokenizer.get_vocab().items()
-        if i < vocab and source_vocab.get(token, source_vocab_size) < source_vocab_size
-    }
-
 
 def anchor_rows_(model, rows) -> None:
     """Keep `rows` of the word embeddings (and of each MLM head's output bias) where they are during step 2.
@@ -86,12 +45,13 @@ def anchor_rows_(model, rows) -> None:
             head.bias.register_hook(zero_rows)
 
 
-def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0) -> int:
-    """Put step 2's starting embeddings for the target vocabulary into `model` (in place); returns how many rows
-    were copied from the source vocabulary."""
-    embeddings, bias, copied = initial_target_embeddings(model, target_tokenizer, source_tokenizer, init, seed)
-    merge_embeddings(model, embeddings, target_tokenizer, bias)
-    return copied
+def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0,
+                            *, corpus=None) -> TargetStart:
+    """Put step 2's starting embeddings for the target vocabulary into `model` (in place); returns the start, with
+    its `InitReport` (`initialisation.initial_target_embeddings`)."""
+    start = initial_target_embeddings(model, target_tokenizer, source_tokenizer, init, seed, corpus=corpus)
+    merge_embeddings(model, start.embeddings, target_tokenizer, start.output_bias)
+    return start
 
 
 def device_name(device) -> str:
@@ -117,6 +77,7 @@ def train_target_embeddings(
     license: str | None = None,
     max_steps: int = 1000,
     learning_rate: float = 1e-3,
+    start_rows_learning_rate: float | None = None,
     batch_size: int = 16,
     max_seq_length: int = 128,
     seed: int = 0,
@@ -129,6 +90,11 @@ def train_target_embeddings(
     `license` (a Hub licence id) goes into the pack's card; by default the base model's, when its model card is on
     this machine (`cards.base_license`), else none ("unknown" on the card).
 
+    `init` chooses the starting rows (`initialisation.INITS`; its report goes into the pack's metadata as
+    `init_report`). `start_rows_learning_rate` trains the rows the init took from the source (copied, composed or
+    FOCUS-mixed) at their own rate, while the random rows train at `learning_rate`: a rate high enough to move a
+    random row into place moves a row that started in place out of it.
+
     The pack records the method ("standard", "minijoint", "minipost"): "standard" for a full model, else what the
     mini-model recorded when it was cut (`mini_model.py`). `method=` states it where the run starts, and is checked
     against the model.
@@ -138,15 +104,24 @@ def train_target_embeddings(
     if init == "anchored" and training_kwargs.get("weight_decay"):
         raise ValueError("init='anchored' holds the shared rows fixed, and weight decay would shrink them: pass "
                          "weight_decay=0, or use init='overlap'")
+    if start_rows_learning_rate is not None:
+        check_positive_float(start_rows_learning_rate=start_rows_learning_rate)
     fingerprint = base_fingerprint(model)
     work = copy.deepcopy(model)
-    copied = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed)
+    start = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed, corpus=train_data)
     freezing.for_step2(work)
     if init == "anchored":
-        anchor_rows_(work, shared_tokens(target_tokenizer, source_tokenizer, model.get_input_embeddings().weight.shape[0]))
+        anchor_rows_(work, start.rows("copied"))
+    callbacks = list(training_kwargs.pop("callbacks", None) or [])
+    for callback in callbacks:
+        if isinstance(callback, LearningCurve):
+            callback.take_start(work)
+    from_source = start.rows("copied", "composed", "similar")
+    if start_rows_learning_rate is not None and from_source and init != "anchored":
+        callbacks.append(RowRate(from_source, start_rows_learning_rate / learning_rate))
     blocks = mlm_blocks(train_data, target_tokenizer, max_seq_length)
     report = run_mlm_training(
-        work, target_tokenizer, blocks, output_dir,
+        work, target_tokenizer, blocks, output_dir, callbacks=callbacks,
         max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed, **training_kwargs,
     )
     config = work.config
@@ -163,7 +138,8 @@ def train_target_embeddings(
             "mini_num_layers": getattr(config, "mini_num_layers", None) if method != "standard" else None,
             "step2_num_layers": config.num_hidden_layers,
             "init": init,
-            "init_rows_copied": copied,
+            "init_rows_copied": start.report.rows["copied"],
+            "init_report": start.report.to_dict(),
             "train_steps": report.steps,
             "train_tokens": report.tokens,
             "train_flops": report.flops,
@@ -174,8 +150,47 @@ def train_target_embeddings(
             "max_seq_length": max_seq_length,
             "batch_size": batch_size,
             "learning_rate": learning_rate,
+            "start_rows_learning_rate": start_rows_learning_rate,
         },
     )
+
+
+class RowRate(TrainerCallback):
+    """Some rows of the word embeddings (and of each MLM head's bias) train at `ratio` times the optimizer's rate.
+
+    One parameter cannot sit in two optimizer groups, so the update is scaled instead: the optimizer steps, then the
+    chosen rows are put back at `before + ratio * (after - before)`. With Adam this is exactly a rate of `ratio`
+    times the group's for those rows (Adam's step does not depend on the gradient's scale, so scaling gradients
+    would change nothing). The hooks are the optimizer's public step hooks, installed when training begins.
+    """
+
+    def __init__(self, rows, ratio: float):
+        self.rows, self.ratio = torch.tensor(sorted(rows), dtype=torch.long), float(ratio)
+        self.handles = []
+
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+        parameters = [model.get_input_embeddings().weight, *(head.bias for head in mlm_heads(model))]
+        parameters = list({id(p): p for p in parameters if p.requires_grad}.values())
+        saved = {}
+
+        def before(optimizer, args, kwargs):
+            for p in parameters:
+                saved[id(p)] = p.detach()[self.rows.to(p.device)].clone()
+
+        def after(optimizer, args, kwargs):
+            with torch.no_grad():
+                for p in parameters:
+                    rows = self.rows.to(p.device)
+                    old = saved.pop(id(p))
+                    p[rows] = old + self.ratio * (p[rows] - old)
+
+        inner = getattr(optimizer, "optimizer", optimizer)  # Accelerate's wrapper steps the torch optimizer inside
+        self.handles = [inner.register_step_pre_hook(before), inner.register_step_post_hook(after)]
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
 
 
 class LearningCurve(TrainerCallback):
@@ -185,23 +200,39 @@ class LearningCurve(TrainerCallback):
     ```python
     curve = LearningCurve(steps=[250, 500, 1000])
     pack = train_target_embeddings(mini, tokenizer, texts, "step2", max_steps=1000, callbacks=[curve])
-    for snapshot in curve.packs(pack):
+    for snapshot in curve.packs(pack):   # step 0 (the pack as initialised), 250, 500, 1000
         print(snapshot.metadata["train_steps"], snapshot.metadata["train_flops"])
     ```
 
-    Each snapshot records the trained weights (word embeddings, MLM output bias), the Trainer's FLOPs and tokens
-    counted up to that step (a log is forced at each snapshot step, which is when the Trainer brings its FLOPs count
-    up to date), and the seconds spent training so far; the time the snapshots themselves take is left out.
+    Every curve starts at step 0, the pack as initialised, before any step-2 step: what step 2 adds is the gain over
+    that start, and a close start (copied or composed rows) can carry most of the accuracy by itself.
+    Each later snapshot records the trained weights (word embeddings, MLM output bias), the Trainer's FLOPs and
+    tokens counted up to that step (a log is forced at each snapshot step, which is when the Trainer brings its
+    FLOPs count up to date), and the seconds spent training so far; the time the snapshots themselves take is left
+    out.
     """
 
     def __init__(self, steps):
-        self.steps = sorted(set(int(step) for step in steps))
-        if not self.steps or self.steps[0] < 1:
-            raise ValueError(f"LearningCurve steps must be positive step numbers, got {steps}")
+        steps = sorted(set(int(step) for step in steps))
+        if not steps or steps[0] < 0:
+            raise ValueError(f"LearningCurve steps must be step numbers of at least 0, got {steps}")
+        self.steps = steps if steps[0] == 0 else [0, *steps]
         self.taken = {}  # step -> dict of embeddings, output_bias, seconds, flops, tokens
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def take_start(self, model) -> None:
+        """Step 0: `model`'s rows as step 2 starts them (`train_target_embeddings` calls this before training, so a
+        resumed run has its start too)."""
+        self.taken[0] = {**self._weights(model), "seconds": 0.0, "flops": 0.0, "tokens": 0}
+
+    @staticmethod
+    def _weights(model) -> dict:
+        return {"embeddings": model.get_input_embeddings().weight.detach().to("cpu", copy=True),
+                "output_bias": mlm_heads(model)[0].bias.detach().to("cpu", copy=True)}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.started, self.paused = time.perf_counter(), 0.0
+        if state.global_step == 0 and 0 not in self.taken:
+            self.take_start(model)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step not in self.steps:
@@ -209,12 +240,7 @@ class LearningCurve(TrainerCallback):
         if torch.cuda.is_available():
             torch.cuda.synchronize()  # the clock must see the step's kernels finish, not only their launch
         now = time.perf_counter()
-        heads = mlm_heads(model)
-        self.taken[state.global_step] = {
-            "embeddings": model.get_input_embeddings().weight.detach().to("cpu", copy=True),
-            "output_bias": heads[0].bias.detach().to("cpu", copy=True),
-            "seconds": now - self.started - self.paused,
-        }
+        self.taken[state.global_step] = {**self._weights(model), "seconds": now - self.started - self.paused}
         control.should_log = True  # so that on_log sees state.total_flos brought up to this step
         self.paused += time.perf_counter() - now
         return control
@@ -226,8 +252,8 @@ class LearningCurve(TrainerCallback):
             taken["tokens"] = int(state.num_input_tokens_seen)
 
     def packs(self, final: LanguagePack) -> list[LanguagePack]:
-        """One language pack per snapshot, in step order: `final`'s tokenizer and metadata, with the snapshot's
-        weights and its steps, tokens, FLOPs and seconds."""
+        """One language pack per snapshot, in step order from step 0: `final`'s tokenizer and metadata, with the
+        snapshot's weights and its steps, tokens, FLOPs and seconds."""
         missing = [step for step in self.steps if step not in self.taken]
         if missing:
             raise ValueError(f"step 2 ended before the learning curve's steps {missing}: ask for steps up to max_steps")
@@ -235,8 +261,8 @@ class LearningCurve(TrainerCallback):
             LanguagePack(
                 final.tokenizer, taken["embeddings"], taken["output_bias"],
                 final.metadata | {"train_steps": step, "train_tokens": taken["tokens"], "train_flops": taken["flops"],
-                                  "train_seconds": round(taken["seconds"], 3)},
+                                  "train_seconds": round(taken["seconds"], 3),
+                                  "train_final_loss": final.metadata["train_final_loss"] if step == final.metadata["train_steps"] else None},
             )
             for step, taken in sorted(self.taken.items())
         ]
-

@@ -346,7 +346,7 @@ def training_arguments(
         learning_rate=learning_rate,
         warmup_steps=math.ceil(warmup_ratio * max_steps),
         weight_decay=weight_decay,
-        lr_scheduler_type="linear",
+        lr_scheduler_type=training_args.pop("lr_scheduler_type", "linear"),
         logging_steps=logging_steps,
         report_to="none",
         seed=seed,

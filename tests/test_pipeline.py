@@ -50,7 +50,7 @@ def test_step2_trains_only_the_embeddings_and_leaves_the_model_alone(source, tok
     pack = train_target_embeddings(mini, ru_tok, texts[1], tmp_path, source_tokenizer=en_tok, max_steps=3, learning_rate=1e-2, **FAST)
     for name, tensor in mini.state_dict().items():
         assert torch.equal(tensor, before[name]), name
-    init, _, _ = initial_target_embeddings(mini, ru_tok, en_tok, "overlap")
+    init = initial_target_embeddings(mini, ru_tok, en_tok, "overlap").embeddings
     assert pack.embeddings.shape == (len(ru_tok), 32)
     assert not torch.equal(pack.embeddings, init)
     assert pack.metadata["method"] == "minijoint" and pack.metadata["train_steps"] == 3
@@ -62,14 +62,16 @@ def test_step2_trains_only_the_embeddings_and_leaves_the_model_alone(source, tok
 
 def test_overlap_init_copies_rows_of_shared_tokens(source, tokenizers):
     en_tok, ru_tok = tokenizers
-    embeddings, bias, copied = initial_target_embeddings(source, ru_tok, en_tok, "overlap")
-    source_rows = source.get_input_embeddings().weight
+    start = initial_target_embeddings(source, ru_tok, en_tok, "overlap")
+    source_rows, source_bias = source.get_input_embeddings().weight, source.lm_head.bias
     shared = [(i, en_tok.get_vocab()[t]) for t, i in ru_tok.get_vocab().items() if t in en_tok.get_vocab()]
-    assert copied == len(shared) >= 5  # at least the five special tokens
+    assert start.report.rows["copied"] == len(shared) >= 5  # at least the five special tokens
     for i, j in shared:
-        assert torch.equal(embeddings[i], source_rows[j].detach())
-    random_only, _, none = initial_target_embeddings(source, ru_tok, None, "random")
-    assert none == 0 and random_only.std() == pytest.approx(source.config.initializer_range, rel=0.2)
+        assert torch.equal(start.embeddings[i], source_rows[j].detach())
+        assert start.output_bias[i] == source_bias[j]
+    paper = initial_target_embeddings(source, ru_tok, None, "random-paper")
+    assert paper.report.rows["copied"] == 0 and not paper.output_bias.any()
+    assert paper.embeddings.std() == pytest.approx(source.config.initializer_range, rel=0.2)
 
 
 def test_overlap_init_needs_the_source_tokenizer(source, tokenizers):
@@ -143,11 +145,12 @@ def test_step2_lowers_heldout_loss(source, tokenizers, texts, tmp_path):
 
 
 def test_anchored_step2_keeps_shared_rows_at_their_source_values_and_trains_the_rest(source, tokenizers, texts, tmp_path):
-    from hf_minimodel.target_embeddings import shared_tokens
+    from hf_minimodel.initialisation import shared_tokens
 
     en_tok, ru_tok = tokenizers
     adapter = MiniModelAdapter(source)
-    start, start_bias, _ = initial_target_embeddings(source, ru_tok, en_tok, "anchored")
+    begin = initial_target_embeddings(source, ru_tok, en_tok, "anchored")
+    start, start_bias = begin.embeddings, begin.output_bias
     pack = adapter.train_embeddings(ru_tok, texts[1], tmp_path, source_tokenizer=en_tok, init="anchored", max_steps=3,
                                     learning_rate=1e-2, **FAST)
     rows = sorted(shared_tokens(ru_tok, en_tok, source.config.vocab_size))
@@ -202,8 +205,13 @@ def test_learning_curve_takes_packs_along_step2_with_their_cost(source, tokenize
     curve = LearningCurve(steps=[2, 4])
     pack = train_target_embeddings(mini, ru_tok, texts[1], tmp_path, source_tokenizer=en_tok, max_steps=4,
                                    learning_rate=1e-2, callbacks=[curve], **FAST)
-    first, last = curve.packs(pack)
-    assert [first.metadata["train_steps"], last.metadata["train_steps"]] == [2, 4]
+    start, first, last = curve.packs(pack)
+    assert [p.metadata["train_steps"] for p in (start, first, last)] == [0, 2, 4]
+    # Step 0 is the pack as initialised: the init's rows, before any step, at no cost.
+    begin = initial_target_embeddings(mini, ru_tok, en_tok, "overlap")
+    assert torch.equal(start.embeddings, begin.embeddings) and torch.equal(start.output_bias, begin.output_bias)
+    assert (start.metadata["train_flops"], start.metadata["train_tokens"], start.metadata["train_seconds"]) == (0, 0, 0)
+    assert start.metadata["train_final_loss"] is None and last.metadata["train_final_loss"] == pack.metadata["train_final_loss"]
     # The last snapshot is the final pack; the first is an earlier state that cost about half as much.
     assert torch.equal(last.embeddings, pack.embeddings) and torch.equal(last.output_bias, pack.output_bias)
     assert not torch.equal(first.embeddings, pack.embeddings)
@@ -221,8 +229,9 @@ def test_learning_curve_steps_beyond_the_run_are_refused(source, tokenizers, tex
                                    source_tokenizer=en_tok, max_steps=2, callbacks=[curve], **FAST)
     with pytest.raises(ValueError, match=r"\[9\]"):
         curve.packs(pack)
-    with pytest.raises(ValueError, match="positive"):
-        LearningCurve(steps=[0, 3])
+    with pytest.raises(ValueError, match="at least 0"):
+        LearningCurve(steps=[-1, 3])
+    assert LearningCurve(steps=[3]).steps == LearningCurve(steps=[0, 3]).steps == [0, 3]
 
 
 def test_continued_step1_can_keep_the_pretrained_vocabulary(tokenizers, texts, tmp_path):
