@@ -1,0 +1,179 @@
+"""Which levers make step 2 learn: one step-2 run on a real body, measured from step 0.
+
+A recipe over hf_minimodel's API. It trains one language pack (the relearning control, `--language en`: English
+relearned for a new English tokenizer; or a target language) over the full model (`--method standard`) or a
+mini-model, and measures every snapshot, step 0 included, with the full model: retrieval@1 of English KJV verses
+(embedded with the body's own vocabulary) among `--candidates` verses of the language (embedded with the pack; for
+the control, the World English Bible), and the held-out masked-LM loss of the full model with the pack on the
+language's test verses. One JSON file per run in --output; a finished run is skipped when run again.
+
+    python benchmarks/step2_levers.py --source runs/levers/e5-plain/step-2000 --method minipost \\
+        --minipost runs/levers/e5-minipost --language en --init random --lr 3e-3 --steps 2000
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, XLMRobertaForMaskedLM
+
+from hf_minimodel import (
+    LanguagePack,
+    LearningCurve,
+    MiniModelAdapter,
+    MiniModelForMaskedLM,
+    XLMRobertaForDualMLM,
+    atomic_directory,
+    evaluate_retrieval,
+    heldout_mlm_loss,
+    train_target_embeddings,
+    train_target_tokenizer,
+)
+from hf_minimodel.tasks.bible import verses_for
+from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
+
+ENGLISH = ("k", "4")  # KJV and WEB, the source language's training text
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--source", required=True, help="step 1's plain masked LM (or dual model, for minijoint)")
+    parser.add_argument("--method", choices=["standard", "minijoint", "minipost"], default="standard")
+    parser.add_argument("--minipost", help="MiniPost's mini-model folder (step 1b), for --method minipost; built there "
+                        "from --source if missing (--mini-num-layers frozen + 1 new layer, --minipost-steps at --minipost-lr)")
+    parser.add_argument("--mini-num-layers", type=int, default=4)
+    parser.add_argument("--minipost-steps", type=int, default=600)
+    parser.add_argument("--minipost-lr", type=float, default=1e-4)
+    parser.add_argument("--language", default="en", help="'en': the relearning control; else a target language")
+    parser.add_argument("--vocab-size", type=int, default=16000)
+    parser.add_argument("--init", default="random")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--start-lr", type=float, help="the rate of rows the init took from the source")
+    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--snapshots", type=int, nargs="+", help="steps to measure at (step 0 always)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-seq-length", type=int, default=64)
+    parser.add_argument("--warmup-ratio", type=float, default=0.05)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--scheduler", default="linear", help="the Trainer's lr_scheduler_type")
+    parser.add_argument("--candidates", type=int, default=1000)
+    parser.add_argument("--heldout-verses", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=Path("runs/levers"))
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/step2-levers"))
+    parser.add_argument("--name", help="the run's file name (default: made from the settings)")
+    return parser.parse_args(argv)
+
+
+def codes(language):
+    return ENGLISH if language == "en" else PARAPHRASE_PAIRS.get(language, (default_code(language),))
+
+
+def texts(language, split):
+    return [text for code in codes(language) for _, text in verses_for(code, split)]
+
+
+def tokenizer_for(args, train):
+    folder = args.work / "tokenizers" / f"{args.language}-{args.vocab_size}"
+    if not folder.exists():
+        with atomic_directory(folder) as tmp:
+            train_target_tokenizer(train, vocab_size=args.vocab_size).save_pretrained(tmp)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def run_name(args) -> str:
+    parts = [Path(args.source).parent.name, Path(args.source).name, args.method, args.language, f"v{args.vocab_size}",
+             args.init, f"lr{args.lr:g}", f"s{args.steps}", f"b{args.batch_size}x{args.max_seq_length}"]
+    if args.start_lr is not None:
+        parts.append(f"slr{args.start_lr:g}")
+    if args.scheduler != "linear":
+        parts.append(args.scheduler)
+    if args.weight_decay:
+        parts.append(f"wd{args.weight_decay:g}")
+    return args.name or "-".join(parts)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    path = args.output / f"{run_name(args)}.json"
+    if path.exists():
+        print(f"{path} exists: skipped")
+        return json.loads(path.read_text())
+    started = time.perf_counter()
+    source_class = XLMRobertaForDualMLM if args.method == "minijoint" else XLMRobertaForMaskedLM
+    source = source_class.from_pretrained(args.source).eval()
+    source_tokenizer = AutoTokenizer.from_pretrained(args.source)
+    full = MiniModelAdapter(source).full_masked_lm().eval()
+    if args.method == "standard":
+        model = full
+    elif args.method == "minijoint":
+        model = MiniModelAdapter(source).export_mini_model()
+    else:
+        if not Path(args.minipost).exists():
+            adapter = MiniModelAdapter(source)
+            mini = adapter.build_minipost(source_tokenizer, texts("en", "train"), args.work / "ckpt" / "minipost",
+                                          mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
+                                          learning_rate=args.minipost_lr, batch_size=args.batch_size,
+                                          max_seq_length=args.max_seq_length, seed=args.seed, disable_tqdm=True)
+            with atomic_directory(args.minipost) as tmp:
+                mini.save_pretrained(tmp)
+                done = adapter.minipost_report
+                (tmp / "step1b.json").write_text(json.dumps({"steps": done.steps, "flops": done.flops, "seconds":
+                                                             done.seconds, "final_loss": done.final_loss}))
+        model = MiniModelForMaskedLM.from_pretrained(args.minipost)
+    train = texts(args.language, "train")
+    tokenizer = tokenizer_for(args, train)
+    snapshots = args.snapshots or [round(args.steps * i / 4) for i in range(1, 5)]
+    curve = LearningCurve(snapshots)
+    pack = train_target_embeddings(
+        model, tokenizer, train, args.work / "ckpt" / run_name(args), source_tokenizer=source_tokenizer,
+        init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
+        start_rows_learning_rate=args.start_lr, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
+        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,
+        seed=args.seed, callbacks=[curve], disable_tqdm=True,
+    )
+    trained = time.perf_counter() - started
+    # The control finds KJV verses among the World English Bible's (a translation the body knows, read through
+    # the relearned vocabulary); a target language among its own translation's.
+    pool = ENGLISH[1] if args.language == "en" else default_code(args.language)
+    probe = retrieval_task(ENGLISH[0], pool, "test", num_candidates=args.candidates, seed=args.seed)
+    heldout = [text for _, text in verses_for(pool, "test")][: args.heldout_verses]
+    own = evaluate_retrieval(full, source_tokenizer, probe, tokenizer=source_tokenizer)["retrieval_at_1"]
+    points = []
+    for snapshot in curve.packs(pack):
+        meta = snapshot.metadata
+        merged = snapshot.apply(MiniModelAdapter(source).full_masked_lm()).eval()
+        points.append({
+            "step": meta["train_steps"], "tokens": meta["train_tokens"], "flops": meta["train_flops"],
+            "seconds": meta["train_seconds"],
+            "retrieval_at_1": evaluate_retrieval(full, source_tokenizer, probe, pack=snapshot)["retrieval_at_1"],
+            "heldout_mlm_loss": heldout_mlm_loss(merged, tokenizer, heldout, max_seq_length=args.max_seq_length),
+        })
+        print(json.dumps(points[-1]), flush=True)
+    result = {
+        "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "init_report": pack.metadata["init_report"],
+        "vocab_size": len(tokenizer),
+        "own_vocabulary_retrieval_at_1": own,
+        "chance": 1 / args.candidates,
+        "curve": points,
+        "train_seconds": round(trained, 1),
+        "torch_threads": torch.get_num_threads(),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"{path}: start {points[0]['retrieval_at_1']:.3f}, best {max(p['retrieval_at_1'] for p in points):.3f}, "
+          f"end {points[-1]['retrieval_at_1']:.3f} (own vocabulary {own:.3f}); loss {points[0]['heldout_mlm_loss']:.3f} "
+          f"-> {points[-1]['heldout_mlm_loss']:.3f}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
