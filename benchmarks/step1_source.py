@@ -35,6 +35,7 @@ def parse_args(argv=None):
     parser.add_argument("--body-lr", type=float, default=1e-5)
     parser.add_argument("--keep", type=int, nargs="+", help="steps at which to save the model (default: the last)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
     parser.add_argument("--output", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -67,7 +68,7 @@ def main(argv=None):
                           learning_rate=args.head_lr, body_learning_rate=args.body_lr, batch_size=args.batch_size,
                           max_seq_length=args.max_seq_length, weight_decay=0.01, train_word_embeddings=False,
                           seed=args.seed, callbacks=[Keep(args.output, tokenizer, args.keep or [args.steps])],
-                          logging_steps=25, disable_tqdm=True)
+                          logging_steps=25, disable_tqdm=True, **({"bf16": True} if args.bf16 else {}))
     (args.output / "log_history.json").write_text(json.dumps(report.log_history))
     (args.output / "step1.json").write_text(json.dumps(
         {"settings": {k: str(v) for k, v in vars(args).items()}, "steps": report.steps, "tokens": report.tokens,

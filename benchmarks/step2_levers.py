@@ -63,6 +63,7 @@ def parse_args(argv=None):
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--heldout-verses", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
     parser.add_argument("--work", type=Path, default=Path("runs/levers"))
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/step2-levers"))
     parser.add_argument("--name", help="the run's file name (default: made from the settings)")
@@ -105,9 +106,10 @@ def main(argv=None):
         return json.loads(path.read_text())
     started = time.perf_counter()
     source_class = XLMRobertaForDualMLM if args.method == "minijoint" else XLMRobertaForMaskedLM
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the Trainer moves what it trains; this is for measuring
     source = source_class.from_pretrained(args.source).eval()
     source_tokenizer = AutoTokenizer.from_pretrained(args.source)
-    full = MiniModelAdapter(source).full_masked_lm().eval()
+    full = MiniModelAdapter(source).full_masked_lm().eval().to(device)
     if args.method == "standard":
         model = full
     elif args.method == "minijoint":
@@ -134,7 +136,7 @@ def main(argv=None):
         init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
         start_rows_learning_rate=args.start_lr, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
         warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,
-        seed=args.seed, callbacks=[curve], disable_tqdm=True,
+        seed=args.seed, callbacks=[curve], disable_tqdm=True, **({"bf16": True} if args.bf16 else {}),
     )
     trained = time.perf_counter() - started
     # The control finds KJV verses among the World English Bible's (a translation the body knows, read through
@@ -146,7 +148,7 @@ def main(argv=None):
     points = []
     for snapshot in curve.packs(pack):
         meta = snapshot.metadata
-        merged = snapshot.apply(MiniModelAdapter(source).full_masked_lm()).eval()
+        merged = snapshot.apply(MiniModelAdapter(source).full_masked_lm()).eval().to(device)
         points.append({
             "step": meta["train_steps"], "tokens": meta["train_tokens"], "flops": meta["train_flops"],
             "seconds": meta["train_seconds"],
@@ -163,6 +165,7 @@ def main(argv=None):
         "curve": points,
         "train_seconds": round(trained, 1),
         "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "seconds": round(time.perf_counter() - started, 1),
     }
     args.output.mkdir(parents=True, exist_ok=True)

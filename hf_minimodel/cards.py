@@ -35,7 +35,7 @@ METHOD_NAMES = {
 TABLE_KEYS = (
     "language", "base_model", "base_fingerprint", "method", "mini_num_layers", "hidden_size", "vocab_size",
     "train_steps", "train_tokens", "train_flops", "train_seconds", "train_device", "init", "created_with", "license",
-    "evaluations",
+    "evaluations", "init_report",
 )
 
 
@@ -149,7 +149,7 @@ def training_table(meta: dict) -> str:
         ("Training compute", f"{flops:.3g} FLOPs" if flops else "n/a"),
         ("Training time", f"{seconds:,.0f} s ({seconds / 3600:.2f} h)" if seconds else "n/a"),
         ("Training device", shown("train_device")),
-        ("Embedding initialisation", shown("init")),
+        ("Embedding initialisation", _init_rows(meta)),
         ("Vocabulary size", shown("vocab_size")),
         ("Hidden size", shown("hidden_size")),
         ("Licence", meta.get("license") or "unknown"),
@@ -158,6 +158,13 @@ def training_table(meta: dict) -> str:
     # Other keys as they are; the typed record lists every field, so those never set (None) are left out.
     rows += [(key, _shown(value)) for key, value in meta.items() if key not in TABLE_KEYS and value is not None]
     return "| | |\n|---|---|\n" + "".join(f"| {label} | {value} |\n" for label, value in rows)
+
+
+def _init_rows(meta: dict) -> str:
+    """The init's name, with how many rows each of its rules set (initialisation.InitReport) where recorded."""
+    report = meta.get("init_report") or {}
+    counts = ", ".join(f"{count:,} {origin}" for origin, count in (report.get("rows") or {}).items() if count)
+    return f"{_shown(meta.get('init'))} ({counts} rows)" if counts else _shown(meta.get("init"))
 
 
 def evaluations_section(meta: dict) -> str:

@@ -188,6 +188,45 @@ def _train_embeddings_cmd(args) -> int:
     return 0
 
 
+def _inits_cmd(args) -> int:
+    """Step 2's start without step 2: each init's rows and step-0 quality, to choose one before paying for training."""
+    from .adapter import MiniModelAdapter, load_full_model
+    from .target_embeddings import compare_inits
+
+    if args.output:
+        from .saving import check_output
+
+        check_output(args.output, args.overwrite)
+    adapter = MiniModelAdapter(load_full_model(args.model))
+    model = adapter.full_masked_lm()
+    target_tokenizer = _tokenizer(args.tokenizer)
+    source_tokenizer = _tokenizer(args.source_tokenizer or args.model)
+    heldout = [text for text in _texts(args.heldout)["text"]]
+    _fit_max_seq_length(args, model)
+    retrieval = None
+    if args.retrieval_language:
+        from .tasks.bible_tasks import default_code, retrieval_task
+        from .transfer import evaluate_retrieval
+
+        probe = retrieval_task(default_code("en"), default_code(args.retrieval_language), "test",
+                               num_candidates=args.num_candidates, seed=0)
+        retrieval = lambda pack: evaluate_retrieval(model, source_tokenizer, probe, pack=pack)["retrieval_at_1"]  # noqa: E731
+    _share_cores()
+    reports = compare_inits(model, target_tokenizer, heldout, source_tokenizer=source_tokenizer, inits=args.inits,
+                            corpus=_texts(args.train) if args.train else None, max_seq_length=args.max_seq_length,
+                            retrieval=retrieval)
+    for report in reports:
+        print(report.summary())
+    if args.output:
+        from .saving import is_main_process
+
+        if is_main_process():
+            partial = args.output.with_name(f".{args.output.name}.partial")
+            partial.write_text(json.dumps([report.to_dict() for report in reports], indent=2))
+            partial.replace(args.output)
+    return 0
+
+
 def _merge_cmd(args) -> int:
     from .adapter import MiniModelAdapter, load_full_model
     from .language_pack import LanguagePack
@@ -473,6 +512,22 @@ def build_parser() -> argparse.ArgumentParser:
             help="the rate of the rows the init took from the source (default: --learning-rate for all rows)")
     _option(emb, "--language", help="the target language code, for the pack's metadata and card")
     emb.set_defaults(run=_train_embeddings_cmd)
+
+    inits = commands.add_parser("inits", help="step 2's start without training: each init's rows, step-0 held-out "
+                                "MLM loss and (with --retrieval-language) retrieval, to choose an init")
+    _option(inits, "--model", required=True, help="the full model: a folder or a Hub id")
+    _option(inits, "--tokenizer", required=True, help="the target tokenizer folder")
+    _option(inits, "--heldout", required=True, help="held-out target-language text (files, folder or dataset)")
+    _option(inits, "--source-tokenizer", help="the source vocabulary (default: the one saved with --model)")
+    _option(inits, "--inits", nargs="+", choices=INITS, help="the inits to compare (default: all but anchored and focus)")
+    _option(inits, "--train", help="target-language training text: what --inits focus trains its fastText vectors on")
+    _option(inits, "--retrieval-language", help="also measure English->this language bible-retrieval at step 0 "
+                                                "(embedding models such as multilingual-e5)")
+    _option(inits, "--num-candidates", type=positive_int, default=1000, help="bible-retrieval: verses to choose among")
+    _option(inits, "--max-seq-length", type=positive_int, default=128, help="tokens per held-out block")
+    _option(inits, "--output", type=Path, help="write the reports as JSON")
+    _option(inits, "--overwrite", action="store_true", help="replace --output if it exists")
+    inits.set_defaults(run=_inits_cmd)
 
     merge = commands.add_parser("merge", help="put a language pack into the full model; saves a stock XLM-R masked LM")
     _option(merge, "--model", required=True, help="the full model the pack was trained for: a folder or a Hub id")

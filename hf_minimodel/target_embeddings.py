@@ -16,10 +16,11 @@ from .language_pack import LanguagePack
 from .freezing import mlm_heads
 from .merge import base_fingerprint, merge_embeddings
 from .mini_model import method_of
-from .initialisation import TargetStart, initial_target_embeddings
+from .initialisation import InitReport, TargetStart, initial_target_embeddings
+from .methods import INITS, NEEDS_SOURCE_TOKENIZER
 from .tokenizer import check_mlm_tokenizer
 from .checks import check_positive_float
-from .training import mlm_blocks, run_mlm_training
+from .training import heldout_mlm_loss, mlm_blocks, run_mlm_training
 
 def anchor_rows_(model, rows) -> None:
     """Keep `rows` of the word embeddings (and of each MLM head's output bias) where they are during step 2.
@@ -52,6 +53,31 @@ def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init
     start = initial_target_embeddings(model, target_tokenizer, source_tokenizer, init, seed, corpus=corpus)
     merge_embeddings(model, start.embeddings, target_tokenizer, start.output_bias)
     return start
+
+
+def compare_inits(model, target_tokenizer, heldout_texts, *, source_tokenizer=None, inits=None, corpus=None,
+                  seed: int = 0, max_seq_length: int = 128, retrieval=None) -> list[InitReport]:
+    """Step 0 of each init, measured before any training, so that inits can be compared for free: for each, its
+    `InitReport` (rows per rule, norms) with `step0` holding the held-out masked-LM loss of `model` (a full masked
+    LM, left as it is) speaking the target vocabulary from that start, and `retrieval(pack)` if given (for embedding
+    models: e.g. `lambda pack: evaluate_retrieval(model, tokenizer, probe, pack=pack)["retrieval_at_1"]`).
+    `corpus` (target text) is what `init="focus"` trains its fastText vectors on. `inits` defaults to every init that
+    needs no optional package and no more than is given (the source tokenizer)."""
+    if inits is None:
+        inits = [init for init in INITS if init not in ("anchored", "focus")
+                 and (source_tokenizer is not None or init not in NEEDS_SOURCE_TOKENIZER)]
+    reports = []
+    for init in inits:
+        work = copy.deepcopy(model)
+        start = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed, corpus=corpus)
+        start.report.step0["heldout_mlm_loss"] = heldout_mlm_loss(work, target_tokenizer, heldout_texts,
+                                                                  max_seq_length=max_seq_length, seed=seed)
+        if retrieval is not None:
+            pack = LanguagePack(target_tokenizer, start.embeddings, start.output_bias,
+                                {"init": init, "base_fingerprint": base_fingerprint(model)})
+            start.report.step0["retrieval_at_1"] = retrieval(pack)
+        reports.append(start.report)
+    return reports
 
 
 def device_name(device) -> str:

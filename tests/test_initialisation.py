@@ -1,6 +1,8 @@
 """Step 2's start (hf_minimodel.initialisation, hf_minimodel.focus) on tiny models: which row each init sets, and to
 what; and the per-row rate of `start_rows_learning_rate`."""
 
+import json
+
 import pytest
 import torch
 from transformers import BertTokenizerFast, XLMRobertaConfig, XLMRobertaForMaskedLM
@@ -193,3 +195,35 @@ def test_rows_from_the_source_train_at_their_own_rate(source, tokenizers, texts,
     assert moved(frozen_like, from_source).max() < 1e-6
     assert moved(frozen_like, random_rows).sum() > 0
     torch.testing.assert_close(frozen_like.output_bias[from_source], begin.output_bias[from_source], atol=1e-6, rtol=0)
+
+
+def test_compare_inits_measures_each_start_without_training(source, tokenizers, texts):
+    from hf_minimodel.target_embeddings import compare_inits
+
+    en_tok, fr_tok = tokenizers
+    before = {k: v.clone() for k, v in source.state_dict().items()}
+    reports = compare_inits(source, fr_tok, texts[1][-40:], source_tokenizer=en_tok, max_seq_length=16,
+                            retrieval=lambda pack: float(pack.metadata["init"] == "compose"))
+    assert [r.init for r in reports] == ["random-paper", "random", "overlap", "compose"]
+    for report in reports:
+        assert report.step0["heldout_mlm_loss"] > 0 and report.step0["retrieval_at_1"] == (report.init == "compose")
+    assert all(torch.equal(v, before[k]) for k, v in source.state_dict().items())  # the model is left as it was
+    assert [r.init for r in compare_inits(source, fr_tok, texts[1][-40:], max_seq_length=16)] == ["random-paper", "random"]
+
+
+def test_the_cli_prints_and_writes_each_inits_report(source, tokenizers, texts, tmp_path, capsys):
+    from hf_minimodel.cli import main
+
+    en_tok, fr_tok = tokenizers
+    source.save_pretrained(tmp_path / "model")
+    en_tok.save_pretrained(tmp_path / "model")
+    fr_tok.save_pretrained(tmp_path / "fr-tok")
+    (tmp_path / "heldout.txt").write_text("\n".join(texts[1][-40:]) + "\n", encoding="utf-8")
+    argv = ["inits", "--model", str(tmp_path / "model"), "--tokenizer", str(tmp_path / "fr-tok"), "--heldout",
+            str(tmp_path / "heldout.txt"), "--inits", "random", "compose", "--max-seq-length", "16", "--output",
+            str(tmp_path / "inits.json")]
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("init ")]
+    assert len(lines) == 2 and lines[1].startswith("init compose:") and "composed" in lines[1]
+    saved = json.loads((tmp_path / "inits.json").read_text())
+    assert [r["init"] for r in saved] == ["random", "compose"] and saved[0]["step0"]["heldout_mlm_loss"] > 0
