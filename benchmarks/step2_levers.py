@@ -29,6 +29,7 @@ from hf_minimodel import (
     atomic_directory,
     evaluate_retrieval,
     heldout_mlm_loss,
+    initialisation,
     train_target_embeddings,
     train_target_tokenizer,
 )
@@ -53,6 +54,7 @@ def parse_args(argv=None):
     parser.add_argument("--init", default="random")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--start-lr", type=float, help="the rate of rows the init took from the source")
+    parser.add_argument("--init-noise", type=float, default=1.0, help="random rows' spread, in source standard deviations")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--snapshots", type=int, nargs="+", help="steps to measure at (step 0 always)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -91,6 +93,8 @@ def run_name(args) -> str:
              args.init, f"lr{args.lr:g}", f"s{args.steps}", f"b{args.batch_size}x{args.max_seq_length}"]
     if args.start_lr is not None:
         parts.append(f"slr{args.start_lr:g}")
+    if args.init_noise != 1.0:
+        parts.append(f"noise{args.init_noise:g}")
     if args.scheduler != "linear":
         parts.append(args.scheduler)
     if args.weight_decay:
@@ -134,7 +138,7 @@ def main(argv=None):
     pack = train_target_embeddings(
         model, tokenizer, train, args.work / "ckpt" / run_name(args), source_tokenizer=source_tokenizer,
         init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
-        start_rows_learning_rate=args.start_lr, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
+        start_rows_learning_rate=args.start_lr, init_noise=args.init_noise, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
         warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,
         seed=args.seed, callbacks=[curve], disable_tqdm=True, **({"bf16": True} if args.bf16 else {}),
     )
@@ -145,8 +149,14 @@ def main(argv=None):
     probe = retrieval_task(ENGLISH[0], pool, "test", num_candidates=args.candidates, seed=args.seed)
     heldout = [text for _, text in verses_for(pool, "test")][: args.heldout_verses]
     own = evaluate_retrieval(full, source_tokenizer, probe, tokenizer=source_tokenizer)["retrieval_at_1"]
+    # Where the rows go: for the tokens whose string the body's own vocabulary also has, the mean cosine between the
+    # pack's row and the body's own row (the control starts these at random: recovering English means rising here).
+    shared = initialisation.shared_tokens(tokenizer, source_tokenizer, full.config.vocab_size)
+    target_rows, source_rows = torch.tensor(list(shared)), torch.tensor(list(shared.values()))
+    body_rows = source.get_input_embeddings().weight.detach().float()[source_rows]
     points = []
     for snapshot in curve.packs(pack):
+        snapshot.save_pretrained(args.work / "packs" / run_name(args) / f"step-{snapshot.metadata['train_steps']}")
         meta = snapshot.metadata
         merged = snapshot.apply(MiniModelAdapter(source).full_masked_lm()).eval().to(device)
         points.append({
@@ -154,6 +164,8 @@ def main(argv=None):
             "seconds": meta["train_seconds"],
             "retrieval_at_1": evaluate_retrieval(full, source_tokenizer, probe, pack=snapshot)["retrieval_at_1"],
             "heldout_mlm_loss": heldout_mlm_loss(merged, tokenizer, heldout, max_seq_length=args.max_seq_length),
+            "shared_row_cosine": torch.nn.functional.cosine_similarity(
+                snapshot.embeddings.float()[target_rows], body_rows, dim=-1).mean().item(),
         })
         print(json.dumps(points[-1]), flush=True)
     result = {

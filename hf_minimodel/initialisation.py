@@ -106,9 +106,14 @@ def _check_init(init, source_tokenizer):
 
 @torch.no_grad()
 def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0,
-                              *, corpus=None) -> TargetStart:
+                              *, corpus=None, noise: float = 1.0) -> TargetStart:
     """Starting values for `target_tokenizer`'s rows over `model`'s body (its word embeddings and MLM head bias are
-    the source rows). `corpus` (target-language text) is read by `init="focus"` only. Module docstring: the inits."""
+    the source rows). `corpus` (target-language text) is read by `init="focus"` only. Module docstring: the inits.
+
+    `noise` scales the random rows' spread around their mean, in source standard deviations: 1 draws them at the
+    source's statistics, 0 starts every one at its script's mean row. Embedding rows need no noise to break symmetry
+    (each row's gradient comes from its own token's contexts), and step 2 never shrinks a row's starting noise: with
+    no weight decay only the gradients move it, so what was drawn stays beside what is learned."""
     _check_init(init, source_tokenizer)
     source, source_bias = _source_rows(model)
     vocab, hidden = len(target_tokenizer), source.shape[1]
@@ -117,7 +122,8 @@ def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, in
         embeddings = torch.randn(vocab, hidden, generator=generator) * model.config.initializer_range
         bias = torch.zeros(vocab)
     else:
-        embeddings, bias = _draw_at_source_statistics(source, source_bias, target_tokenizer, source_tokenizer, generator)
+        embeddings, bias = _draw_at_source_statistics(source, source_bias, target_tokenizer, source_tokenizer, generator,
+                                                      noise)
     origin = ["random"] * vocab
     copied = {}
     if init in NEEDS_SOURCE_TOKENIZER:
@@ -136,7 +142,7 @@ def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, in
     return TargetStart(embeddings, bias, origin, copied, _report(init, embeddings, origin, source))
 
 
-def _draw_at_source_statistics(source, source_bias, target_tokenizer, source_tokenizer, generator):
+def _draw_at_source_statistics(source, source_bias, target_tokenizer, source_tokenizer, generator, noise=1.0):
     """Rows drawn from N(mean, std) of the source rows per dimension, per script where the source vocabulary has
     MIN_ROWS_PER_SCRIPT rows of the target token's script (all source rows otherwise); the bias at the source
     bias's mean (a draw would give random tokens a head start)."""
@@ -150,12 +156,12 @@ def _draw_at_source_statistics(source, source_bias, target_tokenizer, source_tok
         for script, rows in by_script.items():
             if len(rows) >= MIN_ROWS_PER_SCRIPT:
                 statistics[script] = (source[rows].mean(0), source[rows].std(0))
-    noise = torch.randn(vocab, hidden, generator=generator)
+    draws = torch.randn(vocab, hidden, generator=generator)
     mean, std = torch.empty(vocab, hidden), torch.empty(vocab, hidden)
     for token, i in target_tokenizer.get_vocab().items():
         if i < vocab:
             mean[i], std[i] = statistics.get(script_of(token), statistics[None])
-    return mean + std * noise, torch.full((vocab,), float(source_bias.mean()))
+    return mean + std * draws * noise, torch.full((vocab,), float(source_bias.mean()))
 
 
 def _report(init, embeddings, origin, source) -> InitReport:

@@ -47,10 +47,10 @@ def anchor_rows_(model, rows) -> None:
 
 
 def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0,
-                            *, corpus=None) -> TargetStart:
+                            *, corpus=None, noise: float = 1.0) -> TargetStart:
     """Put step 2's starting embeddings for the target vocabulary into `model` (in place); returns the start, with
     its `InitReport` (`initialisation.initial_target_embeddings`)."""
-    start = initial_target_embeddings(model, target_tokenizer, source_tokenizer, init, seed, corpus=corpus)
+    start = initial_target_embeddings(model, target_tokenizer, source_tokenizer, init, seed, corpus=corpus, noise=noise)
     merge_embeddings(model, start.embeddings, target_tokenizer, start.output_bias)
     return start
 
@@ -104,6 +104,7 @@ def train_target_embeddings(
     max_steps: int = 1000,
     learning_rate: float = 1e-3,
     start_rows_learning_rate: float | None = None,
+    init_noise: float = 1.0,
     batch_size: int = 16,
     max_seq_length: int = 128,
     seed: int = 0,
@@ -117,7 +118,7 @@ def train_target_embeddings(
     this machine (`cards.base_license`), else none ("unknown" on the card).
 
     `init` chooses the starting rows (`initialisation.INITS`; its report goes into the pack's metadata as
-    `init_report`). `start_rows_learning_rate` trains the rows the init took from the source (copied, composed or
+    `init_report`; `init_noise`: `initialisation.initial_target_embeddings`'s `noise`). `start_rows_learning_rate` trains the rows the init took from the source (copied, composed or
     FOCUS-mixed) at their own rate, while the random rows train at `learning_rate`: a rate high enough to move a
     random row into place moves a row that started in place out of it.
 
@@ -134,7 +135,7 @@ def train_target_embeddings(
         check_positive_float(start_rows_learning_rate=start_rows_learning_rate)
     fingerprint = base_fingerprint(model)
     work = copy.deepcopy(model)
-    start = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed, corpus=train_data)
+    start = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed, corpus=train_data, noise=init_noise)
     freezing.for_step2(work)
     if init == "anchored":
         anchor_rows_(work, start.rows("copied"))
@@ -177,6 +178,7 @@ def train_target_embeddings(
             "batch_size": batch_size,
             "learning_rate": learning_rate,
             "start_rows_learning_rate": start_rows_learning_rate,
+            **({"init_noise": init_noise} if init_noise != 1.0 else {}),
         },
     )
 

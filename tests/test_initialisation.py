@@ -108,6 +108,8 @@ def test_random_draws_at_the_source_statistics_and_random_paper_at_the_config_ra
     assert paper.embeddings.std().item() == pytest.approx(source.config.initializer_range, rel=0.15)
     again = initial_target_embeddings(source, fr_tok, None, "random", seed=1)
     assert torch.equal(again.embeddings, drawn.embeddings)
+    at_mean = initial_target_embeddings(source, fr_tok, None, "random", noise=0.0)  # no spread: every row the mean
+    torch.testing.assert_close(at_mean.embeddings, rows.mean(0).expand(len(fr_tok), -1))
 
 
 def test_random_rows_take_their_scripts_statistics_where_the_source_has_that_script(tokenizers):
@@ -227,3 +229,21 @@ def test_the_cli_prints_and_writes_each_inits_report(source, tokenizers, texts, 
     assert len(lines) == 2 and lines[1].startswith("init compose:") and "composed" in lines[1]
     saved = json.loads((tmp_path / "inits.json").read_text())
     assert [r["init"] for r in saved] == ["random", "compose"] and saved[0]["step0"]["heldout_mlm_loss"] > 0
+
+
+def test_focus_without_gensim_or_without_text_says_what_to_do(source, tokenizers, texts, monkeypatch):
+    import builtins
+
+    en_tok, fr_tok = tokenizers
+    with pytest.raises(InputError, match="pass corpus="):
+        initial_target_embeddings(source, fr_tok, en_tok, "focus")
+    real_import = builtins.__import__
+
+    def no_gensim(name, *args, **kwargs):
+        if name.startswith("gensim"):
+            raise ImportError("no gensim here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_gensim)
+    with pytest.raises(InputError, match=r'pip install "hf-minimodel\[focus\]"'):
+        initial_target_embeddings(source, fr_tok, en_tok, "focus", corpus=texts[1])
