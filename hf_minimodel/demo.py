@@ -23,10 +23,13 @@ from .adapter import MiniModelAdapter
 from .checks import InputError, check_positive, check_positive_float
 from .convert import e5_small
 from .demo_config import SOURCES, DemoConfig  # noqa: F401 (SOURCES: part of this module's API)
-from .merge import save_merged_model
+from .language_pack import LanguagePack
+from .merge import base_fingerprint, save_merged_model
 from .methods import METHODS
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .sample import read_sample
+from .tasks.bible_tasks import RetrievalProbe
+from .transfer import evaluate_retrieval
 from .saving import atomic_directory
 from .target_embeddings import start_target_vocabulary
 from .tokenizer import train_target_tokenizer
@@ -111,11 +114,22 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
     _say(f"Target tokenizer: {config.language}, {config.vocab_size} pieces, from {len(target_texts)} verses")
     target_tokenizer = train_target_tokenizer(target_texts, vocab_size=config.vocab_size, show_progress=False)
 
-    # The reference row: the full model with step 2's starting embeddings, untrained.
+    # The reference rows: the body's own vocabulary reading the target (retrieval only: its loss is over another
+    # vocabulary), and the full model with step 2's starting embeddings, untrained: what step 2 adds is measured
+    # from there.
+    probe = _retrieval_probe(config, test_texts)
+    retrieval = lambda pack=None: evaluate_retrieval(  # noqa: E731
+        full, source_tokenizer, probe, pack=pack, tokenizer=None if pack else source_tokenizer,
+        max_seq_length=config.max_seq_length)["retrieval_at_1"]
     start = adapter.full_masked_lm()
     init = start_target_vocabulary(start, target_tokenizer, source_tokenizer, config.init, config.seed, corpus=target_texts)
-    rows = [{"method": "no step 2 (init only)", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0,
-             "heldout_loss": heldout_mlm_loss(start, target_tokenizer, test_texts, max_seq_length=config.max_seq_length)}]
+    _say(init.report.summary())
+    init_pack = LanguagePack(target_tokenizer, init.embeddings, init.output_bias, {"base_fingerprint": base_fingerprint(full)})
+    rows = [{"method": "own vocabulary", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0, "heldout_loss": None,
+             "retrieval_at_1": retrieval()},
+            {"method": f"{config.init} init, no step 2", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0,
+             "heldout_loss": heldout_mlm_loss(start, target_tokenizer, test_texts, max_seq_length=config.max_seq_length),
+             "retrieval_at_1": retrieval(init_pack)}]
 
     minis = {"standard": None}
     if "minijoint" in config.methods:
@@ -145,17 +159,23 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
         loss = heldout_mlm_loss(merged, target_tokenizer, test_texts, max_seq_length=config.max_seq_length)
         pack.add_evaluation("fill-mask", "bible", "loss", loss, split="test", language=config.language,
                             name="held-out MLM loss")  # so both cards below report what was measured
+        found = retrieval(pack)
+        pack.add_evaluation("retrieval", "bible", "accuracy", found, split="test", language=config.language,
+                            name="English->target retrieval@1")
         save_merged_model(merged, target_tokenizer, out / method / "model", pack=pack)
         pack.save_pretrained(out / method / "pack")
         meta = pack.metadata
         rows.append({"method": method, "step2_layers": layers, "step2_flops": meta["train_flops"],
-                     "step2_seconds": meta["train_seconds"], "heldout_loss": loss})
+                     "step2_seconds": meta["train_seconds"], "heldout_loss": loss, "retrieval_at_1": found})
 
     standard = next((r for r in rows if r["method"] == "standard"), None)
     for row in rows:
         if standard and row["step2_flops"]:
             row["flops_vs_standard"] = standard["step2_flops"] / row["step2_flops"]
             row["seconds_vs_standard"] = standard["step2_seconds"] / row["step2_seconds"]
+        if row["step2_flops"]:  # what step 2 added to its start
+            row["loss_gain"] = rows[1]["heldout_loss"] - row["heldout_loss"]
+            row["retrieval_gain"] = row["retrieval_at_1"] - rows[1]["retrieval_at_1"]
     return {
         "hf_minimodel": __version__,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
@@ -168,18 +188,34 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
     }
 
 
+def _retrieval_probe(config: DemoConfig, test_texts: list[str]) -> RetrievalProbe:
+    """English test verses to find among their translations in the target's test sample (line i of each sample is
+    the same verse), in a seeded order; verses whose text repeats in either language are left out (a duplicate
+    would be an equally right answer scored as wrong)."""
+    queries = read_sample(config.source.replace(".train", ".test"))
+    pairs = [(q, t) for q, t in zip(queries, test_texts) if queries.count(q) == 1 and test_texts.count(t) == 1]
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(config.seed)).tolist()
+    return RetrievalProbe(queries=[pairs[i][0] for i in order], pool=[t for _, t in pairs], gold=order,
+                          query_ids=[str(i) for i in order], pool_ids=[str(i) for i in range(len(pairs))])
+
+
 def format_table(results: dict) -> str:
-    """The demo's results as a table for the terminal."""
-    header = f"{'method':<22} {'layers':>6} {'step-2 FLOPs':>13} {'seconds':>8} {'FLOPs saved':>11} {'held-out MLM loss':>18}"
+    """The demo's results as a table for the terminal: each row's cost, and what step 2 added to its start."""
+    header = (f"{'method':<24} {'layers':>6} {'step-2 FLOPs':>13} {'seconds':>8} {'FLOPs saved':>11} "
+              f"{'held-out loss':>13} {'gain':>7} {'retrieval@1':>11} {'gain':>7}")
     lines = [header, "-" * len(header)]
     for row in results["rows"]:
         saved = f"{row['flops_vs_standard']:.2f}x" if "flops_vs_standard" in row else ""
-        lines.append(
-            f"{row['method']:<22} {row['step2_layers']:>6} {row['step2_flops']:>13.3e} {row['step2_seconds']:>8.1f} "
-            f"{saved:>11} {row['heldout_loss']:>18.3f}"
-        )
+        loss = f"{row['heldout_loss']:.3f}" if row["heldout_loss"] is not None else "n/a"
+        loss_gain = f"{row['loss_gain']:+.3f}" if "loss_gain" in row else ""
+        found = f"{row['retrieval_at_1']:.3f}" if row.get("retrieval_at_1") is not None else ""
+        found_gain = f"{row['retrieval_gain']:+.3f}" if "retrieval_gain" in row else ""
+        lines.append(f"{row['method']:<24} {row['step2_layers']:>6} {row['step2_flops']:>13.3e} "
+                     f"{row['step2_seconds']:>8.1f} {saved:>11} {loss:>13} {loss_gain:>7} {found:>11} {found_gain:>7}")
     if results.get("minipost_step1b"):
         cost = results["minipost_step1b"]
         lines.append(f"(MiniPost's one-off step 1b, shared by every target language: {cost['flops']:.3e} FLOPs, {cost['seconds']:.1f} s)")
-    lines.append("held-out loss: the merged full model's masked-LM loss on held-out verses (lower is better; same masks for every row)")
+    lines.append("held-out loss: the merged full model's masked-LM loss on held-out verses (lower is better; same masks "
+                 "for every row); retrieval@1: English test verses found among their translations; gain: over the "
+                 "init alone (loss: its drop)")
     return "\n".join(lines)

@@ -30,7 +30,8 @@ def test_demo_leaves_models_packs_and_results(demo_run):
         assert (out / method / "model" / "model.safetensors").exists()
         assert (out / method / "pack" / "language_pack.safetensors").exists()
     on_disk = json.loads((out / "results.json").read_text())
-    assert [row["method"] for row in on_disk["rows"]] == ["no step 2 (init only)", "standard", "minijoint", "minipost"]
+    assert [row["method"] for row in on_disk["rows"]] == ["own vocabulary", "overlap init, no step 2", "standard",
+                                                          "minijoint", "minipost"]
     assert on_disk["total_seconds"] == results["total_seconds"] > 0
 
 
@@ -39,10 +40,17 @@ def test_demo_figures_are_measured(demo_run):
     rows = {row["method"]: row for row in results["rows"]}
     assert rows["standard"]["step2_layers"] == 3 and rows["minijoint"]["step2_layers"] == 1 and rows["minipost"]["step2_layers"] == 2
     assert rows["standard"]["step2_flops"] > rows["minipost"]["step2_flops"] > rows["minijoint"]["step2_flops"] > 0
-    assert all(row["step2_seconds"] > 0 for name, row in rows.items() if name != "no step 2 (init only)")
-    assert all(0 < row["heldout_loss"] < 20 for row in rows.values())
+    trained = [row for row in rows.values() if row["step2_flops"]]
+    assert len(trained) == 3 and all(row["step2_seconds"] > 0 for row in trained)
+    assert rows["own vocabulary"]["heldout_loss"] is None  # another vocabulary: no loss to compare
+    assert all(0 < row["heldout_loss"] < 20 for row in rows.values() if row["heldout_loss"] is not None)
+    start = rows["overlap init, no step 2"]
+    for row in trained:  # what step 2 added, measured from the init alone
+        assert row["loss_gain"] == pytest.approx(start["heldout_loss"] - row["heldout_loss"])
+        assert row["retrieval_gain"] == pytest.approx(row["retrieval_at_1"] - start["retrieval_at_1"])
+    assert all(0 <= row["retrieval_at_1"] <= 1 for row in rows.values())
     table = format_table(results)
-    assert "minijoint" in table and "held-out MLM loss" in table
+    assert "minijoint" in table and "held-out loss" in table and "retrieval@1" in table
 
 
 def test_demo_models_load_in_stock_transformers_and_match_their_packs(demo_run):
