@@ -18,11 +18,15 @@ import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 
 from hf_minimodel import e5_small, pretrain_mlm, sentence_embeddings
+from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import retrieval_task
 from hf_minimodel.tasks.metrics import retrieval_accuracy
 
-sys.path.insert(0, str(Path(__file__).parent))
-from reproduce import ENGLISH, texts  # noqa: E402 - the benchmark's own English training text
+ENGLISH = ("k", "4")  # KJV and WEB's train split: the benchmark's English training text
+
+
+def texts(codes):
+    return [text for code in codes for _, text in verses_for(code, "train")]
 
 
 def retrieval(model, tokenizer, probe) -> float:
