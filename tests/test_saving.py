@@ -56,7 +56,7 @@ def test_overwrite_replaces_the_folder_completely(tmp_path):
         (folder / "stale.txt").write_text("from the old artifact")
     with atomic_directory(target, overwrite=True) as folder:
         write(folder, "new")
-    assert sorted(p.name for p in target.iterdir()) == ["weights.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [".hf-minimodel", "weights.txt"]  # the marker: hf-minimodel wrote it
     assert (target / "weights.txt").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["artifact"]
 
