@@ -144,7 +144,7 @@ CLI_CASES = [
     # outputs that cannot be written
     pytest.param("output inside /proc", [*MERGE, "--output", "/proc/m29"], "cannot write /proc/m29", marks=ON_PROC),
     ("output below a file", [*MERGE, "--output", f"{R}/en.txt/m30"], "en.txt is a file, not a folder"),
-    ("output that exists", [*MERGE, "--output", "{existing}"], "already exists: pass overwrite=True (CLI: --overwrite)"),
+    ("output that exists", [*MERGE, "--output", "{existing}"], "already exists: pass --overwrite or choose another folder"),
     ("demo output that exists", ["demo", "--output", "{existing}"], "already exists"),
     ("results file below a file", ["evaluate", "--model", f"{R}/source", "--task", "bible-genre", "--source-language", "en",
                                    "--output", f"{R}/en.txt/results.json"], "is a file, not a folder"),

@@ -78,7 +78,7 @@ def test_pack_for_another_base_model(steps, tmp_path, capsys):
     assert main(["pretrain", "--train", str(steps / "en.txt"), "--tokenizer", str(steps / "en-tok"), "--output", str(tmp_path / "other"),
                  "--hidden-size", "32", "--num-layers", "3", "--seed", "1", *STEP]) == 0
     _fails(capsys, ["merge", "--model", str(tmp_path / "other"), "--pack", str(steps / "pack-minijoint"), "--output",
-                    str(tmp_path / "m")], "fingerprint", "check_base=False")
+                    str(tmp_path / "m")], "fingerprint", "--no-check-base")
     assert main(["pretrain", "--train", str(steps / "en.txt"), "--tokenizer", str(steps / "en-tok"), "--output", str(tmp_path / "wide"),
                  "--hidden-size", "48", "--num-layers", "3", *STEP]) == 0
     _fails(capsys, ["merge", "--model", str(tmp_path / "wide"), "--pack", str(steps / "pack-minijoint"), "--output",
