@@ -232,8 +232,7 @@ def _check_whole_number(config: dict, key: str, minimum: int, path: Path, requir
         return
     value = config[key]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{path}: {key} is {json.dumps(value)} ({type(value).__name__}), not a whole number: write a "
-                         f"whole number there, or {_SAVE_AGAIN}")
+        raise InputError(f"{path}: {key} is {json.dumps(value)}, not a whole number: write a whole number there, or {_SAVE_AGAIN}")
     if value < minimum:
         raise InputError(f"{path}: {key}={value} must be at least {minimum}: {_SAVE_AGAIN}")
 

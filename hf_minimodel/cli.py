@@ -452,17 +452,19 @@ def _retrieval_rows(args, config, packs) -> list[dict]:
 
 
 def _task_rows(args, config, packs) -> tuple[list[dict], str | None]:
-    from .tasks import load_task
+    from .tasks import load_task, task_kind
     from .transfer import check_fine_tuned, evaluate_zero_shot, load_fine_tuned
 
+    kind = task_kind(args.task)
+    check_fine_tuned(args.model, kind)  # a model without a trained head for the task: refused before the data is read
     runs = [(None, args.source_language)] if args.source_language else []
     runs += [(pack, pack.metadata["language"] or args.language) for pack in packs]
     tasks = [load_task(args.task, language, "test", source=args.test_file, max_examples=args.max_examples, seed=args.seed)
              for _, language in runs]
     source_tokenizer = _model_tokenizer(args, config) if args.source_language else None
     _fit_max_seq_length(args, config)
-    kind, labels = tasks[0].kind, tasks[0].label_names
-    check_fine_tuned(args.model, kind, labels)  # a model without a trained head for the task: refused here
+    labels = tasks[0].label_names
+    check_fine_tuned(args.model, kind, labels)  # and a head for other labels
     _begin_work(args)
     model = load_fine_tuned(args.model, kind, labels)
     rows = []
@@ -770,7 +772,8 @@ def _machine_limit(error: BaseException, args) -> str | None:
             continue
         kind = kind or "memory"
         filename = getattr(cause, "filename", None)
-        path = user_path(filename) if filename else getattr(args, "output", None)
+        output = getattr(args, "output", None)
+        path = user_path(filename) if filename else output
         if kind == "space":
             return (f"no space left on the disk{f' of {path}' if path else ''}: free some space, or write to a disk with "
                     "room (--output; HF_DATASETS_CACHE for the cache of a large corpus); nothing was left behind")
@@ -778,8 +781,9 @@ def _machine_limit(error: BaseException, args) -> str | None:
             options = [flag for flag in ("--batch-size", "--max-seq-length") if hasattr(args, flag[2:].replace("-", "_"))]
             smaller = f"pass a smaller {' or '.join(options)}, or " if options else ""
             return f"out of memory ({first_line(cause)}): {smaller}run on a machine with more memory"
-        return (f"permission denied{f' for {path}' if path else ''} ({first_line(cause)}): make it readable (an input) or "
-                "writable (an output) for this user, or choose another path")
+        writing = output is not None and path is not None and (path == output or Path(output) in Path(path).parents)
+        return (f"permission denied{f' for {path}' if path else ''}: make it {'writable' if writing else 'readable'} for "
+                f"this user, or choose {'another output' if writing else 'a copy you can read'}")
     return None
 
 

@@ -55,7 +55,19 @@ class OutputBusyError(FileExistsError):
 
 
 class OutputPathError(OSError):
-    """The output cannot be created where the caller asked (a file in the way, no permission, a read-only disk)."""
+    """The output cannot be created where the caller asked (a file in the way, no permission, a read-only disk).
+    Made from the `OSError` that said so, it keeps its errno (a full disk and a missing permission stay told apart)."""
+
+    def __init__(self, message: str, cause: OSError | None = None):
+        super().__init__(*((cause.errno, cause.strerror) if cause is not None and cause.errno else (message,)))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _cannot_write(path: Path, error: OSError) -> OutputPathError:
+    return OutputPathError(f"cannot write {path} ({error.strerror or error}): choose a folder you can write to", error)
 
 
 def _sibling(path: Path, tag: str) -> Path:
@@ -217,7 +229,7 @@ def check_output(path: str | os.PathLike, overwrite: bool = False, inputs: Seque
         # os.access says yes to root even where nothing can be created (/proc, read-only mounts): try it.
         os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-", dir=nearest))
     except OSError as error:
-        raise OutputPathError(f"cannot write {path} ({error.strerror or error}): choose a folder you can write to") from None
+        raise _cannot_write(path, error) from None
 
 
 @contextmanager
@@ -258,7 +270,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         temporary.mkdir()  # mkdir, not tempfile.mkdtemp: the artifact gets the user's umask, not mode 0700
     except OSError as error:
         _remove_empty(created)
-        raise OutputPathError(f"cannot write {path} ({error.strerror or error}): choose a folder you can write to") from None
+        raise _cannot_write(path, error) from None
     old = _sibling(path, "old")
     _IN_PROGRESS.update((temporary, old))
     try:
@@ -331,7 +343,7 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputPathError(f"cannot write {path} ({error.strerror or error}): choose a folder you can write to") from None
+        raise _cannot_write(path, error) from None
     lock = path.parent / f".{path.name}.lock"
     held = None
     try:

@@ -63,7 +63,8 @@ def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
     rather than as Python ints.
     """
     check_sequence_length(max_seq_length)
-    if isinstance(data, (list, tuple)):
+    in_memory = isinstance(data, (list, tuple))
+    if in_memory:
         data = Dataset.from_dict({"text": list(data)})
     streaming = isinstance(data, IterableDataset)
 
@@ -89,12 +90,30 @@ def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
     # A streamed dataset may not know its columns up front; every dataset here has "text" (load_text_dataset).
     columns = data.column_names or ["text"]
     kwargs = {} if streaming else {"desc": "Tokenizing and packing"}
-    blocks = data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
-    blocks = blocks.map(lambda batch, indices: {"block": indices}, batched=True, batch_size=1000, with_indices=True,
-                        **({} if streaming else {"desc": "Numbering blocks"}))
+    with _no_datasets_bars(in_memory):
+        blocks = data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
+        blocks = blocks.map(lambda batch, indices: {"block": indices}, batched=True, batch_size=1000, with_indices=True,
+                            **({} if streaming else {"desc": "Numbering blocks"}))
     if not streaming and len(blocks) == 0:  # a streamed one is checked when training starts (run_mlm_training)
         raise InputError(_too_short(max_seq_length))
     return blocks
+
+
+@contextlib.contextmanager
+def _no_datasets_bars(quiet: bool):
+    """datasets' progress bars off, with `quiet`, for text handed over as a list: it is in memory already and packs
+    in moments, so its two bars only flashed by (in every held-out evaluation too), and they came before the
+    checks of the training that follows."""
+    import datasets
+
+    hide = quiet and not datasets.are_progress_bars_disabled()
+    if hide:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if hide:
+            datasets.enable_progress_bars()
 
 
 def check_one_block(data, tokenizer, max_seq_length: int) -> None:
