@@ -537,6 +537,8 @@ API_KINDS = {
         ("a classifier loaded for question answering", lambda fx, out: load_fine_tuned(fx.root / "task", "qa"), InputError, "no qa_outputs.* weights"),
         ("a classifier of other labels", lambda fx, out: load_fine_tuned(fx.root / "task", "classification", ["yes", "no"]), InputError,
          "the task's are ['yes', 'no']"),
+        ("a classifier of as many labels, named otherwise", lambda fx, out: load_fine_tuned(fx.root / "task", "classification", list("abcdef")),
+         InputError, "was fine-tuned for the labels ['law', 'history'"),
     ],
     "damaged or incomplete files": [
         ("blocks beyond the position table", lambda fx, out: train_target_embeddings(fx.source, fx.ru_tok, fx.ru, out, source_tokenizer=fx.en_tok,

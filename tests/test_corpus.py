@@ -264,6 +264,23 @@ def test_packing_in_chunks_gives_the_blocks_of_one_flat_stream(monkeypatch):
     assert blocks["attention_mask"] == [[1] * 16] * len(expected)
 
 
+def test_a_long_text_given_as_a_string_is_packed_as_pieces_too():
+    """Text from a list or a Hub dataset (not read from a file by lines) is cut as mlm_blocks reads it: each piece of
+    at most MAX_EXAMPLE_CHARS characters is tokenised, and framed by <s> ... </s>, on its own."""
+    from hf_minimodel.corpus import MAX_EXAMPLE_CHARS, split_long_text
+    from hf_minimodel.sample import read_sample
+    from hf_minimodel.tokenizer import train_target_tokenizer
+    from hf_minimodel.training import mlm_blocks
+
+    verses = read_sample("en-kjv.train")[:400]
+    tokenizer = train_target_tokenizer(verses, vocab_size=300, show_progress=False)
+    text = " ".join(verses)[: 3 * MAX_EXAMPLE_CHARS - 200]
+    pieces = list(split_long_text(text))
+    blocks = mlm_blocks([text], tokenizer, 16)
+    starts = sum(block.count(tokenizer.bos_token_id) for block in blocks["input_ids"])
+    assert len(pieces) == 3 and min(map(len, pieces)) > 3000 and starts == 3  # one <s> per piece
+
+
 @pytest.mark.newest_only  # the same datasets and torch in both CI halves
 def test_a_corpus_of_one_long_line_packs_in_bounded_memory(tmp_path):
     """One 5 MB line (1.7 million tokens) grew the heap by 867 MB while packing, when a line was one example and a
