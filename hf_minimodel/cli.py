@@ -20,10 +20,12 @@ from .checks import MAX_STEPS, MIN_SEQ_LENGTH  # settings only: `--help` imports
 from .version import __version__
 
 
-def _texts(args):
+def _texts(args, source=None):
+    """The text of --train (or of `source`, another corpus option), with the command's --text-column and --split."""
     from .corpus import load_text_dataset
 
-    return load_text_dataset(args.train, streaming=getattr(args, "streaming", False), text_column=args.text_column, split=args.split)
+    return load_text_dataset(source or args.train, streaming=getattr(args, "streaming", False),
+                             text_column=getattr(args, "text_column", "text"), split=getattr(args, "split", "train"))
 
 
 def _claim_output(args, *inputs) -> None:
@@ -294,39 +296,41 @@ def _train_embeddings_cmd(args) -> int:
 def _inits_cmd(args) -> int:
     """Step 2's start without step 2: each init's rows and step-0 quality, to choose one before paying for training."""
     from .adapter import MiniModelAdapter, load_full_model
+    from .merge import check_pad_id
     from .target_embeddings import compare_inits
+    from .tokenizer import check_mlm_tokenizer
+    from .training import check_one_block
 
     if args.output:
-        from .saving import check_output
-
-        check_output(args.output, args.overwrite)
-    adapter = MiniModelAdapter(load_full_model(args.model))
-    model = adapter.full_masked_lm()
+        _claim_output(args, args.model, args.tokenizer, args.source_tokenizer, args.heldout, args.train)
+    config = _config(args.model)
     target_tokenizer = _tokenizer(args.tokenizer)
-    source_tokenizer = _tokenizer(args.source_tokenizer or args.model)
-    heldout = [text for text in _texts(args.heldout)["text"]]
-    _fit_max_seq_length(args, model)
-    retrieval = None
+    check_mlm_tokenizer(target_tokenizer)
+    check_pad_id(target_tokenizer.pad_token_id, config.pad_token_id)
+    source_tokenizer = _tokenizer(args.source_tokenizer or args.model, "source tokenizer" if args.source_tokenizer else "model",
+                                  config=config, model=args.model, remedy="pass --source-tokenizer with the folder of the model's own tokenizer")
+    heldout = [text for text in _texts(args, args.heldout)["text"]]
+    corpus = _texts(args, args.train) if args.train else None
+    _fit_max_seq_length(args, config)
+    check_one_block(heldout, target_tokenizer, args.max_seq_length)
+    probe = None
     if args.retrieval_language:
         from .tasks.bible_tasks import default_code, retrieval_task
-        from .transfer import evaluate_retrieval
 
         probe = retrieval_task(default_code("en"), default_code(args.retrieval_language), "test",
                                num_candidates=args.num_candidates, seed=0)
+    _begin_work(args)
+    model = MiniModelAdapter(load_full_model(args.model)).full_masked_lm()
+    retrieval = None
+    if probe is not None:
+        from .transfer import evaluate_retrieval
+
         retrieval = lambda pack: evaluate_retrieval(model, source_tokenizer, probe, pack=pack)["retrieval_at_1"]  # noqa: E731
-    _share_cores()
     reports = compare_inits(model, target_tokenizer, heldout, source_tokenizer=source_tokenizer, inits=args.inits,
-                            corpus=_texts(args.train) if args.train else None, max_seq_length=args.max_seq_length,
-                            retrieval=retrieval)
+                            corpus=corpus, max_seq_length=args.max_seq_length, retrieval=retrieval)
     for report in reports:
         print(report.summary())
-    if args.output:
-        from .saving import is_main_process
-
-        if is_main_process():
-            partial = args.output.with_name(f".{args.output.name}.partial")
-            partial.write_text(json.dumps([report.to_dict() for report in reports], indent=2))
-            partial.replace(args.output)
+    _write_results(args, [report.to_dict() for report in reports])
     return 0
 
 
@@ -415,13 +419,19 @@ def _evaluate_cmd(args) -> int:
     else:
         rows, metric = _task_rows(args, config, packs)
     print(format_rows(rows, metric))
+    _write_results(args, rows)
+    return 0
+
+
+def _write_results(args, results: list[dict]) -> None:
+    """The results as JSON at --output, if given: written beside it and renamed into place (an interrupted run leaves
+    no half-written file), by the first process only."""
     from .saving import is_main_process
 
     if args.output and is_main_process():
         partial = args.output.with_name(f".{args.output.name}.partial")
-        partial.write_text(json.dumps(rows, indent=2))
-        partial.replace(args.output)  # atomic: an interrupted run leaves no half-written results
-    return 0
+        partial.write_text(json.dumps(results, indent=2))
+        partial.replace(args.output)
 
 
 def _retrieval_rows(args, config, packs) -> list[dict]:
@@ -646,9 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
     _option(inits, "--retrieval-language", help="also measure English->this language bible-retrieval at step 0 "
                                                 "(embedding models such as multilingual-e5)")
     _option(inits, "--num-candidates", type=positive_int, default=1000, help="bible-retrieval: verses to choose among")
-    _option(inits, "--max-seq-length", type=positive_int, default=128, help="tokens per held-out block")
+    _option(inits, "--max-seq-length", type=sequence_length, default=128, help="tokens per held-out block")
     _option(inits, "--output", type=Path, help="write the reports as JSON")
-    _option(inits, "--overwrite", action="store_true", help="replace --output if it exists")
+    _option(inits, "--overwrite", action="store_true", help=OVERWRITE_HELP)
     inits.set_defaults(run=_inits_cmd)
 
     merge = commands.add_parser("merge", help="put a language pack into the full model; saves a stock XLM-R masked LM")

@@ -165,10 +165,14 @@ def _missing_parents(path: Path) -> list[Path]:
     return missing
 
 
+# The JSON files the commands write (`minimodel evaluate`'s rows, `minimodel inits`' reports), by the keys that every
+# entry of theirs has: a results file carries no marker of its own.
+RESULT_KEYS = ({"method", "num_examples"}, {"init", "rows"})
+
+
 def written_by_us(path: str | os.PathLike) -> bool:
     """Whether `path` is something hf-minimodel wrote, which overwriting may replace: a folder holding the marker
-    file (`MARKER_NAME`), or a results file of `minimodel evaluate` (a JSON list of its rows, each naming a method
-    and its number of examples)."""
+    file (`MARKER_NAME`), or a results file of a command (a JSON list of entries with one of `RESULT_KEYS`)."""
     path = Path(path)
     if path.is_dir() and not path.is_symlink():
         return (path / MARKER_NAME).is_file()
@@ -178,7 +182,9 @@ def written_by_us(path: str | os.PathLike) -> bool:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return False
-    return isinstance(rows, list) and bool(rows) and all(isinstance(row, dict) and {"method", "num_examples"} <= row.keys() for row in rows)
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
+        return False
+    return any(all(keys <= row.keys() for row in rows) for keys in RESULT_KEYS)
 
 
 def check_not_an_input(path: str | os.PathLike, inputs: Sequence) -> None:

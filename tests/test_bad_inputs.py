@@ -250,6 +250,7 @@ MERGE = ["merge", "--model", f"{R}/source", "--pack", f"{R}/pack"]
 FINE = ["finetune", "--model", f"{R}/source", "--task", "bible-genre", "--output", "{out}", "--max-seq-length", str(SEQ)]
 EVAL = ["evaluate", "--model", f"{R}/task", "--task", "bible-genre", "--max-seq-length", str(SEQ)]
 TOK = ["tokenizer", "--train", f"{R}/en.txt", "--output", "{out}"]
+INITS = ["inits", "--model", f"{R}/source", "--tokenizer", f"{R}/ru-tok", "--heldout", f"{R}/ru.txt", "--max-seq-length", str(SEQ)]
 
 
 def _with(argv, flag, value):
@@ -349,6 +350,7 @@ CLI_KINDS = {
         ("tokenizer file not JSON", _with(EMB, "--tokenizer", f"{R}/tok-bad-json"), "tokenizer.json is not valid JSON"),
         ("corpus not UTF-8", [*_with(TOK, "--train", f"{R}/latin1.txt")], "is not UTF-8 text"),
         ("corpus shorter than one block", _with(EMB, "--train", f"{R}/short.txt"), "shorter than one block of 32 tokens"),
+        ("held-out text shorter than one block", _with(INITS, "--heldout", f"{R}/short.txt"), "shorter than one block of 32 tokens"),
     ],
     "parts that do not belong together": [
         ("a source tokenizer smaller than the model's vocabulary", [*EMB, "--source-tokenizer", f"{R}/ru-tok"],
@@ -365,6 +367,7 @@ CLI_KINDS = {
         ("a pack of another hidden size", [*_with(MERGE, "--pack", f"{R}/pack-48"), "--output", "{out}"], "language pack has hidden size 48 but the model has 32"),
         ("step 4 with a pack for another base", [*EVAL, "--pack", f"{R}/pack-stock"], "the language pack was made for base model"),
         ("a target tokenizer with another pad id", _with(EMB, "--tokenizer", f"{R}/tok-pad3"), "pad token id is 3 but the model's is 1"),
+        ("comparing inits from another source vocabulary", [*INITS, "--source-tokenizer", f"{R}/big-tok"], "more than the 300 rows"),
         ("a target tokenizer without a mask token", _with(EMB, "--tokenizer", f"{R}/tok-nomask"), "target tokenizer has no mask token: train it with minimodel tokenizer"),
         ("a BERT model", _with(POST, "--model", f"{R}/bert"), "bert model, which is not an XLM-R model"),
         ("a BERT model for step 2", _with(EMB, "--model", f"{R}/bert"), "is not an XLM-R model"),
@@ -380,6 +383,7 @@ CLI_KINDS = {
         ("a pack written over its mini-model", [*_with(EMB, "--output", f"{R}/minipost"), "--mini-model", f"{R}/minipost", "--overwrite"],
          "is the input {root}/minipost"),
         ("a task model written over its model", [*_with(FINE, "--output", f"{R}/source"), "--overwrite"], "is the input {root}/source"),
+        ("init reports written over the held-out text", [*INITS, "--output", f"{R}/ru.txt", "--overwrite"], "is the input {root}/ru.txt"),
         ("an output inside the model folder", _with(POST, "--output", f"{R}/source/mini"), "is inside the input {root}/source"),
         ("an output inside the pack", [*MERGE, "--output", f"{R}/pack/merged"], "is inside the input {root}/pack"),
         ("results inside the task model", [*EVAL, "--source-language", "en", "--output", f"{R}/task/results.json"], "is inside the input"),

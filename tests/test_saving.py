@@ -142,7 +142,7 @@ def _enter_overwriting(path):
         pass
 
 
-def test_a_results_file_of_evaluate_is_ours_and_other_files_are_not(tmp_path):
+def test_a_results_file_of_a_command_is_ours_and_other_files_are_not(tmp_path):
     import json
 
     from hf_minimodel.saving import written_by_us
@@ -152,6 +152,8 @@ def test_a_results_file_of_evaluate_is_ours_and_other_files_are_not(tmp_path):
     notes.write_text(json.dumps({"method": "mine", "num_examples": 3}))  # not a list of rows
     rows.write_text(json.dumps([{"method": "mine"}]))  # rows, but not evaluate's
     assert written_by_us(results) and not written_by_us(notes) and not written_by_us(rows)
+    (tmp_path / "inits.json").write_text(json.dumps([{"init": "overlap", "rows": {"copied": 3}, "step0": {}}]))
+    assert written_by_us(tmp_path / "inits.json")  # minimodel inits' reports
     assert not written_by_us(tmp_path / "missing.json")
 
 
