@@ -1,8 +1,11 @@
 """`minimodel`: the command line, a thin layer over the library's API.
 
-Bad input (a number out of range, a path that is not there, a damaged file) is reported as one line on stderr with
-exit status 2, before any training starts, and leaves nothing behind. Anything else is a bug of ours: it shows its
-traceback, asks to be reported, and exits 1.
+Every command first checks everything it can before any work (its output against its inputs and the lock on it,
+each folder's parts, configs against weights, tokenizers against the model's rows, bases, task heads, a corpus that
+fills a block), reading only what is cheap to read; then prints its notes and starts. Bad input (a number out of
+range, a path that is not there, a damaged file...) and the machine's limits (no space, no memory, no permission)
+are reported as one line on stderr, in the command line's terms, with exit status 2, and leave nothing behind.
+Anything else is a bug of ours: it shows its traceback, asks to be reported, and exits 1.
 """
 
 import argparse

@@ -351,6 +351,8 @@ CLI_KINDS = {
         ("corpus not UTF-8", [*_with(TOK, "--train", f"{R}/latin1.txt")], "is not UTF-8 text"),
         ("corpus shorter than one block", _with(EMB, "--train", f"{R}/short.txt"), "shorter than one block of 32 tokens"),
         ("held-out text shorter than one block", _with(INITS, "--heldout", f"{R}/short.txt"), "shorter than one block of 32 tokens"),
+        ("a short corpus for an output in new folders", _with(_with(EMB, "--train", f"{R}/short.txt"), "--output", "{out}/runs/sw/pack"),
+         "shorter than one block"),  # the folders made for the output's lock go again
     ],
     "parts that do not belong together": [
         ("a source tokenizer smaller than the model's vocabulary", [*EMB, "--source-tokenizer", f"{R}/ru-tok"],
