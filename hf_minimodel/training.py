@@ -48,6 +48,17 @@ def _check_fits(model, max_seq_length: int, what: str) -> None:
 TOKENIZE_CHARS = 2**18
 
 
+def check_run(model, *, max_steps, learning_rate, batch_size, max_seq_length, save_steps=None) -> None:
+    """The checks of a training run that need no data (`run_mlm_training` makes them too, with the blocks it is
+    given): callers that tokenise a corpus first make them before it, so that a bad number is refused before the
+    work and not after it."""
+    check_step_budget(max_steps)
+    check_positive(batch_size=batch_size, save_steps=save_steps)
+    check_positive_float(learning_rate=learning_rate)
+    check_sequence_length(max_seq_length)
+    _check_fits(model, max_seq_length, "training blocks")
+
+
 def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
     """Tokenize text (a list of strings or a dataset with a "text" column) and pack it into blocks of
     `max_seq_length` tokens, each line keeping its own `<s> ... </s>`, as RoBERTa's FULL-SENTENCES input does.

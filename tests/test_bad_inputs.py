@@ -673,3 +673,14 @@ def test_a_full_disk_at_the_final_save_names_the_output_and_leaves_the_inputs_an
     assert last == (f"minimodel merge: error: no space left on the disk of {tmp_path / 'merged' / 'README.md'}: free some space, "
                     "or write to a disk with room (--output; HF_DATASETS_CACHE for the cache of a large corpus); nothing was left behind")
     assert list(tmp_path.iterdir()) == [] and _hashes(fx.root) == fixtures
+
+
+def test_minipost_refuses_a_bad_number_before_it_tokenises_a_corpus(fx, tmp_path, capfd):
+    """A Dataset (not a list) is tokenised with a progress bar: a step budget out of range must be refused first."""
+    corpus = datasets.Dataset.from_dict({"text": fx.en})
+    capfd.readouterr()
+    for bad in (dict(max_steps=10**9), dict(max_steps=2, batch_size=0), dict(max_steps=2, max_seq_length=64)):
+        with pytest.raises(InputError):
+            MiniModelAdapter(fx.source).build_minipost(fx.en_tok, corpus, tmp_path, mini_num_layers=1,
+                                                       **{"max_seq_length": SEQ, "learning_rate": 1e-3, **bad})
+    assert capfd.readouterr().err == "" and list(tmp_path.iterdir()) == []
