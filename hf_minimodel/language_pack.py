@@ -28,8 +28,8 @@ from transformers import AutoTokenizer
 
 from . import cards
 from .version import __version__
-from .checks import InputError, check_weights, first_line
-from .merge import base_fingerprint, merge_embeddings
+from .checks import InputError, check_tokenizer_files, check_weights, first_line, fix
+from .merge import base_fingerprint, check_pad_id, check_same_base, merge_embeddings
 from .methods import METHODS
 from .pack_metadata import FORMAT_VERSION, PackMetadata
 from .saving import atomic_directory, recover
@@ -94,25 +94,23 @@ class LanguagePack:
         With `check_base`, first make sure `model` is built on the base model the pack was trained for: its
         embedding layer's frozen parts (positions, token types, layer norm) must have the pack's fingerprint.
         """
-        pack_hidden, model_hidden = self.metadata["hidden_size"], model.config.hidden_size
-        if pack_hidden != model_hidden:
-            raise ValueError(
-                f"language pack has hidden size {pack_hidden} but the model has {model_hidden}: it was trained for "
+        self.check_model(model.config, base_fingerprint(model) if check_base else None, check_base)
+        return merge_embeddings(model, self.embeddings, self.tokenizer, self.output_bias)
+
+    def check_model(self, config, fingerprint: str | None, check_base: bool = True) -> None:
+        """Raise `InputError` unless a model with `config` and base fingerprint `fingerprint` can take this pack: the
+        same hidden size, the base the pack was trained for (`merge.check_same_base`, with `check_base`; a fingerprint of
+        None is not known yet and passes), and the pad id its tokenizer keeps. `apply` calls this on the model; the
+        CLI, on a folder's config and weights before it loads anything."""
+        pack_hidden = self.metadata["hidden_size"]
+        if pack_hidden != config.hidden_size:
+            raise InputError(
+                f"language pack has hidden size {pack_hidden} but the model has {config.hidden_size}: it was trained for "
                 f"another base model ({self.metadata['base_model'] or 'unnamed'})"
             )
         if check_base:
-            expected = self.metadata["base_fingerprint"]
-            if expected is None:
-                raise ValueError("this language pack records no base_fingerprint, so its base model cannot be checked: pass check_base=False")
-            actual = base_fingerprint(model)
-            if actual != expected:
-                raise ValueError(
-                    f"the model's base fingerprint is {actual} but the language pack was trained for base model "
-                    f"{self.metadata['base_model'] or '(unnamed)'} with fingerprint {expected}: load the base model the "
-                    "pack was trained for (or a model fine-tuned from it with its embeddings frozen, in the dtype it "
-                    "was trained in), or pass check_base=False"
-                )
-        return merge_embeddings(model, self.embeddings, self.tokenizer, self.output_bias)
+            check_same_base(fingerprint, self.metadata["base_fingerprint"], "the language pack", self.metadata["base_model"])
+        check_pad_id(self.tokenizer.pad_token_id, config.pad_token_id)
 
     def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the pack into the folder `path`, atomically: tokenizer files, `language_pack.safetensors`,
@@ -138,7 +136,8 @@ class LanguagePack:
         folder = _pack_folder(path_or_repo_id, revision, token)
         for name in (METADATA_NAME, WEIGHTS_NAME, TOKENIZER_CONFIG_NAME):
             if not (folder / name).is_file():
-                raise ValueError(f"{path_or_repo_id} has no {name}: not a complete language pack (write one with LanguagePack.save_pretrained)")
+                raise InputError(f"{path_or_repo_id} has no {name}: not a complete language pack (write one with "
+                                 f"{fix('LanguagePack.save_pretrained', 'minimodel train-embeddings')})")
         metadata = PackMetadata.load(folder / METADATA_NAME)  # version, fields and types checked, or a clear error
         check_weights(folder)  # a damaged language_pack.safetensors, named
         with safe_open(folder / WEIGHTS_NAME, framework="pt") as weights:
@@ -149,6 +148,7 @@ class LanguagePack:
                 raise ValueError(f"{path_or_repo_id}/{WEIGHTS_NAME} has no word_embeddings tensor: not a language pack")
             embeddings = weights.get_tensor("word_embeddings")
             output_bias = weights.get_tensor("output_bias") if "output_bias" in weights.keys() else None
+        check_tokenizer_files(folder, "language pack")  # an empty or missing vocabulary, named
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
         except (OSError, ValueError) as error:

@@ -9,18 +9,21 @@ The paper's two ways to get one:
 
 Both cut through `cut_mini_model`, the one place a mini-model is cut, and record which way they took in the
 mini-model's config (`config.mini_method`, saved in its config.json): step 2 reads the method from there, and every
-language pack carries it.
+language pack carries it. The cut also records the full model's base fingerprint (`config.base_fingerprint`,
+`merge.base_fingerprint`), so that step 2 refuses a mini-model cut from another base model, as merging refuses a
+language pack trained for another one.
 """
 
 import torch
 from torch import nn
 
 from . import freezing
-from .checks import WrongModelError
+from .checks import WrongModelError, fix
 from .configuration_minimodel import MiniModelConfig
+from .merge import base_fingerprint
 from .methods import METHODS
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
-from .training import TrainingReport, mlm_blocks, run_mlm_training
+from .training import TrainingReport, check_run, mlm_blocks, run_mlm_training
 
 
 def cut_mini_model(full_model: nn.Module, config: MiniModelConfig, head: nn.Module | None = None,
@@ -32,8 +35,9 @@ def cut_mini_model(full_model: nn.Module, config: MiniModelConfig, head: nn.Modu
     `config.mini_num_layers`) may reach above the shared layers to warm-start MiniPost's new layers from the full
     model's layers at the same depth; layers not copied keep a fresh init. `share=True` makes the mini-model's
     modules the full model's own instead (a view, no copy, no new layers): what a benchmark needs to time every
-    depth on one set of weights.
+    depth on one set of weights. `config.base_fingerprint` is set to the full model's.
     """
+    config.base_fingerprint = base_fingerprint(full_model)
     if share:
         if config.mini_num_new_layers:
             raise ValueError("share=True cuts a view of the full model's own layers: it can have no new layers")
@@ -55,15 +59,30 @@ def cut_mini_model(full_model: nn.Module, config: MiniModelConfig, head: nn.Modu
     return mini.train(full_model.training)
 
 
+def no_minijoint_head(name: str) -> WrongModelError:
+    """The error for a MiniJoint export from a model without the dual model's secondary head."""
+    return WrongModelError(
+        f"{name} has no mini-model head to export: MiniJoint's export needs XLMRobertaForDualMLM; for any other masked "
+        f"LM build one with MiniPost ({fix('build_minipost', '`minimodel minipost`, then --mini-model with its folder')})"
+    )
+
+
+def minipost_config(full_config, mini_num_layers: int | None = None, num_new_layers: int = 1) -> MiniModelConfig:
+    """The configuration of MiniPost's mini-model of a model with `full_config` (checked: a ValueError names an
+    impossible depth), before anything is loaded or trained."""
+    mini_kwargs = {"mini_num_new_layers": 0}
+    if mini_num_layers is not None:
+        mini_kwargs["mini_num_layers"] = mini_num_layers
+    config = MiniModelConfig.from_base_config(full_config, **mini_kwargs).for_mini_model(num_new_layers)
+    config.mini_method = "minipost"
+    return config
+
+
 def export_minijoint(model: XLMRobertaForDualMLM) -> MiniModelForMaskedLM:
     """MiniJoint's mini-model: the dual model's embeddings, the layers below its secondary head, and that head.
     Its logits equal the dual model's `mini_logits`."""
     if not isinstance(model, XLMRobertaForDualMLM):
-        raise WrongModelError(
-            f"{type(model).__name__} has no mini-model head to export: MiniJoint's export needs XLMRobertaForDualMLM; "
-            "for any other masked LM build one with MiniPost (build_minipost; CLI: `minimodel minipost`, then "
-            "--mini-model with its folder)"
-        )
+        raise no_minijoint_head(type(model).__name__)
     config = model.config.for_mini_model(num_new_layers=0)
     config.mini_method = "minijoint"
     return cut_mini_model(model, config, model.mini_lm_head)
@@ -98,15 +117,13 @@ def build_minipost(
     if new_layers_init not in ("copy", "random"):
         raise ValueError(f"new_layers_init={new_layers_init!r}: use 'copy' or 'random'")
     depth = model.config.num_hidden_layers
-    mini_kwargs = {"mini_num_new_layers": 0}
-    if mini_num_layers is not None:
-        mini_kwargs["mini_num_layers"] = mini_num_layers
-    config = MiniModelConfig.from_base_config(model.config, **mini_kwargs).for_mini_model(num_new_layers)
-    config.mini_method = "minipost"
+    config = minipost_config(model.config, mini_num_layers, num_new_layers)
     k = config.mini_num_layers
     copied = min(k + num_new_layers, depth) if new_layers_init == "copy" else k
     mini = cut_mini_model(model, config, head=model.lm_head if new_layers_init == "copy" else None, num_copied_layers=copied)
     freezing.for_step1b(mini, k)
+    check_run(mini, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, max_seq_length=max_seq_length,
+              save_steps=training_kwargs.get("save_steps"))  # before the corpus is tokenised
     blocks = mlm_blocks(train_data, tokenizer, max_seq_length)
     report = run_mlm_training(mini, tokenizer, blocks, output_dir, max_steps=max_steps, learning_rate=learning_rate,
                               batch_size=batch_size, **training_kwargs)

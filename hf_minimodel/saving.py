@@ -8,15 +8,24 @@ looks like an artifact but is not one, and must not destroy the earlier artifact
 from __future__ import annotations
 
 import glob
+import json
 import os
+import re
 import secrets
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from .checks import InputError, fix
+from .version import __version__
+
+# The file that marks a folder as one hf-minimodel wrote (`atomic_directory` puts it in every folder it writes):
+# overwriting replaces such a folder only, never a folder of the user's that happens to have the output's name.
+MARKER_NAME = ".hf-minimodel"
 
 
 class OutputExistsError(FileExistsError):
@@ -25,12 +34,40 @@ class OutputExistsError(FileExistsError):
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         super().__init__(
-            f"output folder {self.path} already exists: pass overwrite=True (CLI: --overwrite) or choose another folder"
+            f"output folder {self.path} already exists: {fix('pass overwrite=True', 'pass --overwrite')} or choose another folder"
         )
 
 
+class OutputNotOursError(OutputExistsError):
+    """The output exists and is not something hf-minimodel wrote: overwriting would destroy the user's own files."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        FileExistsError.__init__(
+            self, f"{self.path} exists and was not written by hf-minimodel (it has no {MARKER_NAME} file): "
+                  f"{fix('overwrite=True', '--overwrite')} replaces only what hf-minimodel wrote; choose another output, "
+                  "or remove it yourself if it can go"
+        )
+
+
+class OutputBusyError(FileExistsError):
+    """Another run is writing the same output right now."""
+
+
 class OutputPathError(OSError):
-    """The output cannot be created where the caller asked (a file in the way, no permission, a read-only disk)."""
+    """The output cannot be created where the caller asked (a file in the way, no permission, a read-only disk).
+    Made from the `OSError` that said so, it keeps its errno (a full disk and a missing permission stay told apart)."""
+
+    def __init__(self, message: str, cause: OSError | None = None):
+        super().__init__(*((cause.errno, cause.strerror) if cause is not None and cause.errno else (message,)))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _cannot_write(path: Path, error: OSError) -> OutputPathError:
+    return OutputPathError(f"cannot write {path} ({error.strerror or error}): choose a folder you can write to", error)
 
 
 def _sibling(path: Path, tag: str) -> Path:
@@ -42,6 +79,12 @@ def _sibling(path: Path, tag: str) -> Path:
 # The hidden siblings this process is writing right now: its own process id does not tell them from those of an
 # earlier process that had the same id (in a container the main process is often process 1 on every run).
 _IN_PROGRESS: set[Path] = set()
+
+
+def user_path(path: str | os.PathLike) -> Path:
+    """`path` as the user named it: a temporary or set-aside sibling on it (`.NAME.tmp-PID-*`, `.NAME.old-PID-*`)
+    is given as NAME, so that an error met while saving names the output, not our hidden folder."""
+    return Path(*(re.sub(r"^\.(.+)\.(?:tmp|old)-\d+-[0-9a-f]+$", r"\1", part) for part in Path(path).parts))
 
 
 def _alive(pid: int) -> bool:
@@ -122,16 +165,68 @@ def _missing_parents(path: Path) -> list[Path]:
     return missing
 
 
-def check_output(path: str | os.PathLike, overwrite: bool = False) -> None:
-    """Raise before any work if `path` cannot become an output (folder or file): it exists and `overwrite` is
-    false, something on the way to it is a file, or its nearest existing folder cannot be written to.
+# The JSON files the commands write (`minimodel evaluate`'s rows, `minimodel inits`' reports), by the keys that every
+# entry of theirs has: a results file carries no marker of its own.
+RESULT_KEYS = ({"method", "num_examples"}, {"init", "rows"})
+
+
+def written_by_us(path: str | os.PathLike) -> bool:
+    """Whether `path` is something hf-minimodel wrote, which overwriting may replace: a folder holding the marker
+    file (`MARKER_NAME`), or a results file of a command (a JSON list of entries with one of `RESULT_KEYS`)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        return (path / MARKER_NAME).is_file()
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > 2**24:
+        return False
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) for row in rows):
+        return False
+    return any(all(keys <= row.keys() for row in rows) for keys in RESULT_KEYS)
+
+
+def check_not_an_input(path: str | os.PathLike, inputs: Sequence) -> None:
+    """Raise `InputError` if the output `path` is one of `inputs`, inside one or above one (links followed):
+    writing it would change or delete what the same run reads. Inputs that are not on this machine (Hub ids) and
+    `None`s are skipped."""
+    output = Path(path).expanduser().resolve()
+    for source in inputs:
+        if source is None:
+            continue
+        given = Path(os.fspath(source)).expanduser()
+        if not (given.exists() or given.is_symlink()):
+            continue
+        resolved = given.resolve()
+        if output == resolved:
+            relation = "is the input"
+        elif resolved in output.parents:
+            relation = "is inside the input"
+        elif output in resolved.parents:
+            relation = "holds the input"
+        else:
+            continue
+        raise InputError(f"the output {path} {relation} {os.fspath(source)}: writing it would change what this run reads; "
+                         "choose an output apart from every input")
+
+
+def check_output(path: str | os.PathLike, overwrite: bool = False, inputs: Sequence = ()) -> None:
+    """Raise before any work if `path` cannot become an output (folder or file): it is one of `inputs`, inside one
+    or above one (`check_not_an_input`); it exists and `overwrite` is false, or it exists and hf-minimodel did not
+    write it (`written_by_us`); something on the way to it is a file, or its nearest existing folder cannot be
+    written to.
 
     Commands that train first and save at the end call this first, so an hour of training never ends in "file
     exists" or "permission denied". The messages name `path` as the user wrote it, never a temporary name.
     """
     path = Path(path)
-    if (path.exists() or path.is_symlink()) and not overwrite:
-        raise OutputExistsError(path)
+    check_not_an_input(path, inputs)
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise OutputExistsError(path)
+        if not written_by_us(path):
+            raise OutputNotOursError(path)
     missing = _missing_parents(path)
     nearest = missing[-1].parent if missing else path.parent
     if not nearest.is_dir():
@@ -140,7 +235,7 @@ def check_output(path: str | os.PathLike, overwrite: bool = False) -> None:
         # os.access says yes to root even where nothing can be created (/proc, read-only mounts): try it.
         os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-", dir=nearest))
     except OSError as error:
-        raise OutputPathError(f"cannot write {path} ({error.strerror or error}): choose a folder you can write to") from None
+        raise _cannot_write(path, error) from None
 
 
 @contextmanager
@@ -153,8 +248,10 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         ...
     ```
 
-    With `overwrite`, an existing `path` is renamed aside, the new folder renamed into place, and only then the old
-    one deleted. Without it, an existing `path` raises `OutputExistsError` before the body runs. Missing parent
+    With `overwrite`, an existing `path` that hf-minimodel wrote (`written_by_us`) is renamed aside, the new folder
+    renamed into place, and only then the old one deleted; one it did not write raises `OutputNotOursError`. Without
+    it, an existing `path` raises `OutputExistsError` before the body runs. The folder gets a marker file
+    (`MARKER_NAME`) that tells later overwrites it is ours. Missing parent
     folders are created, and removed again if the body fails. A save killed outright (SIGKILL) leaves `path` as it
     was and a hidden sibling that the next save beside it removes (`recover`); killed in the instant between its
     two renames, it leaves the previous version moved aside, which `recover` (called by the next save, or by
@@ -179,7 +276,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         temporary.mkdir()  # mkdir, not tempfile.mkdtemp: the artifact gets the user's umask, not mode 0700
     except OSError as error:
         _remove_empty(created)
-        raise OutputPathError(f"cannot write {path} ({error.strerror or error}): choose a folder you can write to") from None
+        raise _cannot_write(path, error) from None
     old = _sibling(path, "old")
     _IN_PROGRESS.update((temporary, old))
     try:
@@ -189,6 +286,8 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
             _remove(temporary)
             _remove_empty(created)
             raise
+        # Marked last, so that only a folder whose body finished is one that a later overwrite may replace.
+        (temporary / MARKER_NAME).write_text(json.dumps({"written_by": f"hf-minimodel {__version__}"}) + "\n")
         moved_aside = False
         try:
             if path.exists() or path.is_symlink():
@@ -230,4 +329,58 @@ def scratch_folder(path: str | os.PathLike) -> Iterator[Path]:
         _remove_empty(created)
 
 
-__all__ = ["OutputExistsError", "OutputPathError", "atomic_directory", "check_output", "is_main_process", "recover", "scratch_folder"]
+@contextmanager
+def output_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Held while a run writes `path` (and its checkpoints beside it): a second run into the same output refuses at
+    once with `OutputBusyError`, instead of training beside the first, sharing its checkpoints, and failing at the
+    end. The lock is a file `.NAME.lock` beside `path`, locked with `flock`, so a run that dies (even by SIGKILL)
+    releases it; it is removed when the run ends, with any parent folders made for it that stayed empty. Only the
+    first process of a multi-process run takes it (the others write nothing). Where `flock` does not exist
+    (Windows), nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if fcntl is None or not is_main_process():
+        yield
+        return
+    path = Path(path)
+    created = _missing_parents(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _cannot_write(path, error) from None
+    lock = path.parent / f".{path.name}.lock"
+    held = None
+    try:
+        while held is None:
+            handle = open(lock, "a+")  # noqa: SIM115 - held until the run ends
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip()
+                handle.close()
+                raise OutputBusyError(
+                    f"another run{f' (process {holder})' if holder.isdigit() else ''} is writing {path}: wait for it to "
+                    "end, or choose another output"
+                ) from None
+            if lock.exists() and os.stat(lock).st_ino == os.fstat(handle.fileno()).st_ino:
+                held = handle
+            else:
+                handle.close()  # the run before us removed the file between our open and our lock: lock the new one
+        handle = held
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        if held is not None:
+            lock.unlink(missing_ok=True)  # before closing, which releases the lock: no one locks a file on its way out
+            held.close()
+        _remove_empty(created)
+
+
+__all__ = ["MARKER_NAME", "OutputBusyError", "OutputExistsError", "OutputNotOursError", "OutputPathError", "atomic_directory",
+           "check_not_an_input", "check_output", "is_main_process", "output_lock", "recover", "scratch_folder", "user_path", "written_by_us"]

@@ -13,6 +13,9 @@ from collections.abc import Iterable, Iterator
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from .checks import InputError, fix
+from .corpus import split_long_text
+
 BOS, PAD, EOS, UNK, MASK = "<s>", "<pad>", "</s>", "<unk>", "<mask>"
 
 
@@ -36,7 +39,7 @@ def _non_empty(texts: Iterable[str]) -> Iterator[str]:
         texts = (text for batch in texts.iter(batch_size=1000) for text in batch["text"])
     for text in texts:
         if text and not text.isspace():
-            yield text
+            yield from split_long_text(text)  # one huge example would cost the trainer memory in proportion
 
 
 def train_target_tokenizer(
@@ -136,12 +139,8 @@ def _pieces(tokenizer: Tokenizer) -> list[tuple[str, float]]:
 
 
 def check_mlm_tokenizer(tokenizer) -> None:
-    """Raise ValueError unless the tokenizer can feed masked-language-model training (mask and pad tokens)."""
-    if tokenizer.mask_token is None or tokenizer.mask_token_id is None:
-        raise ValueError(
-            "target tokenizer has no mask token: train it with train_target_tokenizer or set tokenizer.mask_token"
-        )
-    if tokenizer.pad_token is None or tokenizer.pad_token_id is None:
-        raise ValueError(
-            "target tokenizer has no pad token: train it with train_target_tokenizer or set tokenizer.pad_token"
-        )
+    """Raise `InputError` unless the tokenizer can feed masked-language-model training (mask and pad tokens)."""
+    for role in ("mask", "pad"):
+        if getattr(tokenizer, f"{role}_token") is None or getattr(tokenizer, f"{role}_token_id") is None:
+            how = fix(f"train it with train_target_tokenizer or set tokenizer.{role}_token", "train it with minimodel tokenizer")
+            raise InputError(f"target tokenizer has no {role} token: {how}")

@@ -4,6 +4,7 @@ run, and one function that runs it. The steps themselves (what is frozen, what i
 
 import ast
 import contextlib
+from array import array
 import hashlib
 import logging
 import math
@@ -20,7 +21,8 @@ from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallba
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from .checks import InputError, check_positive, check_positive_float
+from .checks import InputError, check_sequence_length, check_positive, check_positive_float, check_step_budget, fix
+from .corpus import split_long_text
 from .flops import mlm_step_flops
 from .modeling_minimodel import mlm_logits_and_loss
 from .saving import scratch_folder
@@ -36,9 +38,25 @@ def _check_fits(model, max_seq_length: int, what: str) -> None:
     limit = max_sequence_length(model.config)
     if max_seq_length > limit:
         raise InputError(
-            f"{what} of {max_seq_length} tokens do not fit the model's position table ({limit} tokens): pass "
-            f"max_seq_length={limit} or less (CLI: --max-seq-length)"
+            f"{what} of {max_seq_length} tokens do not fit the model's position table ({limit} tokens): "
+            f"{fix(f'pass max_seq_length={limit} or less', f'pass --max-seq-length {limit} or less')}"
         )
+
+
+# Characters of text tokenised in one call while packing blocks: enough for the Rust tokenizer's batching to pay,
+# few enough that its per-token objects (ids, offsets, token strings) stay a few tens of megabytes.
+TOKENIZE_CHARS = 2**18
+
+
+def check_run(model, *, max_steps, learning_rate, batch_size, max_seq_length, save_steps=None) -> None:
+    """The checks of a training run that need no data (`run_mlm_training` makes them too, with the blocks it is
+    given): callers that tokenise a corpus first make them before it, so that a bad number is refused before the
+    work and not after it."""
+    check_step_budget(max_steps)
+    check_positive(batch_size=batch_size, save_steps=save_steps)
+    check_positive_float(learning_rate=learning_rate)
+    check_sequence_length(max_seq_length)
+    _check_fits(model, max_seq_length, "training blocks")
 
 
 def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
@@ -50,31 +68,84 @@ def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
 
     Each block carries its position in the stream (`"block"`), from which `BlockMasking` draws its masks: a block
     is masked the same way however the batches are split across processes and wherever a run is resumed.
+
+    Memory stays bounded whatever the lines: a text longer than `corpus.MAX_EXAMPLE_CHARS` is cut into pieces
+    (each its own `<s> ... </s>`), and a batch's tokens wait for packing in one flat array of machine integers
+    rather than as Python ints.
     """
-    check_positive(max_seq_length=max_seq_length)
-    if isinstance(data, (list, tuple)):
+    check_sequence_length(max_seq_length)
+    in_memory = isinstance(data, (list, tuple))
+    if in_memory:
         data = Dataset.from_dict({"text": list(data)})
     streaming = isinstance(data, IterableDataset)
 
+    def tokenize(pieces, ids):
+        if not pieces:
+            return
+        for row in tokenizer(pieces, add_special_tokens=True, return_attention_mask=False)["input_ids"]:
+            ids.extend(row)
+
     def pack(batch):
-        ids = [t for row in tokenizer(batch["text"], add_special_tokens=True)["input_ids"] for t in row]
-        blocks = [ids[i : i + max_seq_length] for i in range(0, len(ids) - max_seq_length + 1, max_seq_length)]
+        ids, pieces, size = array("q"), [], 0
+        for text in batch["text"]:
+            for piece in split_long_text(text):
+                pieces.append(piece)
+                size += len(piece)
+                if size >= TOKENIZE_CHARS:  # the tokenizer's own objects for this much text at a time, no more
+                    tokenize(pieces, ids)
+                    pieces, size = [], 0
+        tokenize(pieces, ids)
+        blocks = [ids[i : i + max_seq_length].tolist() for i in range(0, len(ids) - max_seq_length + 1, max_seq_length)]
         return {"input_ids": blocks, "attention_mask": [[1] * max_seq_length for _ in blocks]}
 
     # A streamed dataset may not know its columns up front; every dataset here has "text" (load_text_dataset).
     columns = data.column_names or ["text"]
     kwargs = {} if streaming else {"desc": "Tokenizing and packing"}
-    blocks = data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
-    blocks = blocks.map(lambda batch, indices: {"block": indices}, batched=True, batch_size=1000, with_indices=True,
-                        **({} if streaming else {"desc": "Numbering blocks"}))
+    with _no_datasets_bars(in_memory):
+        blocks = data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
+        blocks = blocks.map(lambda batch, indices: {"block": indices}, batched=True, batch_size=1000, with_indices=True,
+                            **({} if streaming else {"desc": "Numbering blocks"}))
     if not streaming and len(blocks) == 0:  # a streamed one is checked when training starts (run_mlm_training)
         raise InputError(_too_short(max_seq_length))
     return blocks
 
 
+@contextlib.contextmanager
+def _no_datasets_bars(quiet: bool):
+    """datasets' progress bars off, with `quiet`, for text handed over as a list: it is in memory already and packs
+    in moments, so its two bars only flashed by (in every held-out evaluation too), and they came before the
+    checks of the training that follows."""
+    import datasets
+
+    hide = quiet and not datasets.are_progress_bars_disabled()
+    if hide:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if hide:
+            datasets.enable_progress_bars()
+
+
+def check_one_block(data, tokenizer, max_seq_length: int) -> None:
+    """Raise `InputError` if the text (as `mlm_blocks` takes it) cannot fill one block of `max_seq_length` tokens,
+    reading only as far as it needs: so that a corpus too short is refused before a model is loaded or anything is
+    tokenised in full. (`mlm_blocks` packs a batch of 1000 examples at a time and drops what is left of each, so a
+    corpus that passes here can still, rarely, give no block there; it says so too.)"""
+    check_sequence_length(max_seq_length)
+    texts = data if isinstance(data, (list, tuple)) else (row["text"] for row in data)
+    tokens = 0
+    for text in texts:
+        for piece in split_long_text(text):
+            tokens += len(tokenizer(piece, add_special_tokens=True, return_attention_mask=False)["input_ids"])
+            if tokens >= max_seq_length:
+                return
+    raise InputError(_too_short(max_seq_length))
+
+
 def _too_short(max_seq_length) -> str:
     return (f"the text is shorter than one block of {max_seq_length} tokens: pass more text, or a lower "
-            "max_seq_length (CLI: --max-seq-length)")
+            f"{fix('max_seq_length', '--max-seq-length')}")
 
 
 class BlockMasking:
@@ -261,9 +332,20 @@ class TrainingProgress(TrainerCallback):
         self.bar.set_postfix({"loss": f"{float(logs['loss']):.3f}", "tokens/s": f"{rate:,.0f}"}, refresh=True)
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.close()
+
+    def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
+            self.bar.close()  # ends the bar's line, so that whatever is printed next has a line of its own
             self.bar = None
+
+
+def close_progress(trainer: Trainer) -> None:
+    """Close the bar of a run that stopped early (Ctrl-C, SIGTERM, an error), which never reaches on_train_end:
+    without this, the CLI's "interrupted" line was drawn into the bar's line."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TrainingProgress):
+            callback.close()
 
 
 def readable_progress(trainer: Trainer, description: str = "training") -> Trainer:
@@ -329,7 +411,8 @@ def training_arguments(
     """The Trainer settings every step shares (1, 1b, 2 and 3): a step budget rather than epochs, linear warm-up,
     seeded data order, no reporting services, and token counting for the throughput reports."""
     # The Trainer reads max_steps <= 0 as "use epochs" and trains 3 of them: a step budget must be a real one.
-    check_positive(max_steps=max_steps, batch_size=batch_size, logging_steps=logging_steps)
+    check_step_budget(max_steps)
+    check_positive(batch_size=batch_size, logging_steps=logging_steps)
     check_positive_float(learning_rate=learning_rate)
     if not 0 <= warmup_ratio <= 1 or weight_decay < 0:
         raise InputError(f"warmup_ratio={warmup_ratio} must be within 0..1 and weight_decay={weight_decay} at least 0")
@@ -418,6 +501,7 @@ def run_mlm_training(
             trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         finally:
             trainer_logger.removeFilter(quiet)
+            close_progress(trainer)
     return TrainingReport.from_trainer(trainer, time.perf_counter() - start)
 
 

@@ -20,12 +20,13 @@ from transformers import (
 )
 
 from . import freezing
+from .checks import InputError, check_sequence_length, fix, local_folder, read_json, weight_shapes
 from .merge import stock_config, xlmr_body
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .registry import holds_mini_model
 from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy
 from .tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
-from .training import MeanLossTrainer, TrainingReport, readable_progress, training_arguments
+from .training import MeanLossTrainer, TrainingReport, close_progress, readable_progress, training_arguments
 
 TASK_KINDS = ("classification", "qa")
 TASK_AUTO_CLASSES = {"classification": AutoModelForSequenceClassification, "qa": AutoModelForQuestionAnswering}
@@ -54,6 +55,49 @@ def load_task_model(model, kind: str = "classification", label_names: list[str] 
     # Everything but the masked-LM head(s) carries over; the task head keeps its fresh initialisation.
     task_model.roberta.load_state_dict(model.roberta.state_dict(), strict=False)
     return task_model.to(model.device)
+
+
+# Where each kind of task model keeps its head, in transformers' XLM-R task classes.
+TASK_HEADS = {"classification": "classifier.", "qa": "qa_outputs."}
+
+
+def load_fine_tuned(path, kind: str = "classification", label_names: list[str] | None = None):
+    """Step 3's result, loaded for step 4: the task model in `path` (a folder or Hub id), refused with `InputError`
+    unless it has a trained head for the task. A masked LM or a bare body loads too, with a new, random head, and
+    scores chance: a number that means nothing. A local folder is checked before anything loads (config.json and
+    the weights' header); a Hub model, by what loading it reports missing. For classification the head must also
+    be for the task's labels (`label_names`): as many, and the same names when the model records names."""
+    check_fine_tuned(path, kind, label_names)
+    model, loading = TASK_AUTO_CLASSES[kind].from_pretrained(path, output_loading_info=True)
+    trained = [name for name in model.state_dict() if name.startswith(TASK_HEADS[kind]) and name not in loading["missing_keys"]]
+    _check_task_head(path, trained, model.config.id2label, kind, label_names)
+    return model
+
+
+def check_fine_tuned(path, kind: str = "classification", label_names: list[str] | None = None) -> None:
+    """`load_fine_tuned`'s check of a local folder, before anything loads (a Hub id passes: it is checked as it
+    loads)."""
+    if kind not in TASK_KINDS:
+        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+    folder = local_folder(path)
+    if folder is not None:
+        id2label = read_json(folder / "config.json", "save the model again").get("id2label")
+        _check_task_head(path, weight_shapes(folder), id2label, kind, label_names)
+
+
+def _check_task_head(path, weight_names, id2label, kind: str, label_names) -> None:
+    head = TASK_HEADS[kind]
+    if not any(name.startswith(head) for name in weight_names):
+        raise InputError(
+            f"{path} has no trained {kind} head (no {head}* weights): it is not a task model, and a new head would score "
+            f"chance; evaluate the model that step 3 wrote ({fix('finetune', 'minimodel finetune')} on the task)"
+        )
+    if kind != "classification" or label_names is None or not id2label:
+        return
+    names = [str(id2label[key]) for key in sorted(id2label, key=int)]
+    if len(names) != len(label_names) or (names != [f"LABEL_{i}" for i in range(len(names))] and names != list(label_names)):
+        raise InputError(f"{path} was fine-tuned for the labels {names}, but the task's are {list(label_names)}: "
+                         "evaluate a model fine-tuned on this task")
 
 
 def _encode_classification(dataset: Dataset, tokenizer, max_seq_length: int) -> Dataset:
@@ -91,6 +135,7 @@ def finetune(
     instead of the whole body, then merges them back, so what comes out is a plain model a language pack applies to.
     Returns `(model, TrainingReport)`.
     """
+    check_sequence_length(max_seq_length)
     freezing.for_step3(model)  # the embedding layer stays as step 2's packs expect it
     if kind == "classification":
         features, collator = _encode_classification(train_dataset, tokenizer, max_seq_length), DataCollatorWithPadding(tokenizer)
@@ -121,7 +166,10 @@ def finetune(
     trainer = readable_progress(MeanLossTrainer(model=trained, args=args, train_dataset=features, data_collator=collator,
                                                 processing_class=tokenizer))
     start = time.perf_counter()
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        close_progress(trainer)
     report = TrainingReport.from_trainer(trainer, time.perf_counter() - start)
     if lora:
         model = trained.merge_and_unload()
@@ -157,6 +205,7 @@ def evaluate_zero_shot(
     is used as is (e.g. the source-language evaluation). Returns the metric(s), the number of examples and, for
     classification, the majority-class baseline of `dataset`.
     """
+    check_sequence_length(max_seq_length)
     if pack is not None:
         model = pack.apply(copy.deepcopy(model), check_base=check_base)
         tokenizer = pack.tokenizer

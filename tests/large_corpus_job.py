@@ -23,16 +23,38 @@ def anonymous_mb() -> float:
     raise RuntimeError("no RssAnon in /proc/self/status")
 
 
+class HeapWatch:
+    """The heap's start and peak (`anonymous_mb`) while the `with` block runs, read by a thread every `interval` s."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.running = interval, True
+
+    def __enter__(self):
+        self.start = self.peak = anonymous_mb()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def _watch(self):
+        while self.running:
+            self.peak = max(self.peak, anonymous_mb())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exception):
+        self.running = False
+        self.thread.join()
+
+
 WORDS = [f"w{i:03d}".rjust(40, "x") for i in range(400)]
 
 
-def word_tokenizer():
+def word_tokenizer(words=WORDS):
     """A tokenizer with one piece per word of the corpus: a learned one takes a minute to tokenise 256 MB on two
     cores, this one seconds; what streams is the same."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: i for i, token in enumerate(["<s>", "<pad>", "</s>", "<unk>", *WORDS, "<mask>"])}
+    vocab = {token: i for i, token in enumerate(["<s>", "<pad>", "</s>", "<unk>", *words, "<mask>"])}
     pipeline = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     pipeline.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     pipeline.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
@@ -59,25 +81,14 @@ def main(corpus: str, megabytes: int, output_dir: str) -> None:
     model = XLMRobertaForMaskedLM(XLMRobertaConfig(vocab_size=500, hidden_size=32, num_hidden_layers=2,
                                                    num_attention_heads=2, intermediate_size=64,
                                                    max_position_embeddings=80))
-    peak, running = [0.0], True
-
-    def watch():
-        while running:
-            peak[0] = max(peak[0], anonymous_mb())
-            time.sleep(0.02)
-
-    start = anonymous_mb()
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
     began = time.perf_counter()
-    texts = load_text_dataset(corpus)
-    tokenizer = word_tokenizer()
-    pack = train_target_embeddings(model, tokenizer, texts, output_dir, max_steps=2, batch_size=4,
-                                   max_seq_length=64, init="random")
-    running = False
-    watcher.join()
-    print(json.dumps({"rows": len(texts), "tokens": pack.metadata["train_tokens"], "start_mb": round(start, 1),
-                      "peak_mb": round(peak[0], 1), "seconds": round(time.perf_counter() - began, 1)}))
+    with HeapWatch() as heap:
+        texts = load_text_dataset(corpus)
+        tokenizer = word_tokenizer()
+        pack = train_target_embeddings(model, tokenizer, texts, output_dir, max_steps=2, batch_size=4,
+                                       max_seq_length=64, init="random")
+    print(json.dumps({"rows": len(texts), "tokens": pack.metadata["train_tokens"], "start_mb": round(heap.start, 1),
+                      "peak_mb": round(heap.peak, 1), "seconds": round(time.perf_counter() - began, 1)}))
 
 
 if __name__ == "__main__":

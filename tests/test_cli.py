@@ -78,7 +78,7 @@ def test_pack_for_another_base_model(steps, tmp_path, capsys):
     assert main(["pretrain", "--train", str(steps / "en.txt"), "--tokenizer", str(steps / "en-tok"), "--output", str(tmp_path / "other"),
                  "--hidden-size", "32", "--num-layers", "3", "--seed", "1", *STEP]) == 0
     _fails(capsys, ["merge", "--model", str(tmp_path / "other"), "--pack", str(steps / "pack-minijoint"), "--output",
-                    str(tmp_path / "m")], "fingerprint", "check_base=False")
+                    str(tmp_path / "m")], "fingerprint", "--no-check-base")
     assert main(["pretrain", "--train", str(steps / "en.txt"), "--tokenizer", str(steps / "en-tok"), "--output", str(tmp_path / "wide"),
                  "--hidden-size", "48", "--num-layers", "3", *STEP]) == 0
     _fails(capsys, ["merge", "--model", str(tmp_path / "wide"), "--pack", str(steps / "pack-minijoint"), "--output",
@@ -236,3 +236,49 @@ def test_public_names_load_on_first_use_and_register_the_config(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "dual"), str(Path(__file__).parent / "artifacts" / "v0.1.0" / "dual")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_an_interrupt_is_told_on_a_line_of_its_own_with_the_checkpoint_kept(steps, tmp_path, monkeypatch, capfd):
+    """Ctrl-C (or SIGTERM) at step 3 of 4: the progress bar is closed first, so the "interrupted" line starts a line
+    of its own; it says the output was not written and which checkpoint --resume continues from."""
+    from hf_minimodel.training import TrainingProgress
+
+    out = tmp_path / "m"
+    argv = ["pretrain", "--train", str(steps / "en.txt"), "--tokenizer", str(steps / "en-tok"), "--output", str(out),
+            "--hidden-size", "32", "--num-layers", "2", "--batch-size", "4", "--max-seq-length", "32", "--save-steps", "1", "--steps", "4"]
+    begin = TrainingProgress.on_step_begin
+
+    def stop_at_step_3(self, args, state, control, **kwargs):
+        if state.global_step == 2:
+            raise KeyboardInterrupt
+        return begin(self, args, state, control, **kwargs)
+
+    monkeypatch.setattr(TrainingProgress, "on_step_begin", stop_at_step_3)
+    capfd.readouterr()
+    assert main(argv) == 130
+    err = capfd.readouterr().err
+    assert err.endswith("\n") and err.rstrip("\n").split("\n")[-1] == (
+        f"minimodel pretrain: interrupted; nothing was written to {out}; checkpoint {out}.checkpoints/checkpoint-2 is kept: "
+        "run the same command with --resume to continue from it"), err[-600:]
+    assert "training:" in err  # the bar was there, and ended before the line
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["m.checkpoints"]
+    monkeypatch.undo()
+    assert main([*argv, "--resume"]) == 0
+    assert [json.loads(line)["step"] for line in (out / "training_log.jsonl").read_text().splitlines()][-1] == 4
+
+
+def test_notes_wait_for_the_work_so_a_refused_command_prints_its_error_alone(steps, tmp_path, capsys):
+    # The default --max-seq-length (128) is clamped to the model's 32 with a note; the corpus fills no block of 32.
+    (tmp_path / "short.txt").write_text("Да.\n")
+    assert main(["train-embeddings", "--model", str(steps / "source"), "--tokenizer", str(steps / "ru-tok"),
+                 "--train", str(tmp_path / "short.txt"), "--output", str(tmp_path / "pack")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "minimodel train-embeddings: error: the text is shorter than one block of 32 tokens: pass more text, or a lower --max-seq-length"]
+
+
+def test_a_saved_dataset_with_another_text_column_trains_with_text_column(steps, tmp_path):
+    import datasets
+
+    datasets.Dataset.from_dict({"sentence": (steps / "ru.txt").read_text().splitlines()}).save_to_disk(str(tmp_path / "ds"))
+    assert main(["train-embeddings", "--model", str(steps / "source"), "--tokenizer", str(steps / "ru-tok"), "--train",
+                 str(tmp_path / "ds"), "--text-column", "sentence", "--output", str(tmp_path / "pack"), *STEP]) == 0

@@ -58,3 +58,28 @@ def test_shallower_mini_model_costs_less():
     full = mlm_step_flops(model, 8, 128, 150)
     bottom = mlm_step_flops(model, 8, 128, 150, num_layers=1)
     assert bottom < full / 2
+
+
+def test_a_run_records_the_flops_of_its_steps_as_the_formula_counts_them(tmp_path):
+    """What a report (and a pack's train_flops) says a run cost: per step, mlm_step_flops at the step's batch shape
+    and its number of masked positions (the head runs there only), summed. Every block is in every step here (one
+    batch per epoch), so each step's masks are the collator's for that epoch and the sum can be counted by hand."""
+    from hf_minimodel.sample import read_sample
+    from hf_minimodel.tokenizer import train_target_tokenizer
+    from hf_minimodel.training import mlm_blocks, mlm_collator, run_mlm_training
+
+    texts = read_sample("en-kjv.train")[:40]
+    tokenizer = train_target_tokenizer(texts, vocab_size=300, show_progress=False)
+    blocks = mlm_blocks(texts, tokenizer, 16)
+    torch.manual_seed(0)
+    model = XLMRobertaForMaskedLM(XLMRobertaConfig(**{**GEOMETRY, "vocab_size": len(tokenizer)}))
+    _freeze(model, "top_layer")  # the trainable parameters decide the backward pass's cost
+    report = run_mlm_training(model, tokenizer, blocks, tmp_path, max_steps=3, learning_rate=1e-3, batch_size=len(blocks),
+                              disable_tqdm=True)
+    collator, expected = mlm_collator(tokenizer, seed=0), 0
+    for epoch in range(3):
+        collator.epoch = epoch
+        masked = int((collator([blocks[i] for i in range(len(blocks))])["labels"] != -100).sum())
+        expected += mlm_step_flops(model, len(blocks), 16, masked)
+    assert report.steps == 3 and report.flops == pytest.approx(expected, rel=1e-12)
+    assert mlm_step_flops(model, len(blocks), 16, len(blocks) * 16) * 3 > report.flops * 1.2  # not the whole-row count

@@ -248,3 +248,39 @@ def test_an_embedding_model_saved_for_sentence_transformers_embeds_as_sentence_e
         got = model.encode(texts, prompt_name=prompt_name, convert_to_tensor=True)
         expected = sentence_embeddings(stock, tokenizer, texts, prefix=prefix)
         assert torch.nn.functional.cosine_similarity(got, expected).min() > 0.9999
+
+
+def test_a_saved_models_fingerprint_is_read_without_loading_it(stock, tiny_dual, tmp_path):
+    from hf_minimodel.merge import folder_fingerprint
+
+    for name, model in (("stock", stock), ("dual", tiny_dual), ("body", stock.roberta)):  # "roberta.embeddings." or "embeddings."
+        model.save_pretrained(tmp_path / name)
+        assert folder_fingerprint(tmp_path / name) == base_fingerprint(model), name
+    with torch.no_grad():
+        stock.roberta.embeddings.LayerNorm.bias[3] += 1e-4  # any of the four tensors counts
+    stock.save_pretrained(tmp_path / "moved")
+    assert folder_fingerprint(tmp_path / "moved") == base_fingerprint(stock) != base_fingerprint(tiny_dual)
+
+
+def test_a_mini_model_records_the_base_it_was_cut_from_and_a_stock_save_drops_it(tiny_dual, tmp_path):
+    from hf_minimodel.merge import stock_config
+    from hf_minimodel.modeling_minimodel import MiniModelForMaskedLM
+
+    mini = MiniModelAdapter(tiny_dual).export_mini_model()
+    assert mini.config.base_fingerprint == base_fingerprint(tiny_dual)
+    mini.save_pretrained(tmp_path / "mini")
+    assert json.loads((tmp_path / "mini" / "config.json").read_text())["base_fingerprint"] == base_fingerprint(tiny_dual)
+    assert MiniModelForMaskedLM.from_pretrained(tmp_path / "mini").config.base_fingerprint == base_fingerprint(tiny_dual)
+    assert not hasattr(stock_config(mini.config), "base_fingerprint")  # a merged or task model is not a mini-model
+
+
+def test_the_base_check_names_both_fingerprints_and_the_way_out_in_the_readers_terms():
+    from hf_minimodel.checks import InputError, speaking_to_the_command_line
+    from hf_minimodel.merge import check_same_base
+
+    check_same_base("abc", "abc", "the pack", "base")
+    check_same_base(None, "abc", "the pack", "base")  # not known yet: checked once the model is loaded
+    with pytest.raises(InputError, match="fingerprint is def but the pack was made for base model base with fingerprint abc.*check_base=False"):
+        check_same_base("def", "abc", "the pack", "base")
+    with speaking_to_the_command_line(), pytest.raises(InputError, match="records no base fingerprint.*pass --no-check-base"):
+        check_same_base("def", None, "the pack", "base")

@@ -344,3 +344,41 @@ def test_the_method_is_read_from_the_config_whatever_the_class(source):
     assert method_of(mini) == "minijoint" and method_of(mini, "minipost") == "minipost"
     with pytest.raises(ValueError, match="method='standard', but the model given is a mini-model"):
         method_of(mini, "standard")
+
+
+def test_minipost_starts_its_new_layer_and_head_as_copies_of_the_full_models_own(source, tokenizers, texts, tmp_path):
+    """new_layers_init="copy": the new layer on top of the k frozen ones starts as the full model's layer k, the head
+    as its head (one step at a learning rate of 1e-9 moves nothing measurable); "random" starts both afresh."""
+    en_tok, _ = tokenizers
+    full = source.roberta.encoder.layer
+    copied = MiniModelAdapter(source).build_minipost(en_tok, texts[0], tmp_path / "a", mini_num_layers=1, max_steps=1,
+                                                     learning_rate=1e-9, **FAST)
+    for name, tensor in full[1].state_dict().items():
+        torch.testing.assert_close(copied.roberta.encoder.layer[1].state_dict()[name], tensor, atol=1e-6, rtol=0, msg=name)
+    for name, tensor in source.lm_head.state_dict().items():
+        torch.testing.assert_close(copied.lm_head.state_dict()[name], tensor, atol=1e-6, rtol=0, msg=name)
+    for name, tensor in full[0].state_dict().items():
+        assert torch.equal(copied.roberta.encoder.layer[0].state_dict()[name], tensor), name  # frozen: exactly
+    fresh = MiniModelAdapter(source).build_minipost(en_tok, texts[0], tmp_path / "b", mini_num_layers=1, max_steps=1,
+                                                    learning_rate=1e-9, new_layers_init="random", **FAST)
+    assert (fresh.roberta.encoder.layer[1].attention.self.query.weight - full[1].attention.self.query.weight).abs().max() > 1e-2
+    assert (fresh.lm_head.dense.weight - source.lm_head.dense.weight).abs().max() > 1e-2
+    assert copied.config.base_fingerprint == fresh.config.base_fingerprint == base_fingerprint(source)
+
+
+def test_a_shared_view_is_made_of_the_full_models_own_modules(source, tokenizers):
+    from hf_minimodel.mini_model import cut_mini_model
+
+    config = source.config.for_mini_model(num_new_layers=0)
+    view = cut_mini_model(source, config, source.mini_lm_head, share=True)
+    assert view.roberta.embeddings is source.roberta.embeddings and view.lm_head is source.mini_lm_head
+    assert len(view.roberta.encoder.layer) == config.mini_num_layers == 1
+    assert all(mine is theirs for mine, theirs in zip(view.roberta.encoder.layer, source.roberta.encoder.layer))
+    assert view.training == source.training and view.config.base_fingerprint == base_fingerprint(source)
+    ids = tokenizers[0](["In the beginning God created the heaven"], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        states = source.roberta(input_ids=ids, output_hidden_states=True).hidden_states
+        assert torch.equal(view.roberta(input_ids=ids).last_hidden_state, states[1])  # the full model's layer-1 states
+        torch.testing.assert_close(view(input_ids=ids).logits, source(input_ids=ids, mini_only=True).mini_logits)
+    with pytest.raises(ValueError, match="can have no new layers"):
+        cut_mini_model(source, source.config.for_mini_model(num_new_layers=1), share=True)

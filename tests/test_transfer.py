@@ -164,3 +164,28 @@ def test_cli_evaluates_retrieval_with_packs(setup, tmp_path):
     (row,) = json.loads((tmp_path / "r.json").read_text())
     assert row["language"] == "fr" and row["method"] == "minijoint" and row["num_candidates"] == 20
     assert 0.0 <= row["retrieval_at_1"] <= 1.0 and row["chance"] == pytest.approx(0.05)
+
+
+def test_step4_leaves_the_task_model_exactly_as_it_was_even_for_a_vocabulary_of_another_size(setup, tmp_path):
+    """The pack goes into a copy: every tensor of the task model (embeddings, body, head), its config and which
+    parameters train stay as they were, with a target vocabulary of another size than the source's."""
+    from hf_minimodel import LanguagePack
+    from hf_minimodel.merge import base_fingerprint
+
+    dual, en_tok, _ = setup
+    ru_tok = train_target_tokenizer(read_sample("ru-synodal.train")[:300], vocab_size=200, show_progress=False)
+    assert len(ru_tok) != len(en_tok)
+    pack = LanguagePack(ru_tok, torch.randn(len(ru_tok), 32), torch.randn(len(ru_tok)), {"base_fingerprint": base_fingerprint(dual)})
+    task = _genre("en", "train")
+    model = load_task_model(dual, task.kind, task.label_names).eval()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    trainable = {name: p.requires_grad for name, p in model.named_parameters()}
+    config = model.config.to_dict()
+    result = evaluate_zero_shot(model, _genre("ru", "test", n=8).dataset, pack=pack, max_seq_length=32)
+    assert result["num_examples"] == 8
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    for name, tensor in before.items():
+        assert after[name].shape == tensor.shape and torch.equal(after[name], tensor), name
+    assert {name: p.requires_grad for name, p in model.named_parameters()} == trainable
+    assert model.config.to_dict() == config and model.get_input_embeddings().num_embeddings == len(en_tok)

@@ -3,6 +3,8 @@ import json
 import datasets
 import pytest
 
+from hf_minimodel.checks import speaking_to_the_command_line
+
 from hf_minimodel.tasks import xtreme
 from hf_minimodel.tasks.xtreme import (
     PAWSX_LABELS,
@@ -74,8 +76,10 @@ def test_an_unreachable_hub_is_said_at_once_without_asking_datasets(monkeypatch,
     monkeypatch.setattr(xtreme.datasets, "load_dataset", load_dataset)
     monkeypatch.setattr(xtreme.datasets.config, "HF_DATASETS_CACHE", str(tmp_path))  # no copy kept here
     monkeypatch.setattr(xtreme, "_hub_unreachable", lambda name: "ConnectError: Name or service not known")
-    with pytest.raises(xtreme.BenchmarkDataError, match="Hugging Face Hub cannot be reached.*--test-file"):
+    with pytest.raises(xtreme.BenchmarkDataError, match="Hugging Face Hub cannot be reached.*pass source= a local .jsonl"):
         load_xnli("sw", split="test")
+    with speaking_to_the_command_line(), pytest.raises(xtreme.BenchmarkDataError, match="pass --test-file with a local .jsonl"):
+        load_xnli("sw", split="test")  # the same advice, in the command line's terms
     assert calls == []
     (tmp_path / "facebook___xnli").mkdir()  # a kept copy: datasets is asked, and loads it offline
     with pytest.raises(xtreme.BenchmarkDataError, match="could not load"):

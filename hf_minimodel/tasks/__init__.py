@@ -10,6 +10,12 @@ from dataclasses import dataclass
 from datasets import Dataset
 
 TASKS = ("bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad", "mlqa")
+QA_TASKS = ("squad", "mlqa")  # extractive question answering; the others are classification
+
+
+def task_kind(name: str) -> str:
+    """"qa" or "classification": the kind of model task `name` needs, known before its data is read."""
+    return "qa" if name in QA_TASKS else "classification"
 
 
 @dataclass
@@ -44,6 +50,6 @@ def load_task(name: str, language: str, split: str, *, source=None, max_examples
         raise ValueError(f"unknown task {name!r}: choose from {', '.join(TASKS)}")
     if name in ("xnli", "pawsx", "squad", "mlqa") and max_examples is not None and len(dataset) > max_examples:
         dataset = dataset.shuffle(seed=seed).select(range(max_examples))  # the Bible tasks subsample by verse id
-    if name in ("squad", "mlqa"):
+    if task_kind(name) == "qa":
         return TaskData(dataset, "qa", "f1")
     return TaskData(dataset, "classification", "accuracy", dataset.features["label"].names)

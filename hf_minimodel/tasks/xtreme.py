@@ -25,6 +25,7 @@ from pathlib import Path
 
 import datasets
 
+from ..checks import fix
 from ..corpus import _from_disk, _is_saved_dataset, first_line
 
 PathLike = str | os.PathLike
@@ -58,8 +59,9 @@ class BenchmarkDataError(ValueError):
 
 
 def _from_hub(name: str, config: str | None, split: str, revision: str | None, columns: Sequence[str]):
-    local_copy = (f"pass source= a local .jsonl file, .tsv file or save_to_disk folder with the columns "
-                  f"{', '.join(columns)} (CLI: {'--train-file' if split == 'train' else '--test-file'})")
+    flag = "--train-file" if split == "train" else "--test-file"
+    local_copy = (f"{fix('pass source=', f'pass {flag} with')} a local .jsonl file, .tsv file or save_to_disk folder with the "
+                  f"columns {', '.join(columns)}")
     unreachable = None if _in_datasets_cache(name) else _hub_unreachable(name)
     if unreachable:  # say so at once: datasets would retry for half a minute before failing the same way
         raise BenchmarkDataError(f"the Hub dataset {name!r} is not on this machine and the Hugging Face Hub cannot be "
