@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .checks import InputError
+from .checks import InputError, fix
 from .methods import INITS, NEEDS_SOURCE_TOKENIZER
 
 # A script's own statistics are used for random rows only where the source vocabulary has this many rows of it;
@@ -98,10 +98,10 @@ def _source_rows(model):
 
 def _check_init(init, source_tokenizer):
     if init not in INITS:
-        raise InputError(f"init={init!r} is not one of {INITS} (CLI: --init)")
+        raise InputError(f"init={init!r} is not one of {INITS}: " + fix("pass one of them as init=", "pass one of them to --init"))
     if init in NEEDS_SOURCE_TOKENIZER and source_tokenizer is None:
-        raise InputError(f"init={init!r} reads the source vocabulary: pass source_tokenizer (CLI: --source-tokenizer), "
-                         "or use init='random'")
+        raise InputError(f"init={init!r} reads the source vocabulary: " + fix(
+            "pass source_tokenizer, or use init='random'", "pass --source-tokenizer, or use --init random"))
 
 
 @torch.no_grad()

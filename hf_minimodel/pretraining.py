@@ -8,7 +8,7 @@ continued from a pretrained encoder. The mini-model that MiniJoint trains here i
 from . import freezing
 from .checks import InputError, check_positive, check_positive_float
 from .defaults import TOY_SOURCE
-from .training import TrainingReport, mlm_blocks, run_mlm_training
+from .training import TrainingReport, check_run, mlm_blocks, run_mlm_training
 
 
 def source_config(
@@ -66,6 +66,11 @@ def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: in
     MLM heads train at `learning_rate`. A new head on a pretrained body needs a high rate to become a masked LM in a
     few hundred steps, and the same rate on the body would overwrite what it knew before the head is any use (measured
     on multilingual-e5-small: benchmarks/step1_sweep.py, and README's real-body results)."""
+    if "max_steps" in training_kwargs and "learning_rate" in training_kwargs:  # else run_mlm_training asks for them
+        # Before the corpus is tokenised: a bad number is refused before the work, not after it.
+        check_run(model, max_steps=training_kwargs["max_steps"], learning_rate=training_kwargs["learning_rate"],
+                  batch_size=training_kwargs.get("batch_size", 16), max_seq_length=max_seq_length,
+                  save_steps=training_kwargs.get("save_steps"))
     freezing.for_step1(model, train_word_embeddings=train_word_embeddings)
     groups = None
     if body_learning_rate is not None:

@@ -19,8 +19,8 @@ from .mini_model import method_of
 from .initialisation import InitReport, TargetStart, initial_target_embeddings
 from .methods import INITS, NEEDS_SOURCE_TOKENIZER
 from .tokenizer import check_mlm_tokenizer
-from .checks import check_positive_float
-from .training import heldout_mlm_loss, mlm_blocks, run_mlm_training
+from .checks import InputError, check_positive_float, fix
+from .training import check_run, heldout_mlm_loss, mlm_blocks, run_mlm_training
 
 def anchor_rows_(model, rows) -> None:
     """Keep `rows` of the word embeddings (and of each MLM head's output bias) where they are during step 2.
@@ -32,7 +32,8 @@ def anchor_rows_(model, rows) -> None:
     exactly as they are, provided there is no weight decay, which `train_target_embeddings` checks.
     """
     if not rows:
-        raise ValueError("init='anchored' found no token the source and target vocabularies share: use init='random'")
+        raise InputError("init='anchored' found no token the source and target vocabularies share: "
+                         + fix("use init='random'", "use --init random"))
     index = torch.tensor(sorted(rows), dtype=torch.long)
     on_device = {}  # one copy of the index per device, made on the first backward pass
 
@@ -129,10 +130,12 @@ def train_target_embeddings(
     check_mlm_tokenizer(target_tokenizer)
     method = method_of(model, method)  # stated, or read from the model's config; checked either way
     if init == "anchored" and training_kwargs.get("weight_decay"):
-        raise ValueError("init='anchored' holds the shared rows fixed, and weight decay would shrink them: pass "
-                         "weight_decay=0, or use init='overlap'")
+        raise InputError("init='anchored' holds the shared rows fixed, and weight decay would shrink them: "
+                         + fix("pass weight_decay=0, or use init='overlap'", "use --init overlap"))
     if start_rows_learning_rate is not None:
         check_positive_float(start_rows_learning_rate=start_rows_learning_rate)
+    check_run(model, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+              max_seq_length=max_seq_length, save_steps=training_kwargs.get("save_steps"))
     fingerprint = base_fingerprint(model)
     work = copy.deepcopy(model)
     start = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed, corpus=train_data, noise=init_noise)
