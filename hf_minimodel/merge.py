@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+from transformers import XLMRobertaForMaskedLM
 from transformers.initialization import no_init_weights
 
 from .cards import merged_card
 from .checks import InputError, WrongModelError, fix, weight_files
+from .configuration_minimodel import is_mini_config, stock_config
 from .freezing import mlm_heads
 from .saving import atomic_directory
 
@@ -32,26 +33,6 @@ NON_VOCABULARY_EMBEDDINGS = (
     "LayerNorm.weight",
     "LayerNorm.bias",
 )
-
-# What MiniModelConfig adds to XLMRobertaConfig, plus what save_pretrained writes about the class.
-MINI_CONFIG_FIELDS = (
-    "mini_num_layers",
-    "mini_loss_weight",
-    "mini_num_new_layers",
-    "full_num_hidden_layers",
-    "mlm_head_on_labelled_only",
-    "mini_method",  # recorded by mini_model.py's cut
-    "base_fingerprint",  # recorded by mini_model.py's cut: the base model a mini-model belongs to
-    "auto_map",
-    "model_type",
-    "architectures",
-    "transformers_version",
-)
-
-
-# The fields of MINI_CONFIG_FIELDS that no stock XLM-R config has.
-OUR_FIELDS = tuple(key for key in MINI_CONFIG_FIELDS if key not in ("model_type", "architectures", "transformers_version"))
-
 
 def xlmr_body(model: nn.Module) -> nn.Module:
     """The `XLMRobertaModel` inside any XLM-R model class (`.roberta`, or the model itself)."""
@@ -194,14 +175,6 @@ def merge_embeddings(
     return model
 
 
-def stock_config(config, **overrides) -> XLMRobertaConfig:
-    """A plain `XLMRobertaConfig` with `config`'s values, the mini-model fields dropped: for stock classes."""
-    values = config.to_dict()
-    for key in MINI_CONFIG_FIELDS:
-        values.pop(key, None)
-    return XLMRobertaConfig(**{**values, **overrides})
-
-
 def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
     """The same masked LM as a stock `XLMRobertaForMaskedLM`, which loads anywhere without remote code.
 
@@ -210,7 +183,7 @@ def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
     carries our fields (stock transformers loads our saved folders as `XLMRobertaForMaskedLM`, `auto_map` and all,
     and saved so, the folder would name remote code it does not hold).
     """
-    if type(model) is XLMRobertaForMaskedLM and not any(hasattr(model.config, key) for key in OUR_FIELDS):
+    if type(model) is XLMRobertaForMaskedLM and not is_mini_config(model.config) and not hasattr(model.config, "auto_map"):
         return model
     if not isinstance(model, XLMRobertaForMaskedLM):
         raise WrongModelError(

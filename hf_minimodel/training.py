@@ -22,6 +22,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from .checks import InputError, check_sequence_length, check_positive, check_positive_float, check_step_budget, fix
+from .configuration_minimodel import is_mini_config
 from .corpus import split_long_text
 from .flops import mlm_step_flops
 from .modeling_minimodel import mlm_logits_and_loss
@@ -277,7 +278,7 @@ def labelled_only_forward(model):
     precision. (Calling the model's parts from `compute_loss` instead bypassed both: under bf16 the standard
     approach ran in fp32, 8x slower than MiniJoint on an H100 instead of 2.4x, and under torchrun each process kept
     its own gradients.) The class's `forward` is back when training ends."""
-    if hasattr(model.config, "mlm_head_on_labelled_only"):  # our models: their forward already does this
+    if is_mini_config(model.config):  # our models: their forward already does this
         yield model
         return
 

@@ -21,7 +21,8 @@ from transformers import (
 
 from . import freezing
 from .checks import InputError, check_sequence_length, fix, local_folder, read_json, weight_shapes
-from .merge import stock_config, xlmr_body
+from .configuration_minimodel import stock_config
+from .merge import xlmr_body
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .registry import holds_mini_model
 from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy

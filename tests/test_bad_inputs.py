@@ -39,7 +39,7 @@ from hf_minimodel.adapter import load_full_model
 from hf_minimodel.checks import InputError, WrongModelError, check_model_files, check_pretrained, check_vocabulary
 from hf_minimodel.cli import main
 from hf_minimodel.demo import DemoConfig, run_demo
-from hf_minimodel.merge import stock_config
+from hf_minimodel.configuration_minimodel import stock_config
 from hf_minimodel.mini_model import cut_mini_model, minipost_config
 from hf_minimodel.sample import sample_path
 from hf_minimodel.saving import (OutputBusyError, OutputExistsError, OutputNotOursError, OutputPathError, atomic_directory,

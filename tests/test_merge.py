@@ -263,7 +263,7 @@ def test_a_saved_models_fingerprint_is_read_without_loading_it(stock, tiny_dual,
 
 
 def test_a_mini_model_records_the_base_it_was_cut_from_and_a_stock_save_drops_it(tiny_dual, tmp_path):
-    from hf_minimodel.merge import stock_config
+    from hf_minimodel.configuration_minimodel import stock_config
     from hf_minimodel.modeling_minimodel import MiniModelForMaskedLM
 
     mini = MiniModelAdapter(tiny_dual).export_mini_model()
