@@ -40,7 +40,7 @@ _EXPORTS = {
     # the merge: `LanguagePack.apply(model)` (or `MiniModelAdapter.merge(pack)`), then save
     "to_stock_masked_lm": "merge",
     "save_merged_model": "merge",
-    "base_fingerprint": "merge",
+    "base_fingerprint": "xlmr",
     # steps 3 and 4
     "load_task": "tasks",
     "load_task_model": "transfer",
@@ -95,7 +95,8 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at 
     from .corpus import CorpusError, load_text_dataset, read_text_files
     from .flops import mlm_step_flops
     from .language_pack import LanguagePack
-    from .merge import base_fingerprint, save_merged_model, to_stock_masked_lm
+    from .merge import save_merged_model, to_stock_masked_lm
+    from .xlmr import base_fingerprint
     from .mini_model import cut_mini_model
     from .modeling_minimodel import DualMaskedLMOutput, MiniModelForMaskedLM, XLMRobertaForDualMLM
     from .pack_metadata import PackMetadata

@@ -97,7 +97,7 @@ def _begin_work(args) -> None:
 def _fit_max_seq_length(args, config) -> None:
     """A --max-seq-length beyond the model's position table is clamped to it, with a note: the default (128) is
     longer than small models hold, and longer sequences would fail with an index error mid-run."""
-    from .training import max_sequence_length
+    from .xlmr import max_sequence_length
 
     limit = max_sequence_length(config)
     if args.max_seq_length > limit:
@@ -207,7 +207,7 @@ def _fingerprint(path) -> str | None:
     """The base fingerprint of the model at `path`, read from its folder without loading it; None for a Hub id
     (then the check runs once the model is loaded)."""
     from .checks import local_folder
-    from .merge import folder_fingerprint
+    from .xlmr import folder_fingerprint
 
     folder = local_folder(path)
     return folder_fingerprint(folder) if folder is not None else None
@@ -216,7 +216,7 @@ def _fingerprint(path) -> str | None:
 def _mini_model_config(args, config):
     """--mini-model's folder, checked before anything loads: a mini-model (not a full model), cut from --model's base."""
     from .checks import InputError, local_folder, read_json
-    from .merge import check_same_base
+    from .xlmr import check_same_base
 
     mini_config = _config(args.mini_model, "mini-model")
     if getattr(mini_config, "full_num_hidden_layers", None) is None:
@@ -236,7 +236,7 @@ def _train_embeddings_cmd(args) -> int:
 
     from .adapter import MiniModelAdapter, load_full_model
     from .initialisation import InitReport
-    from .merge import check_pad_id
+    from .xlmr import check_pad_id
     from .methods import NEEDS_SOURCE_TOKENIZER
     from .mini_model import no_minijoint_head
     from .modeling_minimodel import MiniModelForMaskedLM
@@ -299,7 +299,7 @@ def _train_embeddings_cmd(args) -> int:
 def _inits_cmd(args) -> int:
     """Step 2's start without step 2: each init's rows and step-0 quality, to choose one before paying for training."""
     from .adapter import MiniModelAdapter, load_full_model
-    from .merge import check_pad_id
+    from .xlmr import check_pad_id
     from .target_embeddings import compare_inits
     from .tokenizer import check_mlm_tokenizer
     from .training import check_one_block

@@ -24,7 +24,8 @@ from .checks import InputError, check_positive, check_positive_float
 from .convert import e5_small
 from .demo_config import SOURCES, DemoConfig  # noqa: F401 (SOURCES: part of this module's API)
 from .language_pack import LanguagePack
-from .merge import base_fingerprint, save_merged_model
+from .merge import save_merged_model
+from .xlmr import base_fingerprint
 from .methods import METHODS
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .sample import read_sample

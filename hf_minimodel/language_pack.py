@@ -29,7 +29,8 @@ from transformers import AutoTokenizer
 from . import cards
 from .version import __version__
 from .checks import InputError, check_tokenizer_files, check_weights, first_line, fix
-from .merge import base_fingerprint, check_pad_id, check_same_base, merge_embeddings
+from .merge import merge_embeddings
+from .xlmr import base_fingerprint, check_pad_id, check_same_base
 from .methods import METHODS
 from .pack_metadata import FORMAT_VERSION, PackMetadata
 from .saving import atomic_directory, recover
@@ -52,7 +53,7 @@ class LanguagePack:
         embeddings: the word embeddings, shape `(len(tokenizer), hidden_size)`.
         output_bias: the MLM heads' vocabulary bias, shape `(len(tokenizer),)`, or `None` (zeros when applied).
         metadata: how the pack was made and what it scored, a `PackMetadata` (a dict is converted): `language`,
-            `base_model`, `base_fingerprint` (see `merge.base_fingerprint`), `method` ("standard", "minijoint" or
+            `base_model`, `base_fingerprint` (see `xlmr.base_fingerprint`), `method` ("standard", "minijoint" or
             "minipost"), step 2's cost and settings, `license` (the base model's; the card says "unknown" when it
             is None), `evaluations` (see `add_evaluation`), and any other JSON values (in `extra`). `hidden_size`,
             `vocab_size` and `created_with` are filled in.
@@ -99,7 +100,7 @@ class LanguagePack:
 
     def check_model(self, config, fingerprint: str | None, check_base: bool = True) -> None:
         """Raise `InputError` unless a model with `config` and base fingerprint `fingerprint` can take this pack: the
-        same hidden size, the base the pack was trained for (`merge.check_same_base`, with `check_base`; a fingerprint of
+        same hidden size, the base the pack was trained for (`xlmr.check_same_base`, with `check_base`; a fingerprint of
         None is not known yet and passes), and the pad id its tokenizer keeps. `apply` calls this on the model; the
         CLI, on a folder's config and weights before it loads anything."""
         pack_hidden = self.metadata["hidden_size"]

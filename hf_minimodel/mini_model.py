@@ -10,7 +10,7 @@ The paper's two ways to get one:
 Both cut through `cut_mini_model`, the one place a mini-model is cut, and record which way they took in the
 mini-model's config (`config.mini_method`, saved in its config.json): step 2 reads the method from there, and every
 language pack carries it. The cut also records the full model's base fingerprint (`config.base_fingerprint`,
-`merge.base_fingerprint`), so that step 2 refuses a mini-model cut from another base model, as merging refuses a
+`xlmr.base_fingerprint`), so that step 2 refuses a mini-model cut from another base model, as merging refuses a
 language pack trained for another one.
 """
 
@@ -20,7 +20,7 @@ from torch import nn
 from . import freezing
 from .checks import WrongModelError, fix
 from .configuration_minimodel import MiniModelConfig
-from .merge import base_fingerprint
+from .xlmr import base_fingerprint
 from .methods import METHODS
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
 from .training import TrainingReport, check_run, mlm_blocks, run_mlm_training

@@ -14,7 +14,8 @@ from . import freezing
 from .cards import base_license
 from .language_pack import LanguagePack
 from .freezing import mlm_heads
-from .merge import base_fingerprint, merge_embeddings
+from .merge import merge_embeddings
+from .xlmr import base_fingerprint
 from .mini_model import method_of
 from .initialisation import InitReport, TargetStart, initial_target_embeddings
 from .methods import INITS, NEEDS_SOURCE_TOKENIZER

@@ -27,21 +27,7 @@ from .corpus import split_long_text
 from .flops import mlm_step_flops
 from .modeling_minimodel import mlm_logits_and_loss
 from .saving import scratch_folder
-
-
-def max_sequence_length(config) -> int:
-    """The longest sequence an XLM-R model can read: its position table less the ids below the first position
-    (XLM-R numbers positions from `pad_token_id + 1`, so a 514-row table holds 512 tokens)."""
-    return config.max_position_embeddings - (config.pad_token_id or 0) - 1
-
-
-def _check_fits(model, max_seq_length: int, what: str) -> None:
-    limit = max_sequence_length(model.config)
-    if max_seq_length > limit:
-        raise InputError(
-            f"{what} of {max_seq_length} tokens do not fit the model's position table ({limit} tokens): "
-            f"{fix(f'pass max_seq_length={limit} or less', f'pass --max-seq-length {limit} or less')}"
-        )
+from .xlmr import check_fits
 
 
 # Characters of text tokenised in one call while packing blocks: enough for the Rust tokenizer's batching to pay,
@@ -57,7 +43,7 @@ def check_run(model, *, max_steps, learning_rate, batch_size, max_seq_length, sa
     check_positive(batch_size=batch_size, save_steps=save_steps)
     check_positive_float(learning_rate=learning_rate)
     check_sequence_length(max_seq_length)
-    _check_fits(model, max_seq_length, "training blocks")
+    check_fits(model, max_seq_length, "training blocks")
 
 
 def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
@@ -483,7 +469,7 @@ def run_mlm_training(
     first = next(iter(train_blocks), None)  # a streamed dataset is only read here
     if first is None:
         raise InputError(_too_short("max_seq_length"))
-    _check_fits(model, len(first["input_ids"]), "training blocks")
+    check_fits(model, len(first["input_ids"]), "training blocks")
     collator = mlm_collator(tokenizer, seed=seed)
     callbacks = [*(callbacks or []), MaskingEpoch(collator)]
     optimizer = None
@@ -510,7 +496,7 @@ def run_mlm_training(
 def heldout_mlm_loss(model, tokenizer, texts, *, max_seq_length: int = 128, batch_size: int = 32, seed: int = 0) -> float:
     """Mean masked-LM loss over held-out text, with masks fixed by `seed` so every model sees the same ones."""
     check_positive(batch_size=batch_size)
-    _check_fits(model, max_seq_length, "blocks")
+    check_fits(model, max_seq_length, "blocks")
     blocks = mlm_blocks(texts, tokenizer, max_seq_length)  # raises if the text is shorter than one block
     collate = mlm_collator(tokenizer, seed=seed)
     was_training = model.training

@@ -22,7 +22,7 @@ from transformers import (
 from . import freezing
 from .checks import InputError, check_sequence_length, fix, local_folder, read_json, weight_shapes
 from .configuration_minimodel import stock_config
-from .merge import xlmr_body
+from .xlmr import xlmr_body
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .registry import holds_mini_model
 from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy

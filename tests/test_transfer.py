@@ -170,7 +170,7 @@ def test_step4_leaves_the_task_model_exactly_as_it_was_even_for_a_vocabulary_of_
     """The pack goes into a copy: every tensor of the task model (embeddings, body, head), its config and which
     parameters train stay as they were, with a target vocabulary of another size than the source's."""
     from hf_minimodel import LanguagePack
-    from hf_minimodel.merge import base_fingerprint
+    from hf_minimodel.xlmr import base_fingerprint
 
     dual, en_tok, _ = setup
     ru_tok = train_target_tokenizer(read_sample("ru-synodal.train")[:300], vocab_size=200, show_progress=False)
