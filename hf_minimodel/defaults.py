@@ -1,7 +1,10 @@
 """The one shape of a new (toy) source model, for step 1 from scratch: the library's, the CLI's and the demo's
-defaults all come from here. Importable without torch, so the CLI can show them in its help."""
+defaults all come from here, with the folder where built models are cached. Importable without torch, so the CLI
+can show them in its help."""
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -27,3 +30,9 @@ class SourceShape:
 
 
 TOY_SOURCE = SourceShape()
+
+
+def cache_dir() -> Path:
+    """Where hf-minimodel keeps what it builds once and reuses (the demo's step-1 model, e5-small, MiniLM):
+    `$HF_MINIMODEL_CACHE`, else `~/.cache/hf_minimodel`."""
+    return Path(os.environ.get("HF_MINIMODEL_CACHE", Path.home() / ".cache" / "hf_minimodel"))

@@ -21,7 +21,7 @@ from transformers import AutoTokenizer
 from .version import __version__
 from .adapter import MiniModelAdapter
 from .checks import InputError, check_positive, check_positive_float
-from .convert import e5_small
+from .e5 import e5_small
 from .demo_config import SOURCES, DemoConfig  # noqa: F401 (SOURCES: part of this module's API)
 from .language_pack import LanguagePack
 from .merge import save_merged_model

@@ -4,12 +4,11 @@ without importing torch."""
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checks import InputError
-from .defaults import TOY_SOURCE
+from .defaults import TOY_SOURCE, cache_dir
 from .methods import METHODS
 
 SOURCES = ("toy", "e5-small")
@@ -44,7 +43,7 @@ class DemoConfig:
     init: str = "overlap"
     methods: tuple = METHODS
     seed: int = 0
-    cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("HF_MINIMODEL_CACHE", Path.home() / ".cache" / "hf_minimodel")))
+    cache_dir: Path = field(default_factory=cache_dir)
 
     @classmethod
     def preset(cls, base: str = "toy", **overrides) -> "DemoConfig":

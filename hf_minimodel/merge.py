@@ -8,7 +8,6 @@ masked LM of step 2, the task model fine-tuned in step 3, MiniJoint's dual model
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from .cards import merged_card
 from .checks import WrongModelError
 from .configuration_minimodel import is_mini_config, stock_config
 from .freezing import mlm_heads
+from .pooling import write_sentence_transformers_files
 from .saving import atomic_directory
 from .xlmr import check_pad_id, xlmr_body
 
@@ -114,11 +114,6 @@ def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
     return stock.train(model.training)
 
 
-# multilingual-e5's prompts: it was trained with queries and passages prefixed so (transfer.sentence_embeddings's
-# `prefix`), and its embeddings are only as good as they are with them.
-E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
-
-
 def save_merged_model(
     model: nn.Module,
     tokenizer,
@@ -141,7 +136,7 @@ def save_merged_model(
         license: the card's licence (a Hub licence id); default the pack's, which is the base model's, or "unknown".
         sentence_transformers: for embedding base models (multilingual-e5): also write the sentence-transformers
             files, so that `SentenceTransformer(path)` loads the folder and embeds as `transfer.sentence_embeddings`
-            does (the last hidden states averaged over the tokens, L2-normalised). `True` gives e5's prompts
+            does (`pooling.sentence_embeddings`: the last hidden states averaged over the tokens, L2-normalised). `True` gives e5's prompts
             ("query: ", "passage: "); a dict gives others (`{}` for none). sentence-transformers itself is not needed
             to write them.
     """
@@ -150,6 +145,8 @@ def save_merged_model(
         meta["license"] = license
     prompts = None
     if sentence_transformers is True:
+        from .e5 import E5_PROMPTS
+
         prompts = dict(E5_PROMPTS)
     elif isinstance(sentence_transformers, dict):
         prompts = dict(sentence_transformers)
@@ -159,35 +156,9 @@ def save_merged_model(
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         if prompts is not None:
-            _write_sentence_transformers_files(folder, model.config, prompts)
+            write_sentence_transformers_files(folder, model.config, prompts)
         (folder / "README.md").write_text(merged_card(meta, Path(path).name, prompts), encoding="utf-8")
     return Path(path)
-
-
-def _write_sentence_transformers_files(folder: Path, config, prompts: dict) -> None:
-    """The files `SentenceTransformer(folder)` reads, by hand so that sentence-transformers is no dependency: the
-    classic layout that the Hub's intfloat/multilingual-e5-small carries (Transformer, mean Pooling, Normalize),
-    plus the prompts. sentence-transformers 6.2 saves a newer layout but loads this one (tests/test_merge.py)."""
-    def write(name, value):
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-
-    write("modules.json", [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ])
-    # XLM-R numbers positions from pad_token_id + 1, so this many tokens fit its position table (512 for e5).
-    write("sentence_bert_config.json", {"max_seq_length": config.max_position_embeddings - config.pad_token_id - 1,
-                                        "do_lower_case": False})
-    write("1_Pooling/config.json", {
-        "word_embedding_dimension": config.hidden_size,
-        "pooling_mode_cls_token": False,
-        "pooling_mode_mean_tokens": True,  # over the attention mask: every real token, prompt and <s>, </s> included
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False,
-    })
-    write("config_sentence_transformers.json", {"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"})
 
 
 __all__ = ["merge_embeddings", "save_merged_model", "to_stock_masked_lm"]

@@ -22,7 +22,7 @@ from transformers import (
 from . import freezing
 from .checks import InputError, check_sequence_length, fix, local_folder, read_json, weight_shapes
 from .configuration_minimodel import stock_config
-from .xlmr import xlmr_body
+from .pooling import sentence_embeddings
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .registry import holds_mini_model
 from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy
@@ -239,36 +239,6 @@ def evaluate_zero_shot(
         raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
     result["num_examples"] = len(dataset)
     return result
-
-
-@torch.no_grad()
-def sentence_embeddings(model, tokenizer, texts: list[str], *, batch_size: int = 64, max_seq_length: int | None = 128,
-                        prefix: str = "") -> torch.Tensor:
-    """One L2-normalised vector per text, `(len(texts), hidden_size)` float32 on the CPU: the last layer's states
-    mean-pooled over real (non-pad) tokens, as sentence-embedding models such as multilingual-e5 are used (e5 also
-    prepends "query: " or "passage: "). `max_seq_length=None` cuts at the tokenizer's `model_max_length`.
-
-    `model` is any XLM-R model class (a masked LM, a merged model, a task model: only its body runs); it runs in
-    eval mode and is left in the mode it was in.
-    """
-    body = xlmr_body(model)
-    device = next(body.parameters()).device
-    was_training = body.training
-    body.eval()
-    # Batches of similar lengths: padding is compute spent on nothing, and verses vary from 5 to 100 tokens.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    vectors = torch.empty(len(texts), body.config.hidden_size)
-    try:
-        for start in range(0, len(texts), batch_size):
-            chosen = order[start:start + batch_size]
-            batch = tokenizer([prefix + texts[i] for i in chosen], padding=True, truncation=True,
-                              max_length=max_seq_length, return_tensors="pt").to(device)
-            states = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
-            vectors[chosen] = torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1), dim=-1).to("cpu", torch.float32)
-    finally:
-        body.train(was_training)
-    return vectors
 
 
 def evaluate_retrieval(

@@ -231,7 +231,7 @@ def test_a_merged_model_saved_without_its_pack_has_a_card_that_claims_nothing(st
 
 
 def test_an_embedding_model_saved_for_sentence_transformers_embeds_as_sentence_embeddings_does(stock, tokenizer, tmp_path):
-    from hf_minimodel.transfer import sentence_embeddings
+    from hf_minimodel.pooling import sentence_embeddings
 
     merge_embeddings(stock, *target_embeddings(tokenizer)[:1], tokenizer)
     folder = save_merged_model(stock, tokenizer, tmp_path / "merged", sentence_transformers=True)

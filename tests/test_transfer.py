@@ -14,7 +14,8 @@ from hf_minimodel.tasks import load_task
 from hf_minimodel.tasks.bible_tasks import retrieval_task
 from hf_minimodel.tasks.metrics import retrieval_accuracy
 from hf_minimodel.tokenizer import train_target_tokenizer
-from hf_minimodel.transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model, sentence_embeddings
+from hf_minimodel.pooling import sentence_embeddings
+from hf_minimodel.transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model
 
 FAST = dict(batch_size=4, max_seq_length=32, disable_tqdm=True)
 
