@@ -153,7 +153,7 @@ def _pretrain_cmd(args) -> int:
     from .pretraining import pretrain_mlm, source_config
     from .saving import atomic_directory
     from .tokenizer import check_mlm_tokenizer
-    from .training import check_one_block
+    from .blocks import check_one_block
 
     _claim_output(args, args.train, args.tokenizer)
     _check_resume(args)
@@ -180,7 +180,7 @@ def _minipost_cmd(args) -> int:
     from .adapter import MiniModelAdapter, load_full_model
     from .mini_model import minipost_config
     from .saving import atomic_directory
-    from .training import check_one_block
+    from .blocks import check_one_block
 
     _claim_output(args, args.train, args.model, args.tokenizer)
     _check_resume(args)
@@ -242,7 +242,7 @@ def _train_embeddings_cmd(args) -> int:
     from .modeling_minimodel import MiniModelForMaskedLM
     from .registry import holds_mini_model
     from .tokenizer import check_mlm_tokenizer
-    from .training import check_one_block
+    from .blocks import check_one_block
 
     class KeepLog(TrainerCallback):
         """The Trainer's log, for the pack folder: train_embeddings returns the pack, not its TrainingReport."""
@@ -302,7 +302,7 @@ def _inits_cmd(args) -> int:
     from .xlmr import check_pad_id
     from .target_embeddings import compare_inits
     from .tokenizer import check_mlm_tokenizer
-    from .training import check_one_block
+    from .blocks import check_one_block
 
     if args.output:
         _claim_output(args, args.model, args.tokenizer, args.source_tokenizer, args.heldout, args.train)

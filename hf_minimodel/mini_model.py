@@ -23,7 +23,8 @@ from .configuration_minimodel import MiniModelConfig
 from .xlmr import base_fingerprint
 from .methods import METHODS
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
-from .training import TrainingReport, check_run, mlm_blocks, run_mlm_training
+from .blocks import mlm_blocks
+from .training import TrainingReport, check_run, run_mlm_training
 
 
 def cut_mini_model(full_model: nn.Module, config: MiniModelConfig, head: nn.Module | None = None,

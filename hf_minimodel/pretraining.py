@@ -8,7 +8,8 @@ continued from a pretrained encoder. The mini-model that MiniJoint trains here i
 from . import freezing
 from .checks import InputError, check_positive, check_positive_float
 from .defaults import TOY_SOURCE
-from .training import TrainingReport, check_run, mlm_blocks, run_mlm_training
+from .blocks import mlm_blocks
+from .training import TrainingReport, check_run, run_mlm_training
 
 
 def source_config(

@@ -21,7 +21,8 @@ from .initialisation import InitReport, TargetStart, initial_target_embeddings
 from .methods import INITS, NEEDS_SOURCE_TOKENIZER
 from .tokenizer import check_mlm_tokenizer
 from .checks import InputError, check_positive_float, fix
-from .training import check_run, heldout_mlm_loss, mlm_blocks, run_mlm_training
+from .blocks import mlm_blocks
+from .training import check_run, heldout_mlm_loss, run_mlm_training
 
 def anchor_rows_(model, rows) -> None:
     """Keep `rows` of the word embeddings (and of each MLM head's output bias) where they are during step 2.

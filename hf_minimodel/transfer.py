@@ -27,7 +27,8 @@ from .modeling_minimodel import XLMRobertaForDualMLM
 from .registry import holds_mini_model
 from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy
 from .tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
-from .training import MeanLossTrainer, TrainingReport, close_progress, readable_progress, training_arguments
+from .progress import close_progress, readable_progress
+from .training import MeanLossTrainer, TrainingReport, training_arguments
 
 TASK_KINDS = ("classification", "qa")
 TASK_AUTO_CLASSES = {"classification": AutoModelForSequenceClassification, "qa": AutoModelForQuestionAnswering}

@@ -23,7 +23,7 @@ def main(corpus: str) -> None:
     rng = random.Random(0)
     Path(corpus).write_text(" ".join(rng.choices(WORDS, k=5 * 2**20 // 3)) + "\n")
     from hf_minimodel import load_text_dataset
-    from hf_minimodel.training import mlm_blocks
+    from hf_minimodel.blocks import mlm_blocks
 
     tokenizer = word_tokenizer(WORDS)
     with HeapWatch(interval=0.01) as heap:

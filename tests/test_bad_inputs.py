@@ -46,7 +46,8 @@ from hf_minimodel.saving import (OutputBusyError, OutputExistsError, OutputNotOu
                                  check_output, output_lock)
 from hf_minimodel import source_config
 from hf_minimodel.tasks import load_task
-from hf_minimodel.training import check_one_block, mlm_blocks, run_mlm_training
+from hf_minimodel.blocks import check_one_block, mlm_blocks
+from hf_minimodel.training import run_mlm_training
 from hf_minimodel.transfer import evaluate_zero_shot, finetune, load_fine_tuned
 
 SEQ = 32  # the tiny source model's position table holds this many tokens; the CLI's default asks for 128
