@@ -9,7 +9,8 @@ import copy
 
 from torch import nn
 
-from .checks import WrongModelError, check_pretrained
+from .checks import WrongModelError
+from .hub import check_pretrained
 from .merge import to_stock_masked_lm
 from .xlmr import base_fingerprint, check_same_base
 from .mini_model import build_minipost, export_minijoint

@@ -43,10 +43,11 @@ def _claim_output(args, *inputs) -> None:
 
 def _config(path, what: str = "model", needs=("model",), remedy: str | None = None):
     """The configuration of the model at `path`, after checking the folder has the parts the command needs
-    (`checks.check_pretrained`): read without loading a weight, so that everything is checked before any work."""
+    (`hub.check_pretrained`): read without loading a weight, so that everything is checked before any work."""
     from transformers import AutoConfig
 
-    from .checks import XLMR_MODEL_TYPES, WrongModelError, check_pretrained
+    from .checks import XLMR_MODEL_TYPES, WrongModelError
+    from .hub import check_pretrained
 
     check_pretrained(path, what, needs=needs, remedy=remedy)
     config = AutoConfig.from_pretrained(path)
@@ -60,7 +61,8 @@ def _tokenizer(path, what: str = "tokenizer", remedy: str | None = None, config=
     """The tokenizer at `path`, its folder checked first; with `config`, checked to number that model's rows."""
     from transformers import AutoTokenizer
 
-    from .checks import check_pretrained, check_vocabulary
+    from .checks import check_vocabulary
+    from .hub import check_pretrained
 
     check_pretrained(path, what, needs=("tokenizer",), remedy=remedy)
     try:

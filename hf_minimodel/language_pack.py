@@ -13,7 +13,6 @@ the pack's vocabulary first; and a PEFT adapter carries no tokenizer.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
@@ -26,9 +25,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from . import cards
+from . import cards, hub
 from .version import __version__
-from .checks import InputError, check_tokenizer_files, check_weights, first_line, fix
+from .checks import InputError, check_tokenizer_files, check_weights, fix
 from .merge import merge_embeddings
 from .xlmr import base_fingerprint, check_pad_id, check_same_base
 from .methods import METHODS
@@ -166,10 +165,10 @@ class LanguagePack:
         """Upload the pack to a Hub model repository (created if needed); returns the `CommitInfo`."""
         api = HfApi(token=token)
         with tempfile.TemporaryDirectory() as folder:
-            with _hub_upload(repo_id):
+            with _upload_failures(repo_id):
                 repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
             self._write(Path(folder), repo_id=repo_id)
-            with _hub_upload(repo_id):
+            with _upload_failures(repo_id):
                 # delete_patterns: tokenizer files of an earlier upload that this tokenizer does not write would
                 # otherwise stay in the repository and be read by AutoTokenizer.
                 return api.upload_folder(
@@ -201,21 +200,10 @@ class LanguagePack:
         return cards.pack_card(self.metadata, repo_id)
 
 
-@contextlib.contextmanager
-def _hub_upload(repo_id: str):
-    """The Hub calls of an upload, their failures as one error that says "Hub" and what to check (offline, the
-    HTTP client's own errors name neither the Hub nor the fix)."""
-    from huggingface_hub.errors import HFValidationError
-
-    try:
-        yield
-    except HFValidationError as error:
-        raise InputError(f"{repo_id!r} is not a Hub repository id ({first_line(error)}): use \"owner/name\"") from None
-    except Exception as error:  # noqa: BLE001 - DNS, TLS, proxy, 401/403, quota: the Hub refused or was unreachable
-        raise OSError(
-            f"could not upload the language pack to the Hugging Face Hub as {repo_id} ({type(error).__name__}: "
-            f"{first_line(error)}): check the connection, and that the token (`hf auth login`, or token=) may write there"
-        ) from error
+def _upload_failures(repo_id: str):
+    return hub.failures(f"could not upload the language pack to the Hugging Face Hub as {repo_id}",
+                        "check the connection, and that the token (`hf auth login`, or token=) may write there", OSError,
+                        repo_id=repo_id)
 
 
 def _pack_folder(path_or_repo_id: str | os.PathLike, revision: str | None, token: str | bool | None) -> Path:
@@ -224,13 +212,10 @@ def _pack_folder(path_or_repo_id: str | os.PathLike, revision: str | None, token
         recover(local)  # a save killed between its two renames left the previous version beside it: put it back
     if local.is_dir():
         return local
-    try:
+    # An invalid id, not found, offline, gated: all mean "cannot get it" here.
+    with hub.failures(f"{path_or_repo_id} is not a local folder, and downloading it as a language pack from the Hugging "
+                      "Face Hub failed", "check the path or the repository id (and revision, token)", OSError):
         return Path(snapshot_download(str(path_or_repo_id), revision=revision, token=token, allow_patterns=PACK_FILES))
-    except Exception as error:  # invalid id, not found, offline, gated: all mean "cannot get it" here
-        raise OSError(
-            f"{path_or_repo_id} is not a local folder, and downloading it as a language pack from the Hugging Face "
-            f"Hub failed ({first_line(error)}): check the path or the repository id (and revision, token)"
-        ) from error
 
 
 __all__ = ["LanguagePack", "PackMetadata"]

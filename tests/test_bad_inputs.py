@@ -36,7 +36,8 @@ from hf_minimodel import LanguagePack, MiniModelAdapter, XLMRobertaForDualMLM, b
 from hf_minimodel import pretrain_mlm, train_target_embeddings, train_target_tokenizer
 from hf_minimodel import cli
 from hf_minimodel.adapter import load_full_model
-from hf_minimodel.checks import InputError, WrongModelError, check_model_files, check_pretrained, check_vocabulary
+from hf_minimodel.checks import InputError, WrongModelError, check_model_files, check_vocabulary
+from hf_minimodel.hub import check_pretrained
 from hf_minimodel.cli import main
 from hf_minimodel.demo import DemoConfig, run_demo
 from hf_minimodel.configuration_minimodel import stock_config
