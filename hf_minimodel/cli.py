@@ -19,7 +19,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .checks import MAX_STEPS, MIN_SEQ_LENGTH  # settings only: `--help` imports no torch
+from .checks import MAX_STEPS, MIN_SEQ_LENGTH, InputError  # no torch: `--help` imports none
 from .version import __version__
 
 
@@ -217,7 +217,7 @@ def _fingerprint(path) -> str | None:
 
 def _mini_model_config(args, config):
     """--mini-model's folder, checked before anything loads: a mini-model (not a full model), cut from --model's base."""
-    from .checks import InputError, local_folder, read_json
+    from .checks import local_folder
     from .xlmr import check_same_base
 
     mini_config = _config(args.mini_model, "mini-model")
@@ -409,7 +409,7 @@ def _evaluate_cmd(args) -> int:
     if args.output:
         _claim_output(args, args.model, args.tokenizer, args.test_file, *args.pack)
     if not args.pack and not args.source_language and not (args.task == "bible-retrieval" and args.language):
-        raise ValueError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
+        raise InputError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
     config = _config(args.model)
     fingerprint = _fingerprint(args.model) if args.pack and not args.no_check_base else None
     packs = []
@@ -417,7 +417,7 @@ def _evaluate_cmd(args) -> int:
         pack = LanguagePack.from_pretrained(path)
         pack.check_model(config, fingerprint, check_base=not args.no_check_base)
         if not (pack.metadata["language"] or args.language):
-            raise ValueError(f"the language pack {path} records no language: pass --language")
+            raise InputError(f"the language pack {path} records no language: pass --language")
         packs.append(pack)
     if args.task == "bible-retrieval":
         rows, metric = _retrieval_rows(args, config, packs), "retrieval_at_1"
@@ -452,7 +452,7 @@ def _retrieval_rows(args, config, packs) -> list[dict]:
     runs = [(pack, pack.metadata["language"] or args.language) for pack in packs]
     runs += [(None, args.language)] if args.language and not packs else []
     if not runs:
-        raise ValueError("nothing to evaluate: pass --pack (language packs), or --language for the model's own vocabulary")
+        raise InputError("nothing to evaluate: pass --pack (language packs), or --language for the model's own vocabulary")
     probes = [retrieval_task(default_code(source_language), default_code(language), "test",
                              num_candidates=args.num_candidates, seed=args.seed) for _, language in runs]
     _begin_work(args)

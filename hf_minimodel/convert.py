@@ -16,6 +16,8 @@ from torch import nn
 from transformers import BertConfig, XLMRobertaConfig, XLMRobertaForMaskedLM
 from transformers.initialization import no_init_weights
 
+from .checks import InputError
+
 
 def _bert_layer_names(index: int) -> list[str]:
     # The encoder layers are named alike in both models; only the prefix differs.
@@ -71,7 +73,7 @@ def bert_to_xlm_roberta(
     if config is None:
         raise TypeError("bert_to_xlm_roberta needs the BertConfig with a state dict: pass config=")
     if getattr(config, "position_embedding_type", None) not in (None, "absolute"):
-        raise ValueError(
+        raise InputError(
             f"the BERT model uses {config.position_embedding_type!r} position embeddings, but XLM-R has absolute "
             "ones only: convert a model with position_embedding_type='absolute'"
         )
@@ -85,7 +87,7 @@ def bert_to_xlm_roberta(
     expected += [name for index in range(layers) for name in _bert_layer_names(index)]
     missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
     if missing or unexpected:
-        raise ValueError(
+        raise InputError(
             f"not a {layers}-layer BERT encoder state dict (missing {missing[:3]}, unexpected {unexpected[:3]}): "
             "pass a BertModel's state dict with the BertConfig it was saved with"
         )
@@ -122,7 +124,7 @@ def bert_to_xlm_roberta(
     with torch.no_grad():
         for name, tensor in weights.items():
             if tuple(tensor.shape) != tuple(body[name].shape):
-                raise ValueError(
+                raise InputError(
                     f"{name} has shape {tuple(tensor.shape)} but the BertConfig implies {tuple(body[name].shape)}: "
                     "pass the config the weights were saved with"
                 )

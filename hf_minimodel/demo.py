@@ -88,7 +88,7 @@ def run_demo(config: DemoConfig | None = None, output: Path | None = None, overw
         raise InputError(f"unknown demo source {config.base!r}: choose from {', '.join(SOURCES)}")
     unknown = set(config.methods) - set(METHODS)
     if unknown:
-        raise ValueError(f"unknown method(s) {sorted(unknown)}: choose from {', '.join(METHODS)}")
+        raise InputError(f"unknown method(s) {sorted(unknown)}: choose from {', '.join(METHODS)}")
     check_positive(**{name: getattr(config, name) for name in (
         "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "mini_num_layers", "max_seq_length",
         "batch_size", "source_steps", "minipost_steps", "step2_steps")})

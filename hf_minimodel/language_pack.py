@@ -65,22 +65,22 @@ class LanguagePack:
 
     def __post_init__(self):
         if self.embeddings.ndim != 2:
-            raise ValueError(f"embeddings must be a (vocab_size, hidden_size) matrix, got shape {tuple(self.embeddings.shape)}")
+            raise InputError(f"embeddings must be a (vocab_size, hidden_size) matrix, got shape {tuple(self.embeddings.shape)}")
         vocab_size, hidden_size = self.embeddings.shape
         if len(self.tokenizer) != vocab_size:
-            raise ValueError(
+            raise InputError(
                 f"the tokenizer has {len(self.tokenizer)} tokens but the embeddings have {vocab_size} rows: "
                 "a language pack needs one row per token of its tokenizer"
             )
         if self.output_bias is not None and tuple(self.output_bias.shape) != (vocab_size,):
-            raise ValueError(f"the output bias has shape {tuple(self.output_bias.shape)} but the tokenizer needs ({vocab_size},)")
+            raise InputError(f"the output bias has shape {tuple(self.output_bias.shape)} but the tokenizer needs ({vocab_size},)")
         metadata = PackMetadata.from_dict(self.metadata)  # a copy: the caller's record stays as it was
         for key, actual in (("vocab_size", vocab_size), ("hidden_size", hidden_size)):
             if metadata[key] is not None and metadata[key] != actual:
-                raise ValueError(f"metadata says {key}={metadata[key]} but the embeddings have {key}={actual}")
+                raise InputError(f"metadata says {key}={metadata[key]} but the embeddings have {key}={actual}")
             metadata[key] = actual
         if metadata["method"] is not None and metadata["method"] not in METHODS:
-            raise ValueError(f"metadata method={metadata['method']!r} is not one of {METHODS}")
+            raise InputError(f"metadata method={metadata['method']!r} is not one of {METHODS}")
         metadata["created_with"] = metadata["created_with"] or f"hf-minimodel {__version__}"
         self.metadata = metadata
 
@@ -143,16 +143,16 @@ class LanguagePack:
         with safe_open(folder / WEIGHTS_NAME, framework="pt") as weights:
             version = int((weights.metadata() or {}).get("language_pack_format", FORMAT_VERSION))
             if version > FORMAT_VERSION:
-                raise ValueError(f"{path_or_repo_id} is a version-{version} language pack: upgrade hf-minimodel to load it")
+                raise InputError(f"{path_or_repo_id} is a version-{version} language pack: upgrade hf-minimodel to load it")
             if "word_embeddings" not in weights.keys():
-                raise ValueError(f"{path_or_repo_id}/{WEIGHTS_NAME} has no word_embeddings tensor: not a language pack")
+                raise InputError(f"{path_or_repo_id}/{WEIGHTS_NAME} has no word_embeddings tensor: not a language pack")
             embeddings = weights.get_tensor("word_embeddings")
             output_bias = weights.get_tensor("output_bias") if "output_bias" in weights.keys() else None
         check_tokenizer_files(folder, "language pack")  # an empty or missing vocabulary, named
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
         except (OSError, ValueError) as error:
-            raise ValueError(f"{path_or_repo_id} has no loadable tokenizer: {error}") from error
+            raise InputError(f"{path_or_repo_id} has no loadable tokenizer: {error}") from error
         return cls(tokenizer=tokenizer, embeddings=embeddings, output_bias=output_bias, metadata=metadata)
 
     def push_to_hub(

@@ -17,6 +17,7 @@ from transformers import XLMRobertaForMaskedLM
 from transformers.initialization import no_init_weights
 
 from .cards import merged_card
+from .checks import InputError
 from .checks import WrongModelError
 from .configuration_minimodel import is_mini_config, stock_config
 from .freezing import mlm_heads
@@ -43,13 +44,13 @@ def merge_embeddings(
     body = xlmr_body(model)
     vocab_size, hidden_size = len(tokenizer), model.config.hidden_size
     if tuple(embeddings.shape) != (vocab_size, hidden_size):
-        raise ValueError(
+        raise InputError(
             f"the embeddings have shape {tuple(embeddings.shape)} but the tokenizer and model need "
             f"{(vocab_size, hidden_size)} (len(tokenizer), hidden_size): pass the tokenizer the embeddings were "
             "trained with, and a model of the base the embeddings were trained for"
         )
     if output_bias is not None and tuple(output_bias.shape) != (vocab_size,):
-        raise ValueError(f"the output bias has shape {tuple(output_bias.shape)} but the tokenizer needs ({vocab_size},)")
+        raise InputError(f"the output bias has shape {tuple(output_bias.shape)} but the tokenizer needs ({vocab_size},)")
     padding_idx = body.embeddings.padding_idx
     check_pad_id(tokenizer.pad_token_id, padding_idx)
 
@@ -151,7 +152,7 @@ def save_merged_model(
     elif isinstance(sentence_transformers, dict):
         prompts = dict(sentence_transformers)
     elif sentence_transformers not in (False, None):
-        raise ValueError(f"sentence_transformers={sentence_transformers!r}: pass True (e5's prompts), a dict of prompts, or False")
+        raise InputError(f"sentence_transformers={sentence_transformers!r}: pass True (e5's prompts), a dict of prompts, or False")
     with atomic_directory(path, overwrite=overwrite) as folder:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)

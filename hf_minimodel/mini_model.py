@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import freezing
-from .checks import WrongModelError, fix
+from .checks import InputError, WrongModelError, fix
 from .configuration_minimodel import MiniModelConfig
 from .xlmr import base_fingerprint
 from .methods import METHODS
@@ -41,7 +41,7 @@ def cut_mini_model(full_model: nn.Module, config: MiniModelConfig, head: nn.Modu
     config.base_fingerprint = base_fingerprint(full_model)
     if share:
         if config.mini_num_new_layers:
-            raise ValueError("share=True cuts a view of the full model's own layers: it can have no new layers")
+            raise InputError("share=True cuts a view of the full model's own layers: it can have no new layers")
         with torch.device("meta"):  # no memory for weights that are replaced at once
             mini = MiniModelForMaskedLM(config)
         mini.roberta.embeddings = full_model.roberta.embeddings
@@ -116,7 +116,7 @@ def build_minipost(
     and that it shares with every target language, as this mini-model is built once per base model.
     """
     if new_layers_init not in ("copy", "random"):
-        raise ValueError(f"new_layers_init={new_layers_init!r}: use 'copy' or 'random'")
+        raise InputError(f"new_layers_init={new_layers_init!r}: use 'copy' or 'random'")
     depth = model.config.num_hidden_layers
     config = minipost_config(model.config, mini_num_layers, num_new_layers)
     k = config.mini_num_layers
@@ -139,7 +139,7 @@ def method_of(model, stated: str | None = None) -> str:
     mini-model saved before the method was recorded (hf-minimodel 0.1.0) it is taken as given, and without it the
     method is told by the new layers, which only MiniPost adds."""
     if stated is not None and stated not in METHODS:
-        raise ValueError(f"method={stated!r} is not one of {METHODS}")
+        raise InputError(f"method={stated!r} is not one of {METHODS}")
     config = model.config
     recorded = getattr(config, "mini_method", None)
     if recorded is None and getattr(config, "full_num_hidden_layers", None) is None:
@@ -148,6 +148,6 @@ def method_of(model, stated: str | None = None) -> str:
         return recorded or ("minipost" if config.mini_num_new_layers else "minijoint")
     if recorded is None and stated == "standard" or recorded is not None and stated != recorded:
         given = {"standard": "a full model", None: "a mini-model"}.get(recorded, f"a {recorded} mini-model")
-        raise ValueError(f"method={stated!r}, but the model given is {given} (method {recorded or 'not recorded'!r}): "
+        raise InputError(f"method={stated!r}, but the model given is {given} (method {recorded or 'not recorded'!r}): "
                          "pass the model of the method you mean, or leave method out")
     return stated

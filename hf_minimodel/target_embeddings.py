@@ -248,7 +248,7 @@ class LearningCurve(TrainerCallback):
     def __init__(self, steps):
         steps = sorted(set(int(step) for step in steps))
         if not steps or steps[0] < 0:
-            raise ValueError(f"LearningCurve steps must be step numbers of at least 0, got {steps}")
+            raise InputError(f"LearningCurve steps must be step numbers of at least 0, got {steps}")
         self.steps = steps if steps[0] == 0 else [0, *steps]
         self.taken = {}  # step -> dict of embeddings, output_bias, seconds, flops, tokens
 
@@ -289,7 +289,7 @@ class LearningCurve(TrainerCallback):
         snapshot's weights and its steps, tokens, FLOPs and seconds."""
         missing = [step for step in self.steps if step not in self.taken]
         if missing:
-            raise ValueError(f"step 2 ended before the learning curve's steps {missing}: ask for steps up to max_steps")
+            raise InputError(f"step 2 ended before the learning curve's steps {missing}: ask for steps up to max_steps")
         return [
             LanguagePack(
                 final.tokenizer, taken["embeddings"], taken["output_bias"],

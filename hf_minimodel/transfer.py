@@ -42,7 +42,7 @@ def load_task_model(model, kind: str = "classification", label_names: list[str] 
     (its secondary head is dropped); or such a model already in memory.
     """
     if kind not in TASK_KINDS:
-        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+        raise InputError(f"task kind {kind!r} is not one of {TASK_KINDS}")
     auto_class, stock_class = TASK_AUTO_CLASSES[kind], _STOCK_CLASSES[kind]
     labels = {} if label_names is None else {
         "num_labels": len(label_names),
@@ -80,7 +80,7 @@ def check_fine_tuned(path, kind: str = "classification", label_names: list[str] 
     """`load_fine_tuned`'s check of a local folder, before anything loads (a Hub id passes: it is checked as it
     loads)."""
     if kind not in TASK_KINDS:
-        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+        raise InputError(f"task kind {kind!r} is not one of {TASK_KINDS}")
     folder = local_folder(path)
     if folder is not None:
         id2label = read_json(folder / "config.json", "save the model again").get("id2label")
@@ -148,7 +148,7 @@ def finetune(
         )
         collator = default_data_collator
     else:
-        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+        raise InputError(f"task kind {kind!r} is not one of {TASK_KINDS}")
 
     trained = model
     if lora:
@@ -212,7 +212,7 @@ def evaluate_zero_shot(
         model = pack.apply(copy.deepcopy(model), check_base=check_base)
         tokenizer = pack.tokenizer
     if tokenizer is None:
-        raise ValueError("pass the language pack to evaluate with (pack=...), or the tokenizer the model already uses (tokenizer=...)")
+        raise InputError("pass the language pack to evaluate with (pack=...), or the tokenizer the model already uses (tokenizer=...)")
     model.eval()
     if kind == "classification":
         features = _encode_classification(dataset, tokenizer, max_seq_length)
@@ -237,7 +237,7 @@ def evaluate_zero_shot(
             references=[{"id": ex["id"], "answers": ex["answers"]} for ex in dataset],
         )
     else:
-        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+        raise InputError(f"task kind {kind!r} is not one of {TASK_KINDS}")
     result["num_examples"] = len(dataset)
     return result
 
@@ -265,7 +265,7 @@ def evaluate_retrieval(
     elif tokenizer is not None:
         target_model = model
     else:
-        raise ValueError("pass the language pack to evaluate with (pack=...), or the tokenizer for the target texts (tokenizer=...)")
+        raise InputError("pass the language pack to evaluate with (pack=...), or the tokenizer for the target texts (tokenizer=...)")
     options = dict(batch_size=batch_size, max_seq_length=max_seq_length, prefix=prefix)
     queries = sentence_embeddings(model, source_tokenizer, probe.queries, **options)
     pool = sentence_embeddings(target_model, tokenizer, probe.pool, **options)

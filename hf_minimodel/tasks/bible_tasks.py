@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import datasets
 
+from ..checks import InputError
 from . import bible
 from .bible import GENRES, TRANSLATIONS, Split, VerseId
 
@@ -67,7 +68,7 @@ def default_code(language: str) -> str:
     """One translation per ISO 639-1 language: the first public-domain one, else the first listed in `TRANSLATIONS`."""
     codes = [t for t in TRANSLATIONS.values() if t.language == language]
     if not codes:
-        raise ValueError(f"no Bible translation in language {language!r}: use one of {', '.join(LANGUAGES)}")
+        raise InputError(f"no Bible translation in language {language!r}: use one of {', '.join(LANGUAGES)}")
     return next((t.code for t in codes if t.public_domain), codes[0].code)
 
 
@@ -170,7 +171,7 @@ def paraphrase_task(
     `PARAPHRASE_PAIRS` gives the codes to use per language (two English translations for step 3).
     """
     if code_a == code_b:
-        raise ValueError(
+        raise InputError(
             f"paraphrase pairs need two different translations, got {code_a!r} twice: see PARAPHRASE_PAIRS"
         )
     a, b = _split_verses(code_a, split), _split_verses(code_b, split)
@@ -248,12 +249,12 @@ def retrieval_task(
         seen_target.add(target[verse_id])
         chosen.append(verse_id)
     if num_candidates is not None and len(chosen) < num_candidates:
-        raise ValueError(
+        raise InputError(
             f"the {split} split has only {len(chosen)} distinct verses in both {code_source!r} and {code_target!r}, "
             f"fewer than num_candidates={num_candidates}: ask for fewer candidates, or None for all of them"
         )
     if len(chosen) < 2:
-        raise ValueError("retrieval needs at least 2 candidates, or every answer is right by chance")
+        raise InputError("retrieval needs at least 2 candidates, or every answer is right by chance")
     queries = chosen[:max_queries]  # already in seeded order
     pool = sorted(chosen)
     index = {verse_id: i for i, verse_id in enumerate(pool)}
