@@ -14,6 +14,7 @@ from transformers import DataCollatorForLanguageModeling, TrainerCallback
 
 from .checks import InputError, check_sequence_length, fix
 from .corpus import split_long_text
+from .defaults import MAX_SEQ_LENGTH
 
 
 # Characters of text tokenised in one call while packing blocks: enough for the Rust tokenizer's batching to pay,
@@ -21,7 +22,7 @@ from .corpus import split_long_text
 TOKENIZE_CHARS = 2**18
 
 
-def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
+def mlm_blocks(data, tokenizer, max_seq_length: int = MAX_SEQ_LENGTH):
     """Tokenize text (a list of strings or a dataset with a "text" column) and pack it into blocks of
     `max_seq_length` tokens, each line keeping its own `<s> ... </s>`, as RoBERTa's FULL-SENTENCES input does.
 

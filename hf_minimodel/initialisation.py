@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .checks import InputError, fix
-from .methods import INITS, NEEDS_SOURCE_TOKENIZER
+from .methods import DEFAULT_INIT, INITS, NEEDS_SOURCE_TOKENIZER
 
 # A script's own statistics are used for random rows only where the source vocabulary has this many rows of it;
 # fewer give a noisy mean and std, and the rows are drawn at the statistics of the whole source vocabulary instead.
@@ -105,7 +105,7 @@ def _check_init(init, source_tokenizer):
 
 
 @torch.no_grad()
-def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0,
+def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, init: str = DEFAULT_INIT, seed: int = 0,
                               *, corpus=None, noise: float = 1.0) -> TargetStart:
     """Starting values for `target_tokenizer`'s rows over `model`'s body (its word embeddings and MLM head bias are
     the source rows). `corpus` (target-language text) is read by `init="focus"` only. Module docstring: the inits.

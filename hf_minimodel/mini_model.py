@@ -21,6 +21,7 @@ from . import freezing
 from .checks import InputError, WrongModelError, fix
 from .configuration_minimodel import MiniModelConfig
 from .xlmr import base_fingerprint
+from .defaults import BATCH_SIZE, STEP1B
 from .methods import METHODS
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
 from .blocks import mlm_blocks
@@ -98,10 +99,10 @@ def build_minipost(
     mini_num_layers: int | None = None,
     num_new_layers: int = 1,
     new_layers_init: str = "copy",
-    max_steps: int = 1000,
-    learning_rate: float = 5e-4,
-    batch_size: int = 16,
-    max_seq_length: int = 128,
+    max_steps: int = STEP1B.steps,
+    learning_rate: float = STEP1B.learning_rate,
+    batch_size: int = BATCH_SIZE,
+    max_seq_length: int | None = None,
     **training_kwargs,
 ) -> tuple[MiniModelForMaskedLM, TrainingReport]:
     """MiniPost (step 1b): `model`'s embeddings and bottom `mini_num_layers` layers, frozen, with `num_new_layers`
@@ -123,8 +124,8 @@ def build_minipost(
     copied = min(k + num_new_layers, depth) if new_layers_init == "copy" else k
     mini = cut_mini_model(model, config, head=model.lm_head if new_layers_init == "copy" else None, num_copied_layers=copied)
     freezing.for_step1b(mini, k)
-    check_run(mini, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, max_seq_length=max_seq_length,
-              save_steps=training_kwargs.get("save_steps"))  # before the corpus is tokenised
+    max_seq_length = check_run(mini, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+                               max_seq_length=max_seq_length, save_steps=training_kwargs.get("save_steps"))  # before the corpus is tokenised
     blocks = mlm_blocks(train_data, tokenizer, max_seq_length)
     report = run_mlm_training(mini, tokenizer, blocks, output_dir, max_steps=max_steps, learning_rate=learning_rate,
                               batch_size=batch_size, **training_kwargs)

@@ -18,7 +18,8 @@ from .merge import merge_embeddings
 from .xlmr import base_fingerprint
 from .mini_model import method_of
 from .initialisation import InitReport, TargetStart, initial_target_embeddings
-from .methods import INITS, NEEDS_SOURCE_TOKENIZER
+from .defaults import BATCH_SIZE, STEP2
+from .methods import DEFAULT_INIT, INITS, NEEDS_SOURCE_TOKENIZER
 from .tokenizer import check_mlm_tokenizer
 from .checks import InputError, check_positive_float, fix
 from .blocks import mlm_blocks
@@ -49,7 +50,7 @@ def anchor_rows_(model, rows) -> None:
             head.bias.register_hook(zero_rows)
 
 
-def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0,
+def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = DEFAULT_INIT, seed: int = 0,
                             *, corpus=None, noise: float = 1.0) -> TargetStart:
     """Put step 2's starting embeddings for the target vocabulary into `model` (in place); returns the start, with
     its `InitReport` (`initialisation.initial_target_embeddings`)."""
@@ -59,7 +60,7 @@ def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init
 
 
 def compare_inits(model, target_tokenizer, heldout_texts, *, source_tokenizer=None, inits=None, corpus=None,
-                  seed: int = 0, max_seq_length: int = 128, retrieval=None) -> list[InitReport]:
+                  seed: int = 0, max_seq_length: int | None = None, retrieval=None) -> list[InitReport]:
     """Step 0 of each init, measured before any training, so that inits can be compared for free: for each, its
     `InitReport` (rows per rule, norms) with `step0` holding the held-out masked-LM loss of `model` (a full masked
     LM, left as it is) speaking the target vocabulary from that start, and `retrieval(pack)` if given (for embedding
@@ -99,17 +100,17 @@ def train_target_embeddings(
     output_dir,
     *,
     source_tokenizer=None,
-    init: str = "overlap",
+    init: str = DEFAULT_INIT,
     method: str | None = None,
     language: str | None = None,
     base_model: str | None = None,
     license: str | None = None,
-    max_steps: int = 1000,
-    learning_rate: float = 1e-3,
+    max_steps: int = STEP2.steps,
+    learning_rate: float = STEP2.learning_rate,
     start_rows_learning_rate: float | None = None,
     init_noise: float = 1.0,
-    batch_size: int = 16,
-    max_seq_length: int = 128,
+    batch_size: int = BATCH_SIZE,
+    max_seq_length: int | None = None,
     seed: int = 0,
     **training_kwargs,
 ) -> LanguagePack:
@@ -136,8 +137,8 @@ def train_target_embeddings(
                          + fix("pass weight_decay=0, or use init='overlap'", "use --init overlap"))
     if start_rows_learning_rate is not None:
         check_positive_float(start_rows_learning_rate=start_rows_learning_rate)
-    check_run(model, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
-              max_seq_length=max_seq_length, save_steps=training_kwargs.get("save_steps"))
+    max_seq_length = check_run(model, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+                               max_seq_length=max_seq_length, save_steps=training_kwargs.get("save_steps"))
     fingerprint = base_fingerprint(model)
     work = copy.deepcopy(model)
     start = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed, corpus=train_data, noise=init_noise)

@@ -15,6 +15,7 @@ from transformers import PreTrainedTokenizerFast
 
 from .checks import InputError, fix
 from .corpus import split_long_text
+from .defaults import TARGET_VOCAB_SIZE
 
 BOS, PAD, EOS, UNK, MASK = "<s>", "<pad>", "</s>", "<unk>", "<mask>"
 
@@ -44,7 +45,7 @@ def _non_empty(texts: Iterable[str]) -> Iterator[str]:
 
 def train_target_tokenizer(
     texts: Iterable[str],
-    vocab_size: int = 8000,
+    vocab_size: int = TARGET_VOCAB_SIZE,
     *,
     model_max_length: int = 512,
     show_progress: bool = True,

@@ -16,24 +16,25 @@ from transformers import Trainer, TrainingArguments
 from transformers.modeling_outputs import MaskedLMOutput
 
 from .blocks import MaskingEpoch, mlm_blocks, mlm_collator, too_short
-from .checks import InputError, check_sequence_length, check_positive, check_positive_float, check_step_budget
+from .checks import InputError, check_positive, check_positive_float, check_step_budget
 from .configuration_minimodel import is_mini_config
+from .defaults import BATCH_SIZE
 from .flops import mlm_step_flops
 from .modeling_minimodel import mlm_logits_and_loss
 from .progress import TiedWeightsNotMissing, close_progress, readable_progress
 from .saving import scratch_folder
-from .xlmr import check_fits
+from .xlmr import sequence_length
 
 
-def check_run(model, *, max_steps, learning_rate, batch_size, max_seq_length, save_steps=None) -> None:
+def check_run(model, *, max_steps, learning_rate, batch_size, max_seq_length, save_steps=None) -> int:
     """The checks of a training run that need no data (`run_mlm_training` makes them too, with the blocks it is
     given): callers that tokenise a corpus first make them before it, so that a bad number is refused before the
-    work and not after it."""
+    work and not after it. Returns the length of the training blocks (`xlmr.sequence_length`: `None` is the
+    default, fitted to the model)."""
     check_step_budget(max_steps)
     check_positive(batch_size=batch_size, save_steps=save_steps)
     check_positive_float(learning_rate=learning_rate)
-    check_sequence_length(max_seq_length)
-    check_fits(model, max_seq_length, "training blocks")
+    return sequence_length(model.config, max_seq_length, "training blocks")
 
 
 def labelled_mlm_loss(model, batch: dict):
@@ -187,7 +188,7 @@ def run_mlm_training(
     *,
     max_steps: int,
     learning_rate: float,
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     warmup_ratio: float = 0.05,
     weight_decay: float = 0.0,
     seed: int = 0,
@@ -219,7 +220,7 @@ def run_mlm_training(
     first = next(iter(train_blocks), None)  # a streamed dataset is only read here
     if first is None:
         raise InputError(too_short("max_seq_length"))
-    check_fits(model, len(first["input_ids"]), "training blocks")
+    sequence_length(model.config, len(first["input_ids"]), "training blocks")
     collator = mlm_collator(tokenizer, seed=seed)
     callbacks = [*(callbacks or []), MaskingEpoch(collator)]
     optimizer = None
@@ -243,10 +244,12 @@ def run_mlm_training(
 
 
 @torch.no_grad()
-def heldout_mlm_loss(model, tokenizer, texts, *, max_seq_length: int = 128, batch_size: int = 32, seed: int = 0) -> float:
-    """Mean masked-LM loss over held-out text, with masks fixed by `seed` so every model sees the same ones."""
+def heldout_mlm_loss(model, tokenizer, texts, *, max_seq_length: int | None = None, batch_size: int = BATCH_SIZE,
+                     seed: int = 0) -> float:
+    """Mean masked-LM loss over held-out text in blocks of `max_seq_length` tokens (`xlmr.sequence_length`), with
+    masks fixed by `seed` so every model sees the same ones."""
     check_positive(batch_size=batch_size)
-    check_fits(model, max_seq_length, "blocks")
+    max_seq_length = sequence_length(model.config, max_seq_length, "blocks")
     blocks = mlm_blocks(texts, tokenizer, max_seq_length)  # raises if the text is shorter than one block
     collate = mlm_collator(tokenizer, seed=seed)
     was_training = model.training

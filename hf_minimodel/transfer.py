@@ -20,8 +20,9 @@ from transformers import (
 )
 
 from . import freezing
-from .checks import InputError, check_sequence_length, fix, local_folder, read_json, weight_shapes
+from .checks import InputError, fix, local_folder, read_json, weight_shapes
 from .configuration_minimodel import stock_config
+from .defaults import BATCH_SIZE, STEP3
 from .pooling import sentence_embeddings
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .registry import holds_mini_model
@@ -29,6 +30,7 @@ from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy
 from .tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
 from .progress import close_progress, readable_progress
 from .training import MeanLossTrainer, TrainingReport, training_arguments
+from .xlmr import sequence_length
 
 TASK_KINDS = ("classification", "qa")
 TASK_AUTO_CLASSES = {"classification": AutoModelForSequenceClassification, "qa": AutoModelForQuestionAnswering}
@@ -120,10 +122,10 @@ def finetune(
     *,
     kind: str = "classification",
     lora=False,
-    max_steps: int = 1000,
-    learning_rate: float = 5e-5,
-    batch_size: int = 32,
-    max_seq_length: int = 128,
+    max_steps: int = STEP3.steps,
+    learning_rate: float = STEP3.learning_rate,
+    batch_size: int = BATCH_SIZE,
+    max_seq_length: int | None = None,
     doc_stride: int = 64,
     warmup_ratio: float = 0.1,
     seed: int = 0,
@@ -135,9 +137,9 @@ def finetune(
     `train_dataset` has `text_a`, `text_b`, `label` (classification) or `question`, `context`, `answers` (QA).
     `lora=True` (or a `peft.LoraConfig`) trains low-rank adapters on the attention projections plus the task head
     instead of the whole body, then merges them back, so what comes out is a plain model a language pack applies to.
-    Returns `(model, TrainingReport)`.
+    Examples are cut at `max_seq_length` tokens (`xlmr.sequence_length`). Returns `(model, TrainingReport)`.
     """
-    check_sequence_length(max_seq_length)
+    max_seq_length = sequence_length(model.config, max_seq_length)
     freezing.for_step3(model)  # the embedding layer stays as step 2's packs expect it
     if kind == "classification":
         features, collator = _encode_classification(train_dataset, tokenizer, max_seq_length), DataCollatorWithPadding(tokenizer)
@@ -197,7 +199,7 @@ def evaluate_zero_shot(
     tokenizer=None,
     kind: str = "classification",
     batch_size: int = 64,
-    max_seq_length: int = 128,
+    max_seq_length: int | None = None,
     doc_stride: int = 64,
     check_base: bool = True,
 ) -> dict:
@@ -205,9 +207,10 @@ def evaluate_zero_shot(
 
     With `pack`, a copy of `model` gets the pack's vocabulary first (the zero-shot transfer); without, `tokenizer`
     is used as is (e.g. the source-language evaluation). Returns the metric(s), the number of examples and, for
-    classification, the majority-class baseline of `dataset`.
+    classification, the majority-class baseline of `dataset`. Examples are cut at `max_seq_length` tokens
+    (`xlmr.sequence_length`).
     """
-    check_sequence_length(max_seq_length)
+    max_seq_length = sequence_length(model.config, max_seq_length)
     if pack is not None:
         model = pack.apply(copy.deepcopy(model), check_base=check_base)
         tokenizer = pack.tokenizer
@@ -250,7 +253,7 @@ def evaluate_retrieval(
     pack=None,
     tokenizer=None,
     batch_size: int = 64,
-    max_seq_length: int = 128,
+    max_seq_length: int | None = None,
     prefix: str = "",
     check_base: bool = True,
 ) -> dict:
@@ -259,7 +262,9 @@ def evaluate_retrieval(
     The probe's source-language queries are embedded by `model` as it is (with `source_tokenizer`); its
     target-language pool by a copy of `model` with `pack` applied (or, without a pack, by `model` with `tokenizer`,
     e.g. the base model's own vocabulary as the upper line). Returns accuracy@1, the pool size and chance (1/pool).
+    Verses are cut at `max_seq_length` tokens (`xlmr.sequence_length`).
     """
+    max_seq_length = sequence_length(model.config, max_seq_length)
     if pack is not None:
         target_model, tokenizer = pack.apply(copy.deepcopy(model), check_base=check_base), pack.tokenizer
     elif tokenizer is not None:

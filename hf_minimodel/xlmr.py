@@ -3,7 +3,8 @@
 A language pack or a mini-model belongs to one base model, told by the fingerprint of the embedding layer's frozen
 parts (`base_fingerprint`, checked by `check_same_base` wherever packs and mini-models meet a model); XLM-R numbers
 positions from its pad id, so a target tokenizer keeps it (`check_pad_id`) and a sequence fits the position table
-less the ids below the first position (`max_sequence_length`).
+less the ids below the first position (`max_sequence_length`): what `sequence_length`, the one policy for a sequence
+length, fits a default to and refuses a longer length against.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checks import InputError, WrongModelError, fix, weight_files
+from .checks import InputError, WrongModelError, check_sequence_length, fix, weight_files
+from .defaults import MAX_SEQ_LENGTH
 
 
 # The embedding layer minus its vocabulary. The target embeddings are aligned to these weights (and to the layers,
@@ -112,14 +114,22 @@ def max_sequence_length(config) -> int:
     return config.max_position_embeddings - (config.pad_token_id or 0) - 1
 
 
-def check_fits(model, max_seq_length: int, what: str) -> None:
-    limit = max_sequence_length(model.config)
+def sequence_length(config, max_seq_length: int | None = None, what: str = "sequences") -> int:
+    """The one policy for the length of sequences, in every step of the library and every command of the CLI:
+    `None` (every default) is `defaults.MAX_SEQ_LENGTH` tokens, or the whole position table of a model that holds
+    fewer; a length asked for is checked (`checks.check_sequence_length`) and, where the model's position table
+    cannot hold it, refused rather than cut, so that a run asked to read 512 tokens never reads fewer unsaid."""
+    limit = max_sequence_length(config)
+    if max_seq_length is None:
+        return min(MAX_SEQ_LENGTH, limit)
+    check_sequence_length(max_seq_length)
     if max_seq_length > limit:
         raise InputError(
             f"{what} of {max_seq_length} tokens do not fit the model's position table ({limit} tokens): "
             f"{fix(f'pass max_seq_length={limit} or less', f'pass --max-seq-length {limit} or less')}"
         )
+    return max_seq_length
 
 
-__all__ = ["base_fingerprint", "check_fits", "check_pad_id", "check_same_base", "folder_fingerprint", "max_sequence_length",
-           "xlmr_body"]
+__all__ = ["base_fingerprint", "check_pad_id", "check_same_base", "folder_fingerprint", "max_sequence_length",
+           "sequence_length", "xlmr_body"]

@@ -5,14 +5,24 @@
 columns (`source=`).
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
 
-from datasets import Dataset
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..checks import InputError
 
+if TYPE_CHECKING:  # the task names below are read by `minimodel --help`, which imports no datasets
+    from datasets import Dataset
+
 TASKS = ("bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad", "mlqa")
 QA_TASKS = ("squad", "mlqa")  # extractive question answering; the others are classification
+# Step 4 without step 3, for embedding models (`transfer.evaluate_retrieval`): no task model, so no `load_task`.
+RETRIEVAL = "bible-retrieval"
+# What step 3 trains on in the source language (MLQA has no training split: SQuAD is its English training set), and
+# what step 4 evaluates in the target languages (SQuAD is English only).
+SOURCE_TASKS = ("bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad")
+TARGET_TASKS = ("bible-genre", "bible-paraphrase", RETRIEVAL, "xnli", "pawsx", "mlqa")
 
 
 def task_kind(name: str) -> str:
