@@ -112,15 +112,6 @@ def _checkpoints(args) -> Path:
     return args.output.with_name(args.output.name + ".checkpoints")
 
 
-def _write_log(folder: Path, history: list) -> None:
-    """The Trainer's log entries (loss, learning rate, throughput) as JSON lines: what the console no longer shows."""
-    from .saving import is_main_process
-
-    if not is_main_process():  # under torchrun the first process writes, into the folder only it saved
-        return
-    (folder / "training_log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in history), encoding="utf-8")
-
-
 def _tokenizer_cmd(args) -> int:
     from .saving import atomic_directory
     from .tokenizer import train_target_tokenizer
@@ -154,7 +145,7 @@ def _pretrain_cmd(args) -> int:
 
     from .modeling_minimodel import XLMRobertaForDualMLM
     from .pretraining import pretrain_mlm, source_config
-    from .saving import atomic_directory
+    from .saving import save_trained
     from .tokenizer import check_mlm_tokenizer
     from .blocks import check_one_block
 
@@ -171,10 +162,7 @@ def _pretrain_cmd(args) -> int:
     _begin_work(args)
     report = pretrain_mlm(model, tokenizer, texts, _checkpoints(args), weight_decay=0.01, **_training_kwargs(args))
     # Saved after training, not around it: an interrupted run leaves no temporary folder beside the output.
-    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        _write_log(tmp, report.log_history)
+    save_trained(args.output, model, tokenizer, report=report, overwrite=args.overwrite)
     print(f"Step 1: {report.steps} steps, {report.tokens} tokens, {report.flops:.3e} FLOPs, {report.seconds:.0f} s; model in {args.output}")
     return 0
 
@@ -182,7 +170,7 @@ def _pretrain_cmd(args) -> int:
 def _minipost_cmd(args) -> int:
     from .adapter import MiniModelAdapter, load_full_model
     from .mini_model import minipost_config
-    from .saving import atomic_directory
+    from .saving import save_trained
     from .blocks import check_one_block
 
     _claim_output(args, args.train, args.model, args.tokenizer)
@@ -198,10 +186,7 @@ def _minipost_cmd(args) -> int:
     mini = adapter.build_minipost(tokenizer, texts, _checkpoints(args),
                                   mini_num_layers=args.mini_num_layers, num_new_layers=args.new_layers, **_training_kwargs(args))
     report = adapter.minipost_report
-    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
-        mini.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        _write_log(tmp, report.log_history)
+    save_trained(args.output, mini, tokenizer, report=report, overwrite=args.overwrite)
     print(f"Step 1b (MiniPost): {report.steps} steps, {report.flops:.3e} FLOPs, {report.seconds:.0f} s; mini-model in {args.output}")
     return 0
 
@@ -291,8 +276,7 @@ def _train_embeddings_cmd(args) -> int:
         base_model=str(args.model), callbacks=[log], start_rows_learning_rate=args.start_rows_learning_rate,
         **_training_kwargs(args),
     )
-    pack.save_pretrained(args.output, overwrite=args.overwrite)
-    _write_log(args.output, log.history)
+    pack.save_pretrained(args.output, overwrite=args.overwrite, log_history=log.history)
     meta = pack.metadata
     print(InitReport(**meta["init_report"]).summary())
     print(f"Step 2 ({meta['method']}): {meta['train_steps']} steps, {meta['train_flops']:.3e} FLOPs, {meta['train_seconds']:.0f} s; language pack in {args.output}")
@@ -376,7 +360,7 @@ def _demo(args) -> int:
 
 def _finetune_cmd(args) -> int:
     """Step 3: a task model fine-tuned on source-language data, embedding layer frozen."""
-    from .saving import atomic_directory, scratch_folder
+    from .saving import save_trained, scratch_folder
     from .tasks import load_task
     from .transfer import finetune, load_task_model
 
@@ -392,13 +376,9 @@ def _finetune_cmd(args) -> int:
             model, tokenizer, task.dataset, checkpoints, kind=task.kind, lora=args.lora, max_steps=args.steps,
             learning_rate=args.learning_rate, batch_size=args.batch_size, max_seq_length=args.max_seq_length, seed=args.seed,
         )
-    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        _write_log(tmp, report.log_history)
-        (tmp / "finetune.json").write_text(json.dumps({"task": args.task, "language": args.language, "steps": report.steps,
-                                                       "seconds": round(report.seconds, 1), "final_loss": report.final_loss,
-                                                       "train_examples": len(task.dataset), "lora": args.lora}, indent=2))
+    record = {"task": args.task, "language": args.language, "steps": report.steps, "seconds": round(report.seconds, 1),
+              "final_loss": report.final_loss, "train_examples": len(task.dataset), "lora": args.lora}
+    save_trained(args.output, model, tokenizer, report=report, records={"finetune.json": record}, overwrite=args.overwrite)
     print(f"Step 3: {args.task} ({args.language}), {report.steps} steps, {report.seconds:.0f} s; task model in {args.output}")
     return 0
 

@@ -31,7 +31,7 @@ from .modeling_minimodel import XLMRobertaForDualMLM
 from .sample import read_sample
 from .tasks.bible_tasks import RetrievalProbe
 from .transfer import evaluate_retrieval
-from .saving import atomic_directory
+from .saving import atomic_directory, save_trained
 from .target_embeddings import start_target_vocabulary
 from .tokenizer import train_target_tokenizer
 from .pretraining import pretrain_mlm, source_config
@@ -70,10 +70,8 @@ def source_model(config: DemoConfig, work_dir: Path):
             max_seq_length=config.max_seq_length, seed=config.seed, weight_decay=0.01,
             train_word_embeddings=config.base == "toy",  # a pretrained vocabulary is kept (pretrain_mlm says why)
         )
-        with atomic_directory(folder, overwrite=True) as tmp:
-            model.save_pretrained(tmp / "model")
-            tokenizer.save_pretrained(tmp / "tokenizer")
-            (tmp / "step1.json").write_text(json.dumps(dataclasses.asdict(report) | {"log_history": None}, indent=2))
+        save_trained(folder, model, tokenizer, model_folder="model", tokenizer_folder="tokenizer", overwrite=True,
+                     records={"step1.json": dataclasses.asdict(report) | {"log_history": None}})
     else:
         _say(f"Step 1: using the cached English source model in {folder}")
     model = XLMRobertaForDualMLM.from_pretrained(folder / "model")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 import os
 import struct
 from collections.abc import Mapping, Sequence
@@ -28,7 +27,7 @@ from transformers import BertConfig, PreTrainedTokenizerFast
 
 from .checks import InputError
 from .convert import bert_to_xlm_roberta
-from .saving import atomic_directory
+from .saving import save_trained
 from .defaults import cache_dir as default_cache_dir
 from .pooling import sentence_embeddings
 from .tokenizer import BOS, EOS, MASK, PAD, UNK, xlmr_special_tokens
@@ -365,11 +364,7 @@ def e5_small(cache_dir: str | os.PathLike | None = None) -> Path:
         "embeddings": "mean of the last hidden states over all tokens, L2-normalised, text prefixed with "
                       "'query: ' or 'passage: ' (hf_minimodel.convert.e5_embed)",
     }
-    with atomic_directory(folder, overwrite=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "conversion.json").write_text(json.dumps(provenance, indent=2) + "\n")
-    return folder
+    return save_trained(folder, model, tokenizer, records={"conversion.json": provenance}, overwrite=True)
 
 
 @torch.no_grad()

