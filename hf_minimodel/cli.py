@@ -384,14 +384,49 @@ def _finetune_cmd(args) -> int:
 
 
 def _evaluate_cmd(args) -> int:
-    """Step 4: each language pack swapped into the task model, evaluated zero-shot."""
-    from .language_pack import LanguagePack
+    """Step 4: each language pack swapped into the task model (for bible-retrieval, the base model), evaluated
+    zero-shot (`transfer.ZeroShotEvaluation`, which reads every language's test data before the model loads)."""
+    from .adapter import load_full_model
+    from .tasks import RETRIEVAL, task_kind
+    from .transfer import ZeroShotEvaluation, check_fine_tuned, load_fine_tuned
 
     if args.output:
         _claim_output(args, args.model, args.tokenizer, args.test_file, *args.pack)
-    if not args.pack and not args.source_language and not (args.task == "bible-retrieval" and args.language):
+    retrieval = args.task == RETRIEVAL
+    if not args.pack and not args.source_language and not (retrieval and args.language):
         raise InputError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
     config = _config(args.model)
+    runs = [(pack, pack.metadata["language"] or args.language) for pack in _packs(args, config)]
+    tokenizer = None
+    if retrieval:  # the source language is the queries' (default en); without a pack, --language's own vocabulary
+        tokenizer = _model_tokenizer(args, config)
+        _sequence_length(args, config)
+        runs += [(None, args.language)] if args.language and not runs else []
+        if not runs:
+            raise InputError("nothing to evaluate: pass --pack (language packs), or --language for the model's own vocabulary")
+    else:  # with --source-language, the task model as it is in the source language too
+        check_fine_tuned(args.model, task_kind(args.task))  # a model without a trained head: refused before the data is read
+        runs = ([(None, args.source_language)] if args.source_language else []) + runs
+    step4 = ZeroShotEvaluation(args.task, [language for _, language in runs], source_language=args.source_language or "en",
+                               num_candidates=args.num_candidates, source=args.test_file, max_examples=args.max_examples,
+                               seed=args.seed)
+    if not retrieval:
+        tokenizer = _model_tokenizer(args, config) if args.source_language else None
+        _sequence_length(args, config)
+        check_fine_tuned(args.model, task_kind(args.task), step4.label_names)  # and a head for other labels
+    _begin_work(args)
+    model = load_full_model(args.model) if retrieval else load_fine_tuned(args.model, task_kind(args.task), step4.label_names)
+    rows = step4.rows(model, runs, tokenizer=tokenizer, max_seq_length=args.max_seq_length, prefix=args.prefix,
+                      check_base=not args.no_check_base)
+    print(format_rows(rows, step4.metric))
+    _write_results(args, rows)
+    return 0
+
+
+def _packs(args, config) -> list:
+    """--pack's language packs, each checked against --model's config and base before anything loads."""
+    from .language_pack import LanguagePack
+
     fingerprint = _fingerprint(args.model) if args.pack and not args.no_check_base else None
     packs = []
     for path in args.pack:
@@ -400,13 +435,7 @@ def _evaluate_cmd(args) -> int:
         if not (pack.metadata["language"] or args.language):
             raise InputError(f"the language pack {path} records no language: pass --language")
         packs.append(pack)
-    if args.task == "bible-retrieval":
-        rows, metric = _retrieval_rows(args, config, packs), "retrieval_at_1"
-    else:
-        rows, metric = _task_rows(args, config, packs)
-    print(format_rows(rows, metric))
-    _write_results(args, rows)
-    return 0
+    return packs
 
 
 def _write_results(args, results: list[dict]) -> None:
@@ -418,58 +447,6 @@ def _write_results(args, results: list[dict]) -> None:
         partial = args.output.with_name(f".{args.output.name}.partial")
         partial.write_text(json.dumps(results, indent=2))
         partial.replace(args.output)
-
-
-def _retrieval_rows(args, config, packs) -> list[dict]:
-    """Step 4 for embedding models: source-language verses embedded by the model as it is, their translations by the
-    model with each pack applied (and, with --language, with its own vocabulary: the upper line)."""
-    from .adapter import load_full_model
-    from .tasks.bible_tasks import default_code, retrieval_task
-    from .transfer import evaluate_retrieval
-
-    source_language = args.source_language or "en"
-    source_tokenizer = _model_tokenizer(args, config)
-    _sequence_length(args, config)
-    runs = [(pack, pack.metadata["language"] or args.language) for pack in packs]
-    runs += [(None, args.language)] if args.language and not packs else []
-    if not runs:
-        raise InputError("nothing to evaluate: pass --pack (language packs), or --language for the model's own vocabulary")
-    probes = [retrieval_task(default_code(source_language), default_code(language), "test",
-                             num_candidates=args.num_candidates, seed=args.seed) for _, language in runs]
-    _begin_work(args)
-    model = load_full_model(args.model)
-    rows = []
-    for (pack, language), probe in zip(runs, probes):
-        result = evaluate_retrieval(model, source_tokenizer, probe, pack=pack, tokenizer=None if pack else source_tokenizer,
-                                    max_seq_length=args.max_seq_length, prefix=args.prefix, check_base=not args.no_check_base)
-        rows.append({"language": language, "method": pack.metadata["method"] if pack else "own vocabulary",
-                     "task": args.task, "source_language": source_language, **result})
-    return rows
-
-
-def _task_rows(args, config, packs) -> tuple[list[dict], str | None]:
-    from .tasks import load_task, task_kind
-    from .transfer import check_fine_tuned, evaluate_zero_shot, load_fine_tuned
-
-    kind = task_kind(args.task)
-    check_fine_tuned(args.model, kind)  # a model without a trained head for the task: refused before the data is read
-    runs = [(None, args.source_language)] if args.source_language else []
-    runs += [(pack, pack.metadata["language"] or args.language) for pack in packs]
-    tasks = [load_task(args.task, language, "test", source=args.test_file, max_examples=args.max_examples, seed=args.seed)
-             for _, language in runs]
-    source_tokenizer = _model_tokenizer(args, config) if args.source_language else None
-    _sequence_length(args, config)
-    labels = tasks[0].label_names
-    check_fine_tuned(args.model, kind, labels)  # and a head for other labels
-    _begin_work(args)
-    model = load_fine_tuned(args.model, kind, labels)
-    rows = []
-    for (pack, language), task in zip(runs, tasks):
-        result = evaluate_zero_shot(model, task.dataset, pack=pack, tokenizer=None if pack else source_tokenizer,
-                                    kind=task.kind, max_seq_length=args.max_seq_length, check_base=not args.no_check_base)
-        rows.append({"language": language, "method": pack.metadata["method"] if pack else "source (no transfer)",
-                     "task": args.task, **result})
-    return rows, tasks[0].metric
 
 
 def format_rows(rows, metric) -> str:

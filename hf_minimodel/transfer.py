@@ -22,10 +22,11 @@ from transformers import (
 from . import freezing
 from .checks import InputError, fix, local_folder, read_json, weight_shapes
 from .configuration_minimodel import stock_config
-from .defaults import BATCH_SIZE, STEP3
+from .defaults import BATCH_SIZE, RETRIEVAL_CANDIDATES, STEP3
 from .pooling import sentence_embeddings
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .registry import holds_mini_model
+from .tasks import RETRIEVAL, load_task
 from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy
 from .tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
 from .progress import close_progress, readable_progress
@@ -281,3 +282,71 @@ def evaluate_retrieval(
         "num_candidates": len(probe.pool),
     }
 
+
+
+class ZeroShotEvaluation:
+    """Step 4 over several language packs of one task: the test data of each language read once, before any model is
+    loaded (so that a language without data, or a bad file, is refused first), then each pack swapped into the model,
+    or the model as it is, scored on its language. `minimodel evaluate` and benchmarks/reproduce.py both run step 4
+    through it.
+
+    ```python
+    step4 = ZeroShotEvaluation("bible-genre", ["en", "fr"])
+    rows = step4.rows(task_model, [(None, "en"), (french_pack, "fr")], tokenizer=source_tokenizer)
+    ```
+
+    Args:
+        task: a `load_task` task, or "bible-retrieval" (`tasks.RETRIEVAL`: for embedding models, no step 3):
+            `source_language` verses found among their translations, `num_candidates` of them (in the source language
+            itself, among its second translation: `tasks.bible_tasks.PARAPHRASE_PAIRS`).
+        languages: the languages whose test data to read.
+        source, max_examples, seed: `load_task`'s (`seed` also draws the retrieval candidates).
+    """
+
+    def __init__(self, task: str, languages, *, source_language: str = "en", num_candidates: int = RETRIEVAL_CANDIDATES,
+                 source=None, max_examples: int | None = None, seed: int = 0):
+        self.task, self.source_language = task, source_language
+        self.retrieval = task == RETRIEVAL
+        if self.retrieval:
+            from .tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
+
+            def read(language):
+                pool = PARAPHRASE_PAIRS[language][1] if language == source_language else default_code(language)
+                return retrieval_task(default_code(source_language), pool, "test", num_candidates=num_candidates, seed=seed)
+        else:
+            def read(language):
+                return load_task(task, language, "test", source=source, max_examples=max_examples, seed=seed)
+        self.data = {language: read(language) for language in dict.fromkeys(languages)}
+
+    @property
+    def metric(self) -> str:
+        """The headline metric's key in each row: retrieval_at_1, accuracy or f1."""
+        return "retrieval_at_1" if self.retrieval else next(iter(self.data.values())).metric
+
+    @property
+    def label_names(self) -> list[str] | None:
+        """The task's labels (classification), which the task model's head must have been fine-tuned for."""
+        return None if self.retrieval else next(iter(self.data.values())).label_names
+
+    def score(self, model, language: str, *, pack=None, tokenizer=None, max_seq_length: int | None = None,
+              prefix: str = "", check_base: bool = True) -> dict:
+        """`evaluate_zero_shot` (or `evaluate_retrieval`) of `model` with `pack` swapped in, or as it is with
+        `tokenizer` (its own: for retrieval, the source verses are embedded with it either way), on `language`."""
+        data = self.data[language]
+        own = None if pack is not None else tokenizer
+        if self.retrieval:
+            return evaluate_retrieval(model, tokenizer, data, pack=pack, tokenizer=own, max_seq_length=max_seq_length,
+                                      prefix=prefix, check_base=check_base)
+        return evaluate_zero_shot(model, data.dataset, pack=pack, tokenizer=own, kind=data.kind,
+                                  max_seq_length=max_seq_length, check_base=check_base)
+
+    def rows(self, model, runs, **options) -> list[dict]:
+        """One row per `(pack, language)` of `runs` (`pack` None: the model as it is, in the source language or, for
+        retrieval, with its own vocabulary, the upper line): language, method, task and the metrics (`score`)."""
+        rows = []
+        for pack, language in runs:
+            method = pack.metadata["method"] if pack is not None else ("own vocabulary" if self.retrieval else "source (no transfer)")
+            row = {"language": language, "method": method, "task": self.task}
+            row |= {"source_language": self.source_language} if self.retrieval else {}
+            rows.append(row | self.score(model, language, pack=pack, **options))
+        return rows
