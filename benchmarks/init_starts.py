@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 
-from hf_minimodel import atomic_directory, compare_inits, evaluate_retrieval, train_target_tokenizer
+from hf_minimodel import compare_inits, evaluate_retrieval, train_target_tokenizer
+from hf_minimodel.saving import atomic_directory
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
 

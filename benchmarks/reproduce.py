@@ -29,20 +29,19 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, XLMRobertaForMaskedLM
 
 from hf_minimodel import (
-    LanguagePack, LearningCurve, MiniModelAdapter, MiniModelForMaskedLM, XLMRobertaForDualMLM, all_minilm_l6,
-    atomic_directory, e5_small, evaluate_retrieval, evaluate_zero_shot, finetune, load_task, load_task_model,
-    pretrain_mlm, source_config, train_target_tokenizer,
+    LanguagePack, LearningCurve, MiniModelAdapter, MiniModelForMaskedLM, XLMRobertaForDualMLM, ZeroShotEvaluation,
+    all_minilm_l6, e5_small, finetune, load_task, load_task_model, pretrain_mlm, source_config, train_target_tokenizer,
 )
+from hf_minimodel.methods import METHODS
+from hf_minimodel.tasks import RETRIEVAL
 from hf_minimodel.tasks.bible import TRANSLATIONS, verses_for
-from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
-from hf_minimodel.tasks.metrics import majority_baseline
+from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code
 
 import report
+from work import cached_folder, cached_json, cached_step, check_settings, progress
 
 ENGLISH = ("k", "4")  # KJV and WEB: both public domain
-TASKS = ("bible-genre", "bible-paraphrase", "bible-retrieval")
-RETRIEVAL = "bible-retrieval"  # step 4 without step 3: English verses against their translations, no task model
-METHODS = ("standard", "minijoint", "minipost")
+TASKS = ("bible-genre", "bible-paraphrase", RETRIEVAL)  # retrieval: step 4 without step 3, no task model
 SOURCE_OF = {"standard": "plain", "minipost": "plain", "minijoint": "dual"}  # which step-1 model each method adapts
 BODIES = {"e5-small": e5_small, "minilm": all_minilm_l6}  # --init-model names built offline
 
@@ -58,7 +57,7 @@ DEFAULTS = dict(
     max_seq_length=64, seed=0, max_verses=None, standard_source="plain", init_model=None, source_model=None,
     dual_model=None, bf16=False, relearn_control=False,
 )
-# What the caches in --work do not depend on: everything else is checked against the folder (check_work_folder).
+# What the caches in --work do not depend on: everything else is checked against the folder (work.check_settings).
 # Step-2 packs are named by language, method, init and steps, so inits and languages may be added to a folder.
 NOT_CACHED = ("languages", "methods", "tasks", "inits", "work", "output_dir", "relearn_control")
 
@@ -116,127 +115,69 @@ def texts(codes, max_verses=None):
     return out
 
 
-def progress(stage, *labels, since=None, note=""):
-    seconds = f"{time.perf_counter() - since:8.1f} s" if since is not None else ""
-    print(f"{stage:<8} {' '.join(labels):<40} {seconds} {note}".rstrip(), flush=True)
-
-
-def cached_folder(folder: Path, make) -> Path:
-    """`make(tmp)` fills the folder once, atomically: a killed run never leaves a folder that looks finished."""
-    if not folder.exists():
-        with atomic_directory(folder) as tmp:
-            make(tmp)
-    return folder
-
-
-def cached_json(path: Path, compute):
-    if not path.exists():
-        report.write_json(path, compute())
-    return json.loads(path.read_text())
-
-
-def check_work_folder(args) -> None:
-    settings = {k: v for k, v in report.json_settings(args).items() if k not in NOT_CACHED}
-    path = args.work / "settings.json"
-    if not path.exists():
-        return report.write_json(path, settings)
-    saved, defaults = json.loads(path.read_text()), report.json_settings(parse_args([]))
-    changed = [f"--{k.replace('_', '-')} {saved.get(k, defaults[k])} (now {v})" for k, v in settings.items()
-               if saved.get(k, defaults[k]) != v]
-    if changed:
-        raise SystemExit(f"{args.work} holds stages made with other settings: {', '.join(changed)}. Choose another "
-                         "--work, or delete it to start over")
-
-
-# Steps 1 and 1b
-
-
 @functools.cache
 def init_model_path(name: str) -> str:
     return str(BODIES[name]()) if name in BODIES else name
 
 
+def tokenizer_for(args, name, train):
+    """A new tokenizer of --vocab-size pieces trained on `train` (cached as tokenizers/`name`)."""
+    return AutoTokenizer.from_pretrained(cached_folder(args.work / "tokenizers" / name, lambda tmp: train_target_tokenizer(
+        train, vocab_size=args.vocab_size).save_pretrained(tmp)))
+
+
 def source_tokenizer(args):
     given = args.source_model or args.dual_model or (args.init_model and init_model_path(args.init_model))
-    if given:
-        return AutoTokenizer.from_pretrained(given)
-    folder = cached_folder(args.work / "tokenizers" / "en", lambda tmp: train_target_tokenizer(
-        texts(ENGLISH, args.max_verses), vocab_size=args.vocab_size).save_pretrained(tmp))
-    return AutoTokenizer.from_pretrained(folder)
+    return AutoTokenizer.from_pretrained(given) if given else tokenizer_for(args, "en", texts(ENGLISH, args.max_verses))
 
 
 def pretrained_source(args, name, tokenizer):
-    """Step 1 (cached): the plain or the dual English model, from one seed, data and budget."""
-    def make(tmp):
-        started = time.perf_counter()
-        torch.manual_seed(args.seed)
-        if args.init_model:  # continued training of a pretrained encoder: both source models start from it
-            init = init_model_path(args.init_model)
-            model = (XLMRobertaForMaskedLM.from_pretrained(init) if name == "plain"
-                     else XLMRobertaForDualMLM.from_pretrained(init, mini_num_layers=args.mini_num_layers))
-        else:
-            shape = dict(hidden_size=args.hidden_size, num_layers=args.num_layers)
-            model_class = XLMRobertaForMaskedLM if name == "plain" else XLMRobertaForDualMLM
-            model = model_class(source_config(tokenizer, **shape, mini_num_layers=None if name == "plain" else args.mini_num_layers))
-        english = texts(ENGLISH, args.max_verses)
-        done = pretrain_mlm(model, tokenizer, english, args.work / "ckpt" / f"source-{name}", max_steps=args.source_steps,
-                            learning_rate=args.source_lr, batch_size=args.batch_size, weight_decay=0.01, seed=args.seed,
-                            max_seq_length=args.max_seq_length, train_word_embeddings=not args.init_model,
-                            body_learning_rate=args.body_lr, bf16=args.bf16)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "step1.json").write_text(json.dumps({"steps": done.steps, "flops": done.flops, "seconds": done.seconds,
-                                                    "final_loss": done.final_loss, "verses": len(english)}))
-        progress("step 1", "en", name, since=started)
-
-    folder = cached_folder(args.work / f"source-{name}", make)
-    return (XLMRobertaForMaskedLM if name == "plain" else XLMRobertaForDualMLM).from_pretrained(folder)
+    """Step 1: the plain or the dual English model, from one seed, data and budget."""
+    torch.manual_seed(args.seed)
+    dual = {} if name == "plain" else {"mini_num_layers": args.mini_num_layers}
+    model_class = XLMRobertaForMaskedLM if name == "plain" else XLMRobertaForDualMLM
+    if args.init_model:  # continued training of a pretrained encoder: both source models start from it
+        model = model_class.from_pretrained(init_model_path(args.init_model), **dual)
+    else:
+        model = model_class(source_config(tokenizer, hidden_size=args.hidden_size, num_layers=args.num_layers, **dual))
+    english = texts(ENGLISH, args.max_verses)
+    done = pretrain_mlm(model, tokenizer, english, args.work / "ckpt" / f"source-{name}", max_steps=args.source_steps,
+                        learning_rate=args.source_lr, batch_size=args.batch_size, weight_decay=0.01, seed=args.seed,
+                        max_seq_length=args.max_seq_length, train_word_embeddings=not args.init_model,
+                        body_learning_rate=args.body_lr, bf16=args.bf16)
+    return model, tokenizer, {"step1.json": {"steps": done.steps, "flops": done.flops, "seconds": done.seconds,
+                                             "final_loss": done.final_loss, "verses": len(english)}}
 
 
 def source_models(args, tokenizer) -> dict:
-    """The source model each method adapts, by source_of's names."""
+    """Step 1 (cached), or given: the source model each method adapts, by source_of's names."""
     models = {}
     for name in sorted({source_of(args, method) for method in args.methods}):
         given = args.source_model if name == "plain" else args.dual_model
-        model_class = AutoModelForMaskedLM if name == "plain" else XLMRobertaForDualMLM
-        models[name] = model_class.from_pretrained(given) if given else pretrained_source(args, name, tokenizer)
+        folder = given or cached_step(args.work / f"source-{name}", functools.partial(pretrained_source, args, name, tokenizer),
+                                      "step 1", "en", name)
+        models[name] = (AutoModelForMaskedLM if name == "plain" else XLMRobertaForDualMLM).from_pretrained(folder)
     return models
 
 
 def minipost_model(args, plain, tokenizer):
     """Step 1b (cached)."""
-    def make(tmp):
-        started = time.perf_counter()
+    def make():
         adapter = MiniModelAdapter(plain)
         mini = adapter.build_minipost(tokenizer, texts(ENGLISH, args.max_verses), args.work / "ckpt" / "minipost",
                                       mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
                                       learning_rate=args.minipost_lr or args.source_lr, batch_size=args.batch_size,
                                       seed=args.seed, max_seq_length=args.max_seq_length, bf16=args.bf16)
-        mini.save_pretrained(tmp)
         done = adapter.minipost_report
-        (tmp / "step1b.json").write_text(json.dumps({"steps": done.steps, "flops": done.flops, "seconds": done.seconds,
-                                                     "final_loss": done.final_loss}))
-        progress("step 1b", "en", "minipost", since=started)
+        return mini, None, {"step1b.json": {"steps": done.steps, "flops": done.flops, "seconds": done.seconds,
+                                            "final_loss": done.final_loss}}
 
-    return MiniModelForMaskedLM.from_pretrained(cached_folder(args.work / "minipost", make))
-
-
-# Step 2
-
-
-def target_tokenizer(args, language, train):
-    folder = cached_folder(args.work / "tokenizers" / language, lambda tmp: train_target_tokenizer(
-        train, vocab_size=args.vocab_size).save_pretrained(tmp))
-    return AutoTokenizer.from_pretrained(folder)
+    return MiniModelForMaskedLM.from_pretrained(cached_step(args.work / "minipost", make, "step 1b", "en", "minipost"))
 
 
 def snapshot_steps(max_steps: int, count: int) -> list[int]:
     """Step 0, then `count` global steps evenly spaced over step 2, the last one `max_steps`."""
     return sorted({0} | {max(1, round(max_steps * i / count)) for i in range(1, count + 1)})
-
-
-def pack_name(language, method, init, args) -> str:
-    return f"{language}-{method}-{init}-{args.step2_steps}steps"
 
 
 def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, init) -> Path:
@@ -251,7 +192,7 @@ def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, 
         started = time.perf_counter()
         train = texts(ENGLISH if relearn else PARAPHRASE_PAIRS.get(language, (default_code(language),)), args.max_verses)
         pretrained = args.init_model or args.source_model or args.dual_model
-        new_tokenizer = tokenizer if relearn and not pretrained else target_tokenizer(args, "en-new" if relearn else language, train)
+        new_tokenizer = tokenizer if relearn and not pretrained else tokenizer_for(args, "en-new" if relearn else language, train)
         curve = LearningCurve(snapshot_steps(args.step2_steps, args.snapshots))
         pack = MiniModelAdapter(model).train_embeddings(
             new_tokenizer, train, args.work / "ckpt" / "step2" / tmp.name, mini_model=mini, source_tokenizer=tokenizer,
@@ -263,41 +204,36 @@ def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, 
             snapshot.save_pretrained(tmp / f"step-{snapshot.metadata['train_steps']}")
         progress("step 2", language, method, init, since=started)
 
-    return cached_folder(args.work / "packs" / pack_name(language, method, init, args), make)
-
-
-# Step 3
+    return cached_folder(args.work / "packs" / f"{language}-{method}-{init}-{args.step2_steps}steps", make)
 
 
 def task_model_folder(args, source_name, model, tokenizer, task_name) -> Path:
     """Step 3 (cached): an English task model on one source model, embedding layer frozen."""
-    def make(tmp):
-        started = time.perf_counter()
+    folder = args.work / "tasks" / f"{source_name}-{task_name}"
+
+    def make():
         task = load_task(task_name, "en", "train", max_examples=args.task_train_examples, seed=args.seed)
         trained, done = finetune(load_task_model(model, task.kind, task.label_names), tokenizer, task.dataset,
-                                 args.work / "ckpt" / "step3" / tmp.name, kind=task.kind, max_steps=args.step3_steps,
+                                 args.work / "ckpt" / "step3" / folder.name, kind=task.kind, max_steps=args.step3_steps,
                                  learning_rate=args.step3_lr, batch_size=args.batch_size, seed=args.seed, bf16=args.bf16)
-        trained.save_pretrained(tmp)
-        (tmp / "step3.json").write_text(json.dumps({"steps": done.steps, "seconds": done.seconds, "final_loss": done.final_loss}))
-        progress("step 3", "en", source_name, task_name, since=started)
+        return trained, None, {"step3.json": {"steps": done.steps, "seconds": done.seconds, "final_loss": done.final_loss}}
 
-    return cached_folder(args.work / "tasks" / f"{source_name}-{task_name}", make)
+    return cached_step(folder, make, "step 3", "en", source_name, task_name)
 
 
-# Step 4
+def scorer(args, task_name, language, tokenizer):
+    """`score(model, pack=None)`: zero-shot accuracy (retrieval@1) with `pack` swapped into `model`, or with `model`
+    as it is, with the baseline (the majority class, or chance) and the size of the test data, read once here
+    (retrieval: English KJV verses among the language's translations; in English, among the WEB's)."""
+    step4 = ZeroShotEvaluation(task_name, [language], num_candidates=args.task_test_examples,
+                               max_examples=args.task_test_examples, seed=args.seed)
 
+    def score(model, pack=None) -> dict:
+        result = step4.score(model, language, pack=pack, tokenizer=tokenizer)
+        return {"accuracy": result[step4.metric], "majority_baseline": result.get("chance", result.get("majority_baseline")),
+                "n": result.get("num_candidates", result["num_examples"])}
 
-def scorer(args, task_name, language, model, tokenizer, query_code=None):
-    """`(score(pack=None), baseline, n)`: zero-shot accuracy (retrieval@1 for bible-retrieval) with `pack` swapped
-    into `model`, or with `model` and `tokenizer` as they are; baseline: the majority class, or chance."""
-    if task_name == RETRIEVAL:
-        pool = ENGLISH[1] if language == "en" else default_code(language)  # English: KJV among the WEB's verses
-        probe = retrieval_task(ENGLISH[0], pool, "test", num_candidates=args.task_test_examples, seed=args.seed)
-        return (lambda pack=None: evaluate_retrieval(model, tokenizer, probe, pack=pack, tokenizer=None if pack else tokenizer)
-                ["retrieval_at_1"]), 1 / len(probe.pool), len(probe.pool)
-    target = load_task(task_name, language, "test", max_examples=args.task_test_examples, seed=args.seed)
-    return (lambda pack=None: evaluate_zero_shot(model, target.dataset, pack=pack, tokenizer=None if pack else tokenizer)
-            ["accuracy"]), majority_baseline(target.dataset), len(target.dataset)
+    return score
 
 
 def transfer_run(args, model, tokenizer, task_name, language, method, init, packs) -> dict:
@@ -306,17 +242,16 @@ def transfer_run(args, model, tokenizer, task_name, language, method, init, pack
     scored_language = "en" if language == "en-relearned" else language
 
     def compute():
-        started = time.perf_counter()
-        score, baseline, n = scorer(args, task_name, scored_language, model(), tokenizer)
-        curve = []
+        started, score, curve = time.perf_counter(), scorer(args, task_name, scored_language, tokenizer), []
         for folder in sorted(packs.glob("step-*"), key=lambda folder: int(folder.name.split("-")[1])):
             meta = (pack := LanguagePack.from_pretrained(folder)).metadata
+            scored = score(model(), pack)
             curve.append({"step": meta["train_steps"], "flops": meta["train_flops"], "seconds": meta["train_seconds"],
-                          "accuracy": score(pack)})
+                          "accuracy": scored["accuracy"]})
         progress("step 4", language, method, init, task_name, since=started, note=f"best {max(p['accuracy'] for p in curve):.3f}")
         return {"language": scored_language, "script": TRANSLATIONS[default_code(scored_language)].script,
                 "task": task_name, "method": method, "init": init, "control": language == "en-relearned",
-                "majority_baseline": baseline, "n": n, "curve": curve}
+                "majority_baseline": scored["majority_baseline"], "n": scored["n"], "curve": curve}
 
     return cached_json(args.work / "eval" / f"{packs.name}-{task_name}.json", compute)
 
@@ -325,9 +260,8 @@ def own_vocabulary_run(args, model, tokenizer, task_name, language, source_name)
     """The language read with the source model's own vocabulary, no step 2: English itself (the source language), or
     a target language (an upper line for a multilingual body, a baseline for an English-only one)."""
     def compute():
-        score, baseline, n = scorer(args, task_name, language, model(), tokenizer)
-        return {"language": language, "task": task_name, "source": source_name, "accuracy": score(),
-                "majority_baseline": baseline, "n": n}
+        return {"language": language, "task": task_name, "source": source_name,
+                **scorer(args, task_name, language, tokenizer)(model())}
 
     return cached_json(args.work / "eval" / f"own-{source_name}-{language}-{task_name}.json", compute)
 
@@ -339,7 +273,7 @@ def main(argv=None):
     if args.source_model and not args.dual_model and "minijoint" in args.methods:
         print("note: MiniJoint is skipped: --source-model is a plain model, pass --dual-model for MiniJoint's dual model")
         args.methods = [method for method in args.methods if method != "minijoint"]
-    check_work_folder(args)
+    check_settings(args, parse_args([]), NOT_CACHED)
 
     tokenizer = source_tokenizer(args)
     sources = source_models(args, tokenizer)

@@ -17,10 +17,9 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 
-from hf_minimodel import e5_small, pretrain_mlm, sentence_embeddings
+from hf_minimodel import e5_small, evaluate_retrieval, pretrain_mlm
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import retrieval_task
-from hf_minimodel.tasks.metrics import retrieval_accuracy
 
 ENGLISH = ("k", "4")  # KJV and WEB's train split: the benchmark's English training text
 
@@ -30,11 +29,8 @@ def texts(codes):
 
 
 def retrieval(model, tokenizer, probe) -> float:
-    model.eval()
-    queries = sentence_embeddings(model, tokenizer, probe.queries, max_seq_length=128)
-    pool = sentence_embeddings(model, tokenizer, probe.pool, max_seq_length=128)
-    model.train()
-    return round(retrieval_accuracy(queries, pool, probe.gold), 3)
+    # e5's own vocabulary on both sides: queries and pool embedded by the model as it is (in eval mode, as always).
+    return round(evaluate_retrieval(model, tokenizer, probe, tokenizer=tokenizer, max_seq_length=128)["retrieval_at_1"], 3)
 
 
 def main(head_lr: str, body_lr: str, steps: str) -> None:

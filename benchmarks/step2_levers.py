@@ -21,18 +21,16 @@ import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 
 from hf_minimodel import (
-    LanguagePack,
     LearningCurve,
     MiniModelAdapter,
     MiniModelForMaskedLM,
     XLMRobertaForDualMLM,
-    atomic_directory,
     evaluate_retrieval,
     heldout_mlm_loss,
     initialisation,
-    train_target_embeddings,
     train_target_tokenizer,
 )
+from hf_minimodel.saving import atomic_directory, save_trained
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
 
@@ -114,29 +112,26 @@ def main(argv=None):
     source = source_class.from_pretrained(args.source).eval()
     source_tokenizer = AutoTokenizer.from_pretrained(args.source)
     full = MiniModelAdapter(source).full_masked_lm().eval().to(device)
-    if args.method == "standard":
-        model = full
-    elif args.method == "minijoint":
-        model = MiniModelAdapter(source).export_mini_model()
-    else:
+    mini = None  # the standard approach: step 2 over the full model
+    if args.method == "minijoint":
+        mini = MiniModelAdapter(source).export_mini_model()
+    elif args.method == "minipost":
         if not Path(args.minipost).exists():
             adapter = MiniModelAdapter(source)
-            mini = adapter.build_minipost(source_tokenizer, texts("en", "train"), args.work / "ckpt" / "minipost",
-                                          mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
-                                          learning_rate=args.minipost_lr, batch_size=args.batch_size,
-                                          max_seq_length=args.max_seq_length, seed=args.seed, disable_tqdm=True)
-            with atomic_directory(args.minipost) as tmp:
-                mini.save_pretrained(tmp)
-                done = adapter.minipost_report
-                (tmp / "step1b.json").write_text(json.dumps({"steps": done.steps, "flops": done.flops, "seconds":
-                                                             done.seconds, "final_loss": done.final_loss}))
-        model = MiniModelForMaskedLM.from_pretrained(args.minipost)
+            built = adapter.build_minipost(source_tokenizer, texts("en", "train"), args.work / "ckpt" / "minipost",
+                                           mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
+                                           learning_rate=args.minipost_lr, batch_size=args.batch_size,
+                                           max_seq_length=args.max_seq_length, seed=args.seed, disable_tqdm=True)
+            done = adapter.minipost_report
+            save_trained(args.minipost, built, records={"step1b.json": {"steps": done.steps, "flops": done.flops,
+                                                                        "seconds": done.seconds, "final_loss": done.final_loss}})
+        mini = MiniModelForMaskedLM.from_pretrained(args.minipost)
     train = texts(args.language, "train")
     tokenizer = tokenizer_for(args, train)
     snapshots = args.snapshots or [round(args.steps * i / 4) for i in range(1, 5)]
     curve = LearningCurve(snapshots)
-    pack = train_target_embeddings(
-        model, tokenizer, train, args.work / "ckpt" / run_name(args), source_tokenizer=source_tokenizer,
+    pack = MiniModelAdapter(source).train_embeddings(
+        tokenizer, train, args.work / "ckpt" / run_name(args), mini_model=mini, source_tokenizer=source_tokenizer,
         init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
         start_rows_learning_rate=args.start_lr, init_noise=args.init_noise, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
         warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,

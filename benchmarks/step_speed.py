@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
-from hf_minimodel import MiniModelConfig, MiniModelForMaskedLM, cut_mini_model
-from hf_minimodel import freezing, labelled_mlm_loss, mlm_step_flops
+from hf_minimodel import MiniModelConfig, MiniModelForMaskedLM, freezing
+from hf_minimodel.flops import mlm_step_flops
+from hf_minimodel.mini_model import cut_mini_model
+from hf_minimodel.training import labelled_mlm_loss
 
 GEOMETRIES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),

@@ -32,8 +32,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification
 
-from hf_minimodel import LanguagePack, MiniModelAdapter, XLMRobertaForDualMLM, base_fingerprint, heldout_mlm_loss
-from hf_minimodel import pretrain_mlm, train_target_embeddings, train_target_tokenizer
+from hf_minimodel import LanguagePack, MiniModelAdapter, XLMRobertaForDualMLM, heldout_mlm_loss
+from hf_minimodel import pretrain_mlm, train_target_tokenizer
 from hf_minimodel import cli
 from hf_minimodel.adapter import load_full_model
 from hf_minimodel.checks import InputError, WrongModelError, check_model_files, check_vocabulary
@@ -48,6 +48,8 @@ from hf_minimodel.saving import (OutputBusyError, OutputExistsError, OutputNotOu
 from hf_minimodel import source_config
 from hf_minimodel.tasks import load_task
 from hf_minimodel.blocks import check_one_block, mlm_blocks
+from hf_minimodel.target_embeddings import train_target_embeddings
+from hf_minimodel.xlmr import base_fingerprint
 from hf_minimodel.training import run_mlm_training
 from hf_minimodel.transfer import evaluate_zero_shot, finetune, load_fine_tuned
 
