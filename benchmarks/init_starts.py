@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 from hf_minimodel import compare_inits, evaluate_retrieval, train_target_tokenizer
 from hf_minimodel.saving import atomic_directory
 from hf_minimodel.tasks.bible import verses_for
-from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
+from hf_minimodel.tasks.bible_tasks import default_code, language_texts, retrieval_task
 
 
 def parse_args(argv=None):
@@ -48,8 +48,7 @@ def main(argv=None):
             print(f"{path} exists: skipped")
             continue
         started = time.perf_counter()
-        codes = PARAPHRASE_PAIRS.get(language, (default_code(language),))
-        train = [text for code in codes for _, text in verses_for(code, "train")]
+        train = language_texts(language)
         folder = args.work / "tokenizers" / f"{language}-{args.vocab_size}"
         if not folder.exists():
             with atomic_directory(folder) as tmp:

@@ -14,8 +14,8 @@ import torch
 import transformers
 
 from hf_minimodel import speedup
+from hf_minimodel.methods import LABELS
 
-LABELS = {"standard": "standard", "minijoint": "MiniJoint", "minipost": "MiniPost"}
 
 
 def write_atomic(path: Path, write) -> None:
@@ -45,9 +45,10 @@ def machine() -> dict:
             "transformers": transformers.__version__, "platform": platform.platform()}
 
 
-def results(runs, own, args, sources_info, seconds) -> dict:
+def results(runs, own, args, seconds) -> dict:
     """Everything measured, and the summary per init: start, best and gain per method, the paper's speed-up where
-    the standard approach gained, and across inits the compute to reach the standard approach's best."""
+    the standard approach gained, and across inits the compute to reach the standard approach's best; with what
+    steps 1 and 1b cost (their records in --work)."""
     targets = [run for run in runs if not run.get("control")]
     inits = list(dict.fromkeys(run["init"] for run in targets))
     compared = {init: speedup.compare([run for run in targets if run["init"] == init]) for init in inits}
@@ -58,7 +59,8 @@ def results(runs, own, args, sources_info, seconds) -> dict:
         "runs": targets,
         "control": [run for run in runs if run.get("control")],
         "own_vocabulary": own,
-        "source_models": sources_info,
+        "source_models": {path.parent.name: json.loads(path.read_text())
+                          for path in sorted(args.work.glob("*/step1*.json"))},
         "args": json_settings(args),
         "machine": machine(),
         # This invocation only: stages cached by an earlier one cost nothing here.

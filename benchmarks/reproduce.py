@@ -4,15 +4,14 @@ where it starts.
 
 A recipe over hf_minimodel's API, top to bottom, every stage cached in --work so it can run in parts:
   step 1   two English source models with one budget: plain MLM (the standard approach's and MiniPost's) and dual
-           MLM (MiniJoint's); trained here (from scratch, or continued from --init-model), or given (--source-model,
-           --dual-model);
+           MLM (MiniJoint's), trained here (from scratch or --init-model) or given (--source-model, --dual-model);
   step 1b  MiniPost's mini-model from the plain model;
   step 2   per target language and init (--inits): a tokenizer, then embeddings by each method, with snapshots from
            step 0 (the pack as initialised); --relearn-control also relearns English from random rows;
   step 3   English task models per source model (verse genre, paraphrase), embedding layer frozen;
   step 4   every snapshot swapped into its task model (retrieval: into the source model) and scored zero-shot.
-The summary (`hf_minimodel.speedup`) gives each method's start, best and gain, and the paper's speed-up where the
-standard approach gained; `benchmarks/report.py` writes reproduce.json, .md and .png.
+`hf_minimodel.speedup` sums up each method's start, best and gain, and the paper's speed-up where the standard
+approach gained; `benchmarks/report.py` lays out reproduce.json, .md and .png.
 
     python benchmarks/reproduce.py                                   # toy bodies trained here (about an hour)
     python benchmarks/reproduce.py --init-model e5-small --tasks bible-genre bible-paraphrase bible-retrieval
@@ -21,7 +20,6 @@ standard approach gained; `benchmarks/report.py` writes reproduce.json, .md and 
 
 import argparse
 import functools
-import json
 import time
 from pathlib import Path
 
@@ -34,13 +32,12 @@ from hf_minimodel import (
 )
 from hf_minimodel.methods import METHODS
 from hf_minimodel.tasks import RETRIEVAL
-from hf_minimodel.tasks.bible import TRANSLATIONS, verses_for
-from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code
+from hf_minimodel.tasks.bible import TRANSLATIONS
+from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, language_texts
 
 import report
 from work import cached_folder, cached_json, cached_step, check_settings, progress
 
-ENGLISH = ("k", "4")  # KJV and WEB: both public domain
 TASKS = ("bible-genre", "bible-paraphrase", RETRIEVAL)  # retrieval: step 4 without step 3, no task model
 SOURCE_OF = {"standard": "plain", "minipost": "plain", "minijoint": "dual"}  # which step-1 model each method adapts
 BODIES = {"e5-small": e5_small, "minilm": all_minilm_l6}  # --init-model names built offline
@@ -106,16 +103,6 @@ def source_of(args, method) -> str:
     return args.standard_source if method == "standard" else SOURCE_OF[method]
 
 
-def texts(codes, max_verses=None):
-    """The train split of each translation, `max_verses` of each (evenly spaced over the Bible) if given."""
-    out = []
-    for code in codes:
-        verses = [text for _, text in verses_for(code, "train")]
-        out += verses[:: max(1, len(verses) // max_verses)][:max_verses] if max_verses else verses
-    return out
-
-
-@functools.cache
 def init_model_path(name: str) -> str:
     return str(BODIES[name]()) if name in BODIES else name
 
@@ -128,7 +115,9 @@ def tokenizer_for(args, name, train):
 
 def source_tokenizer(args):
     given = args.source_model or args.dual_model or (args.init_model and init_model_path(args.init_model))
-    return AutoTokenizer.from_pretrained(given) if given else tokenizer_for(args, "en", texts(ENGLISH, args.max_verses))
+    if given:
+        return AutoTokenizer.from_pretrained(given)
+    return tokenizer_for(args, "en", language_texts("en", max_verses=args.max_verses))
 
 
 def pretrained_source(args, name, tokenizer):
@@ -140,7 +129,7 @@ def pretrained_source(args, name, tokenizer):
         model = model_class.from_pretrained(init_model_path(args.init_model), **dual)
     else:
         model = model_class(source_config(tokenizer, hidden_size=args.hidden_size, num_layers=args.num_layers, **dual))
-    english = texts(ENGLISH, args.max_verses)
+    english = language_texts("en", max_verses=args.max_verses)
     done = pretrain_mlm(model, tokenizer, english, args.work / "ckpt" / f"source-{name}", max_steps=args.source_steps,
                         learning_rate=args.source_lr, batch_size=args.batch_size, weight_decay=0.01, seed=args.seed,
                         max_seq_length=args.max_seq_length, train_word_embeddings=not args.init_model,
@@ -164,7 +153,8 @@ def minipost_model(args, plain, tokenizer):
     """Step 1b (cached)."""
     def make():
         adapter = MiniModelAdapter(plain)
-        mini = adapter.build_minipost(tokenizer, texts(ENGLISH, args.max_verses), args.work / "ckpt" / "minipost",
+        english = language_texts("en", max_verses=args.max_verses)
+        mini = adapter.build_minipost(tokenizer, english, args.work / "ckpt" / "minipost",
                                       mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
                                       learning_rate=args.minipost_lr or args.source_lr, batch_size=args.batch_size,
                                       seed=args.seed, max_seq_length=args.max_seq_length, bf16=args.bf16)
@@ -182,15 +172,13 @@ def snapshot_steps(max_steps: int, count: int) -> list[int]:
 
 def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, init) -> Path:
     """Step 2 (cached): one folder per (language, method, init) with a pack per snapshot, `step-{N}` from step 0.
-
-    `language="en-relearned"` is the control: English embeddings learned again from random rows. The language and
-    the body are the model's own, so only the embeddings differ: if the English task model fails with them, the body
-    cannot carry new embeddings and no target language can transfer. Over a pretrained vocabulary (--init-model,
-    --source-model) it relearns a new English tokenizer of --vocab-size, so that it costs what a target costs."""
+    `language="en-relearned"` is the control: English embeddings learned again from random rows, the language and
+    body the model's own, so that if the English task model fails with them, no target language can transfer. Over
+    a pretrained vocabulary it relearns a new English tokenizer of --vocab-size, to cost what a target costs."""
     relearn = language == "en-relearned"
     def make(tmp):
         started = time.perf_counter()
-        train = texts(ENGLISH if relearn else PARAPHRASE_PAIRS.get(language, (default_code(language),)), args.max_verses)
+        train = language_texts("en" if relearn else language, max_verses=args.max_verses)
         pretrained = args.init_model or args.source_model or args.dual_model
         new_tokenizer = tokenizer if relearn and not pretrained else tokenizer_for(args, "en-new" if relearn else language, train)
         curve = LearningCurve(snapshot_steps(args.step2_steps, args.snapshots))
@@ -221,37 +209,26 @@ def task_model_folder(args, source_name, model, tokenizer, task_name) -> Path:
     return cached_step(folder, make, "step 3", "en", source_name, task_name)
 
 
-def scorer(args, task_name, language, tokenizer):
-    """`score(model, pack=None)`: zero-shot accuracy (retrieval@1) with `pack` swapped into `model`, or with `model`
-    as it is, with the baseline (the majority class, or chance) and the size of the test data, read once here
-    (retrieval: English KJV verses among the language's translations; in English, among the WEB's)."""
-    step4 = ZeroShotEvaluation(task_name, [language], num_candidates=args.task_test_examples,
-                               max_examples=args.task_test_examples, seed=args.seed)
-
-    def score(model, pack=None) -> dict:
-        result = step4.score(model, language, pack=pack, tokenizer=tokenizer)
-        return {"accuracy": result[step4.metric], "majority_baseline": result.get("chance", result.get("majority_baseline")),
-                "n": result.get("num_candidates", result["num_examples"])}
-
-    return score
+def step4(args, task_name, language) -> ZeroShotEvaluation:
+    """The test data of `language`, read once per task and language (retrieval: `bible_tasks.retrieval_codes`)."""
+    return ZeroShotEvaluation(task_name, [language], num_candidates=args.task_test_examples,
+                              max_examples=args.task_test_examples, seed=args.seed)
 
 
 def transfer_run(args, model, tokenizer, task_name, language, method, init, packs) -> dict:
-    """Step 4 (cached): every snapshot of one pack folder, zero-shot on the language's test split. `model()` loads
-    step 3's task model (retrieval: the source model) only if there is something to evaluate."""
+    """Step 4 (cached): every snapshot of one pack folder, zero-shot on the language's test split (retrieval@1 for
+    retrieval). `model()` loads step 3's task model (retrieval: the source model) only if there is something to do."""
     scored_language = "en" if language == "en-relearned" else language
 
     def compute():
-        started, score, curve = time.perf_counter(), scorer(args, task_name, scored_language, tokenizer), []
-        for folder in sorted(packs.glob("step-*"), key=lambda folder: int(folder.name.split("-")[1])):
-            meta = (pack := LanguagePack.from_pretrained(folder)).metadata
-            scored = score(model(), pack)
-            curve.append({"step": meta["train_steps"], "flops": meta["train_flops"], "seconds": meta["train_seconds"],
-                          "accuracy": scored["accuracy"]})
+        started, evaluation = time.perf_counter(), step4(args, task_name, scored_language)
+        folders = sorted(packs.glob("step-*"), key=lambda folder: int(folder.name.split("-")[1]))
+        curve = evaluation.curve(model(), scored_language, map(LanguagePack.from_pretrained, folders), tokenizer=tokenizer)
         progress("step 4", language, method, init, task_name, since=started, note=f"best {max(p['accuracy'] for p in curve):.3f}")
         return {"language": scored_language, "script": TRANSLATIONS[default_code(scored_language)].script,
                 "task": task_name, "method": method, "init": init, "control": language == "en-relearned",
-                "majority_baseline": scored["majority_baseline"], "n": scored["n"], "curve": curve}
+                "majority_baseline": evaluation.baseline(scored_language), "n": evaluation.size(scored_language),
+                "curve": curve}
 
     return cached_json(args.work / "eval" / f"{packs.name}-{task_name}.json", compute)
 
@@ -260,8 +237,10 @@ def own_vocabulary_run(args, model, tokenizer, task_name, language, source_name)
     """The language read with the source model's own vocabulary, no step 2: English itself (the source language), or
     a target language (an upper line for a multilingual body, a baseline for an English-only one)."""
     def compute():
+        evaluation = step4(args, task_name, language)
         return {"language": language, "task": task_name, "source": source_name,
-                **scorer(args, task_name, language, tokenizer)(model())}
+                "accuracy": evaluation.score(model(), language, tokenizer=tokenizer)[evaluation.metric],
+                "majority_baseline": evaluation.baseline(language), "n": evaluation.size(language)}
 
     return cached_json(args.work / "eval" / f"own-{source_name}-{language}-{task_name}.json", compute)
 
@@ -284,8 +263,7 @@ def main(argv=None):
         minis["minipost"] = minipost_model(args, sources["plain"], tokenizer)
 
     targets = [(language, init) for language in args.languages for init in args.inits]
-    if args.relearn_control:
-        targets.append(("en-relearned", "random"))
+    targets += [("en-relearned", "random")] if args.relearn_control else []
     packs = {(language, method, init): snapshot_packs(args, source_of(args, method), sources[source_of(args, method)],
                                                       tokenizer, language, method, minis[method], init)
              for language, init in targets for method in args.methods}
@@ -312,9 +290,7 @@ def main(argv=None):
                 runs.append(transfer_run(args, functools.partial(task_model, source_of(args, method), task), tokenizer,
                                          task, language, method, init, folder) | {"source": source_of(args, method)})
 
-    results = report.results(runs, own, args, sources_info={p.parent.name: json.loads(p.read_text())
-                                                            for p in sorted(args.work.glob("*/step1*.json"))},
-                             seconds=time.perf_counter() - started)
+    results = report.results(runs, own, args, seconds=time.perf_counter() - started)
     report.write(results, args.output_dir)
     return results
 

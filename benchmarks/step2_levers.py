@@ -32,10 +32,7 @@ from hf_minimodel import (
 )
 from hf_minimodel.saving import atomic_directory, save_trained
 from hf_minimodel.tasks.bible import verses_for
-from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
-
-ENGLISH = ("k", "4")  # KJV and WEB, the source language's training text
-
+from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes, retrieval_task
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -68,14 +65,6 @@ def parse_args(argv=None):
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/step2-levers"))
     parser.add_argument("--name", help="the run's file name (default: made from the settings)")
     return parser.parse_args(argv)
-
-
-def codes(language):
-    return ENGLISH if language == "en" else PARAPHRASE_PAIRS.get(language, (default_code(language),))
-
-
-def texts(language, split):
-    return [text for code in codes(language) for _, text in verses_for(code, split)]
 
 
 def tokenizer_for(args, train):
@@ -118,7 +107,7 @@ def main(argv=None):
     elif args.method == "minipost":
         if not Path(args.minipost).exists():
             adapter = MiniModelAdapter(source)
-            built = adapter.build_minipost(source_tokenizer, texts("en", "train"), args.work / "ckpt" / "minipost",
+            built = adapter.build_minipost(source_tokenizer, language_texts("en"), args.work / "ckpt" / "minipost",
                                            mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
                                            learning_rate=args.minipost_lr, batch_size=args.batch_size,
                                            max_seq_length=args.max_seq_length, seed=args.seed, disable_tqdm=True)
@@ -126,7 +115,7 @@ def main(argv=None):
             save_trained(args.minipost, built, records={"step1b.json": {"steps": done.steps, "flops": done.flops,
                                                                         "seconds": done.seconds, "final_loss": done.final_loss}})
         mini = MiniModelForMaskedLM.from_pretrained(args.minipost)
-    train = texts(args.language, "train")
+    train = language_texts(args.language)
     tokenizer = tokenizer_for(args, train)
     snapshots = args.snapshots or [round(args.steps * i / 4) for i in range(1, 5)]
     curve = LearningCurve(snapshots)
@@ -140,8 +129,8 @@ def main(argv=None):
     trained = time.perf_counter() - started
     # The control finds KJV verses among the World English Bible's (a translation the body knows, read through
     # the relearned vocabulary); a target language among its own translation's.
-    pool = ENGLISH[1] if args.language == "en" else default_code(args.language)
-    probe = retrieval_task(ENGLISH[0], pool, "test", num_candidates=args.candidates, seed=args.seed)
+    query, pool = retrieval_codes("en", args.language)
+    probe = retrieval_task(query, pool, "test", num_candidates=args.candidates, seed=args.seed)
     heldout = [text for _, text in verses_for(pool, "test")][: args.heldout_verses]
     own = evaluate_retrieval(full, source_tokenizer, probe, tokenizer=source_tokenizer)["retrieval_at_1"]
     # Where the rows go: for the tokens whose string the body's own vocabulary also has, the mean cosine between the

@@ -298,7 +298,7 @@ class ZeroShotEvaluation:
     Args:
         task: a `load_task` task, or "bible-retrieval" (`tasks.RETRIEVAL`: for embedding models, no step 3):
             `source_language` verses found among their translations, `num_candidates` of them (in the source language
-            itself, among its second translation: `tasks.bible_tasks.PARAPHRASE_PAIRS`).
+            itself, among its second translation: `tasks.bible_tasks.retrieval_codes`).
         languages: the languages whose test data to read.
         source, max_examples, seed: `load_task`'s (`seed` also draws the retrieval candidates).
     """
@@ -308,11 +308,11 @@ class ZeroShotEvaluation:
         self.task, self.source_language = task, source_language
         self.retrieval = task == RETRIEVAL
         if self.retrieval:
-            from .tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
+            from .tasks.bible_tasks import retrieval_codes, retrieval_task
 
             def read(language):
-                pool = PARAPHRASE_PAIRS[language][1] if language == source_language else default_code(language)
-                return retrieval_task(default_code(source_language), pool, "test", num_candidates=num_candidates, seed=seed)
+                return retrieval_task(*retrieval_codes(source_language, language), "test", num_candidates=num_candidates,
+                                      seed=seed)
         else:
             def read(language):
                 return load_task(task, language, "test", source=source, max_examples=max_examples, seed=seed)
@@ -327,6 +327,26 @@ class ZeroShotEvaluation:
     def label_names(self) -> list[str] | None:
         """The task's labels (classification), which the task model's head must have been fine-tuned for."""
         return None if self.retrieval else next(iter(self.data.values())).label_names
+
+    def baseline(self, language: str) -> float | None:
+        """The score to beat on `language`'s data: chance (1 / candidates) for retrieval, the majority class's share
+        for classification; None for question answering."""
+        data = self.data[language]
+        if self.retrieval:
+            return 1 / len(data.pool)
+        return majority_baseline(data.dataset) if data.kind == "classification" else None
+
+    def size(self, language: str) -> int:
+        """How many examples `language`'s data has (retrieval: candidates, each also a query)."""
+        data = self.data[language]
+        return len(data.pool) if self.retrieval else len(data.dataset)
+
+    def curve(self, model, language: str, packs, **options) -> list[dict]:
+        """A learning curve, as `speedup` reads it: for each of `packs` (a `LearningCurve`'s, in step order from step
+        0), step 2's steps, FLOPs and seconds so far, and its score (the headline metric, as "accuracy")."""
+        return [{"step": pack.metadata["train_steps"], "flops": pack.metadata["train_flops"],
+                 "seconds": pack.metadata["train_seconds"],
+                 "accuracy": self.score(model, language, pack=pack, **options)[self.metric]} for pack in packs]
 
     def score(self, model, language: str, *, pack=None, tokenizer=None, max_seq_length: int | None = None,
               prefix: str = "", check_base: bool = True) -> dict:

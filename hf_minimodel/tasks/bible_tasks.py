@@ -72,6 +72,24 @@ def default_code(language: str) -> str:
     return next((t.code for t in codes if t.public_domain), codes[0].code)
 
 
+def language_texts(language: str, split: Split = "train", max_verses: int | None = None) -> list[str]:
+    """A language's Bible text for masked LM (steps 1 and 2): both its translations where it has two
+    (`PARAPHRASE_PAIRS`; English: KJV and WEB, both public domain), else its default one, on one side of the fixed
+    split; with `max_verses`, at most that many of each translation, evenly spaced over the Bible (quick trials)."""
+    texts = []
+    for code in PARAPHRASE_PAIRS.get(language, (default_code(language),)):
+        verses = [text for _, text in bible.verses_for(code, split)]
+        texts += verses[:: max(1, len(verses) // max_verses)][:max_verses] if max_verses else verses
+    return texts
+
+
+def retrieval_codes(source_language: str, language: str) -> tuple[str, str]:
+    """The translations of a retrieval probe from `source_language` to `language`: the queries' default one, and for
+    the pool the language's, or in the source language itself its second translation (English: the WEB's verses)."""
+    pool = PARAPHRASE_PAIRS[language][1] if language == source_language else default_code(language)
+    return default_code(source_language), pool
+
+
 def _verse_key(verse_id: VerseId) -> str:
     return "{}:{}:{}".format(*verse_id)
 
