@@ -99,13 +99,18 @@ def _begin_work(args) -> None:
 def _sequence_length(args, config) -> None:
     """--max-seq-length by the library's one policy (`xlmr.sequence_length`): left out, 128 tokens, or what the
     model's position table holds if fewer (said in a note); given, refused where the table cannot hold it."""
-    from .defaults import MAX_SEQ_LENGTH
     from .xlmr import sequence_length
 
-    fitted = sequence_length(config, args.max_seq_length)
-    if args.max_seq_length is None and fitted < MAX_SEQ_LENGTH:
-        _note(args, f"--max-seq-length {MAX_SEQ_LENGTH} is longer than the model's position table: using {fitted}")
-    args.max_seq_length = fitted
+    _fitted(args, sequence_length(config, args.max_seq_length))
+
+
+def _fitted(args, length: int) -> None:
+    """--max-seq-length as the library fitted it (`xlmr.sequence_length`), with a note when the default was cut."""
+    from .defaults import MAX_SEQ_LENGTH
+
+    if args.max_seq_length is None and length < MAX_SEQ_LENGTH:
+        _note(args, f"--max-seq-length {MAX_SEQ_LENGTH} is longer than the model's position table: using {length}")
+    args.max_seq_length = length
 
 
 def _checkpoints(args) -> Path:
@@ -201,11 +206,18 @@ def _fingerprint(path) -> str | None:
     return folder_fingerprint(folder) if folder is not None else None
 
 
-def _mini_model_config(args, config):
-    """--mini-model's folder, checked before anything loads: a mini-model (not a full model), cut from --model's base."""
+def _check_mini_model(args, config) -> None:
+    """--mini-model, checked before anything loads: "minijoint" needs --model to be MiniJoint's dual model; a folder,
+    a mini-model (not a full model) cut from --model's base."""
     from .checks import local_folder
+    from .mini_model import no_minijoint_head
+    from .registry import holds_mini_model
     from .xlmr import check_same_base
 
+    if args.mini_model == "minijoint" and not holds_mini_model(args.model):
+        raise no_minijoint_head(f"{args.model} ({config.architectures[0] if config.architectures else config.model_type})")
+    if args.mini_model in (None, "minijoint"):
+        return
     mini_config = _config(args.mini_model, "mini-model")
     if getattr(mini_config, "full_num_hidden_layers", None) is None:
         raise InputError(f"{args.mini_model} is a full model, not a mini-model: pass a folder that `minimodel minipost` "
@@ -215,61 +227,48 @@ def _mini_model_config(args, config):
         recorded = getattr(mini_config, "base_fingerprint", None) or (_fingerprint(folder) if folder else None)
         if recorded is not None:
             check_same_base(_fingerprint(args.model), recorded, f"the mini-model {args.mini_model}", None)
-    return mini_config
+
+
+def _mini_model(args, adapter):
+    """The mini-model step 2 runs over and the method stated for it: none for the standard approach, MiniJoint's
+    export for "minijoint", and a folder's mini-model, whose method its config records (when it was built)."""
+    from .modeling_minimodel import MiniModelForMaskedLM
+
+    if args.mini_model is None:
+        return None, "standard"
+    if args.mini_model == "minijoint":
+        return adapter.export_mini_model(), "minijoint"
+    return MiniModelForMaskedLM.from_pretrained(args.mini_model), None
 
 
 def _train_embeddings_cmd(args) -> int:
-    """Step 2: over --mini-model (MiniJoint's export happens on the fly with --minijoint), else the full model."""
-    from transformers import TrainerCallback
-
+    """Step 2: over --mini-model (MiniJoint's export happens on the fly with --minijoint), else the full model. Its
+    checks that need no weights are the library's (`target_embeddings.check_step2`), made before the model loads."""
     from .adapter import MiniModelAdapter, load_full_model
     from .initialisation import InitReport
-    from .xlmr import check_pad_id
     from .methods import NEEDS_SOURCE_TOKENIZER
-    from .mini_model import no_minijoint_head
-    from .modeling_minimodel import MiniModelForMaskedLM
-    from .registry import holds_mini_model
-    from .tokenizer import check_mlm_tokenizer
-    from .blocks import check_one_block
-
-    class KeepLog(TrainerCallback):
-        """The Trainer's log, for the pack folder: train_embeddings returns the pack, not its TrainingReport."""
-
-        def __init__(self):
-            self.history = []
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self.history = list(state.log_history)
+    from .target_embeddings import check_step2
+    from .training import LogKeeper
 
     mini_folder = args.mini_model if args.mini_model != "minijoint" else None
     _claim_output(args, args.train, args.model, args.tokenizer, args.source_tokenizer, mini_folder)
     _check_resume(args)
     texts = _texts(args)
     config = _config(args.model)
-    # The method is stated here: no --mini-model is the standard approach, "minijoint" MiniJoint's export, and a
-    # folder is whichever mini-model it holds (recorded in its config when it was built).
-    if args.mini_model == "minijoint" and not holds_mini_model(args.model):
-        raise no_minijoint_head(f"{args.model} ({config.architectures[0] if config.architectures else config.model_type})")
-    if mini_folder:
-        _mini_model_config(args, config)
+    _check_mini_model(args, config)
     target_tokenizer = _tokenizer(args.tokenizer)
-    check_mlm_tokenizer(target_tokenizer)
-    check_pad_id(target_tokenizer.pad_token_id, config.pad_token_id)
     source_tokenizer = None
     if args.init in NEEDS_SOURCE_TOKENIZER or args.source_tokenizer:
         source_tokenizer = _tokenizer(args.source_tokenizer or args.model, "source tokenizer" if args.source_tokenizer else "model",
                                       config=config, model=args.model,
                                       remedy="pass --source-tokenizer with the folder of the model's own tokenizer")
-    _sequence_length(args, config)
-    check_one_block(texts, target_tokenizer, args.max_seq_length)
+    _fitted(args, check_step2(config, target_tokenizer, texts, init=args.init, max_steps=args.steps,
+                              learning_rate=args.learning_rate, start_rows_learning_rate=args.start_rows_learning_rate,
+                              batch_size=args.batch_size, max_seq_length=args.max_seq_length, save_steps=args.save_steps))
     _begin_work(args)
     adapter = MiniModelAdapter(load_full_model(args.model))
-    mini, method = None, "standard"
-    if args.mini_model == "minijoint":
-        mini, method = adapter.export_mini_model(), "minijoint"
-    elif mini_folder:
-        mini, method = MiniModelForMaskedLM.from_pretrained(mini_folder), None
-    log = KeepLog()
+    mini, method = _mini_model(args, adapter)
+    log = LogKeeper()
     pack = adapter.train_embeddings(
         target_tokenizer, texts, _checkpoints(args), mini_model=mini, check_base=not args.no_check_base,
         source_tokenizer=source_tokenizer, init=args.init, method=method, language=args.language,

@@ -124,7 +124,7 @@ def build_minipost(
     copied = min(k + num_new_layers, depth) if new_layers_init == "copy" else k
     mini = cut_mini_model(model, config, head=model.lm_head if new_layers_init == "copy" else None, num_copied_layers=copied)
     freezing.for_step1b(mini, k)
-    max_seq_length = check_run(mini, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+    max_seq_length = check_run(mini.config, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
                                max_seq_length=max_seq_length, save_steps=training_kwargs.get("save_steps"))  # before the corpus is tokenised
     blocks = mlm_blocks(train_data, tokenizer, max_seq_length)
     report = run_mlm_training(mini, tokenizer, blocks, output_dir, max_steps=max_steps, learning_rate=learning_rate,

@@ -70,7 +70,7 @@ def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_steps: int = S
     few hundred steps, and the same rate on the body would overwrite what it knew before the head is any use (measured
     on multilingual-e5-small: benchmarks/step1_sweep.py, and README's real-body results)."""
     # Before the corpus is tokenised: a bad number is refused before the work, not after it.
-    max_seq_length = check_run(model, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+    max_seq_length = check_run(model.config, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
                                max_seq_length=max_seq_length, save_steps=training_kwargs.get("save_steps"))
     freezing.for_step1(model, train_word_embeddings=train_word_embeddings)
     groups = None

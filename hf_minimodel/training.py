@@ -12,7 +12,7 @@ import types
 from dataclasses import dataclass, field
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.modeling_outputs import MaskedLMOutput
 
 from .blocks import MaskingEpoch, mlm_blocks, mlm_collator, too_short
@@ -26,15 +26,15 @@ from .saving import scratch_folder
 from .xlmr import sequence_length
 
 
-def check_run(model, *, max_steps, learning_rate, batch_size, max_seq_length, save_steps=None) -> int:
+def check_run(config, *, max_steps, learning_rate, batch_size, max_seq_length, save_steps=None) -> int:
     """The checks of a training run that need no data (`run_mlm_training` makes them too, with the blocks it is
     given): callers that tokenise a corpus first make them before it, so that a bad number is refused before the
-    work and not after it. Returns the length of the training blocks (`xlmr.sequence_length`: `None` is the
-    default, fitted to the model)."""
+    work and not after it. `config` is the trained model's. Returns the length of the training blocks
+    (`xlmr.sequence_length`: `None` is the default, fitted to the model)."""
     check_step_budget(max_steps)
     check_positive(batch_size=batch_size, save_steps=save_steps)
     check_positive_float(learning_rate=learning_rate)
-    return sequence_length(model.config, max_seq_length, "training blocks")
+    return sequence_length(config, max_seq_length, "training blocks")
 
 
 def labelled_mlm_loss(model, batch: dict):
@@ -116,6 +116,17 @@ def labelled_only_forward(model):
         vars(model).pop("forward", None)  # whatever wraps ours now (Accelerate's autocast) goes with it
         if before is not None:
             model.forward = before
+
+
+class LogKeeper(TrainerCallback):
+    """Keeps the Trainer's log (`state.log_history`) when training ends, for a step that returns no `TrainingReport`
+    (step 2 returns its language pack): `minimodel train-embeddings` writes it beside the pack."""
+
+    def __init__(self):
+        self.history = []
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.history = list(state.log_history)
 
 
 @dataclass
