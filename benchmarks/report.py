@@ -114,17 +114,7 @@ def markdown(results) -> str:
                          f"{f'{ratio:.3f}' if ratio else 'n/a'}; no gain to compare in {entry['no_gain_to_compare']}.  ")
         lines.append("")
     if results["control"]:
-        original = {(o["task"], o["source"]): o for o in results["own_vocabulary"] if o["language"] == "en"}
-        table = []
-        for run in results["control"]:
-            summary, english = speedup.start_best_gain(run["curve"]), original[run["task"], run["source"]]
-            base = run["majority_baseline"]
-            share = (summary["best"] - base) / (english["accuracy"] - base) if english["accuracy"] > base else float("nan")
-            table.append([run["task"], LABELS[run["method"]], run["source"], _sbg(summary), f"{english['accuracy']:.3f}",
-                          f"{base:.3f}", f"{share:.0%}"])
-        lines += ["## Control: English relearned from random rows", "",
-                  *_table(["task", "method", "source model", "start / best / gain", "original", "baseline",
-                           "recovered above baseline"], table), ""]
+        lines += _control(results)
     for init, rows in results["compute_to_reach"].items():
         table = []
         for row in rows:
@@ -137,6 +127,22 @@ def markdown(results) -> str:
             lines += [f"## Step-2 FLOPs to reach the standard approach's best from init = {init}", "",
                       *_table(["language", "task", "goal", "method", "init", "FLOPs to reach", "speed-up"], table), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _control(results) -> list[str]:
+    """The relearning control's table: each method's start, best and gain on English relearned from random rows,
+    beside the original English accuracy, and the share of it above the baseline that was recovered."""
+    original = {(o["task"], o["source"]): o for o in results["own_vocabulary"] if o["language"] == "en"}
+    table = []
+    for run in results["control"]:
+        summary, english = speedup.start_best_gain(run["curve"]), original[run["task"], run["source"]]
+        base = run["majority_baseline"]
+        share = (summary["best"] - base) / (english["accuracy"] - base) if english["accuracy"] > base else float("nan")
+        table.append([run["task"], LABELS[run["method"]], run["source"], _sbg(summary), f"{english['accuracy']:.3f}",
+                      f"{base:.3f}", f"{share:.0%}"])
+    return ["## Control: English relearned from random rows", "",
+            *_table(["task", "method", "source model", "start / best / gain", "original", "baseline",
+                     "recovered above baseline"], table), ""]
 
 
 def plot(runs, path: Path) -> None:

@@ -30,6 +30,7 @@ from hf_minimodel import (
     initialisation,
     train_target_tokenizer,
 )
+from hf_minimodel.methods import METHODS
 from hf_minimodel.saving import atomic_directory, save_trained
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes, retrieval_task
@@ -38,7 +39,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--source", required=True, help="step 1's plain masked LM (or dual model, for minijoint)")
-    parser.add_argument("--method", choices=["standard", "minijoint", "minipost"], default="standard")
+    parser.add_argument("--method", choices=METHODS, default="standard")
     parser.add_argument("--minipost", help="MiniPost's mini-model folder (step 1b), for --method minipost; built there "
                         "from --source if missing (--mini-num-layers frozen + 1 new layer, --minipost-steps at --minipost-lr)")
     parser.add_argument("--mini-num-layers", type=int, default=4)
@@ -89,44 +90,28 @@ def run_name(args) -> str:
     return args.name or "-".join(parts)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    path = args.output / f"{run_name(args)}.json"
-    if path.exists():
-        print(f"{path} exists: skipped")
-        return json.loads(path.read_text())
-    started = time.perf_counter()
-    source_class = XLMRobertaForDualMLM if args.method == "minijoint" else XLMRobertaForMaskedLM
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # the Trainer moves what it trains; this is for measuring
-    source = source_class.from_pretrained(args.source).eval()
-    source_tokenizer = AutoTokenizer.from_pretrained(args.source)
-    full = MiniModelAdapter(source).full_masked_lm().eval().to(device)
-    mini = None  # the standard approach: step 2 over the full model
+def mini_model(args, source, source_tokenizer):
+    """The mini-model step 2 runs over: none (the standard approach), MiniJoint's export, or MiniPost's, built once
+    into --minipost."""
     if args.method == "minijoint":
-        mini = MiniModelAdapter(source).export_mini_model()
-    elif args.method == "minipost":
-        if not Path(args.minipost).exists():
-            adapter = MiniModelAdapter(source)
-            built = adapter.build_minipost(source_tokenizer, language_texts("en"), args.work / "ckpt" / "minipost",
-                                           mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
-                                           learning_rate=args.minipost_lr, batch_size=args.batch_size,
-                                           max_seq_length=args.max_seq_length, seed=args.seed, disable_tqdm=True)
-            done = adapter.minipost_report
-            save_trained(args.minipost, built, records={"step1b.json": {"steps": done.steps, "flops": done.flops,
-                                                                        "seconds": done.seconds, "final_loss": done.final_loss}})
-        mini = MiniModelForMaskedLM.from_pretrained(args.minipost)
-    train = language_texts(args.language)
-    tokenizer = tokenizer_for(args, train)
-    snapshots = args.snapshots or [round(args.steps * i / 4) for i in range(1, 5)]
-    curve = LearningCurve(snapshots)
-    pack = MiniModelAdapter(source).train_embeddings(
-        tokenizer, train, args.work / "ckpt" / run_name(args), mini_model=mini, source_tokenizer=source_tokenizer,
-        init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
-        start_rows_learning_rate=args.start_lr, init_noise=args.init_noise, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
-        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,
-        seed=args.seed, callbacks=[curve], disable_tqdm=True, **({"bf16": True} if args.bf16 else {}),
-    )
-    trained = time.perf_counter() - started
+        return MiniModelAdapter(source).export_mini_model()
+    if args.method != "minipost":
+        return None
+    if not Path(args.minipost).exists():
+        adapter = MiniModelAdapter(source)
+        built = adapter.build_minipost(source_tokenizer, language_texts("en"), args.work / "ckpt" / "minipost",
+                                       mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
+                                       learning_rate=args.minipost_lr, batch_size=args.batch_size,
+                                       max_seq_length=args.max_seq_length, seed=args.seed, disable_tqdm=True)
+        done = adapter.minipost_report
+        save_trained(args.minipost, built, records={"step1b.json": {"steps": done.steps, "flops": done.flops,
+                                                                    "seconds": done.seconds, "final_loss": done.final_loss}})
+    return MiniModelForMaskedLM.from_pretrained(args.minipost)
+
+
+def measure(args, source, full, source_tokenizer, tokenizer, snapshots, device):
+    """The body's own-vocabulary retrieval@1, and per snapshot (each saved under --work): retrieval@1, held-out MLM
+    loss and where the shared rows went."""
     # The control finds KJV verses among the World English Bible's (a translation the body knows, read through
     # the relearned vocabulary); a target language among its own translation's.
     query, pool = retrieval_codes("en", args.language)
@@ -139,7 +124,7 @@ def main(argv=None):
     target_rows, source_rows = torch.tensor(list(shared)), torch.tensor(list(shared.values()))
     body_rows = source.get_input_embeddings().weight.detach().float()[source_rows]
     points = []
-    for snapshot in curve.packs(pack):
+    for snapshot in snapshots:
         snapshot.save_pretrained(args.work / "packs" / run_name(args) / f"step-{snapshot.metadata['train_steps']}")
         meta = snapshot.metadata
         merged = snapshot.apply(MiniModelAdapter(source).full_masked_lm()).eval().to(device)
@@ -152,6 +137,35 @@ def main(argv=None):
                 snapshot.embeddings.float()[target_rows], body_rows, dim=-1).mean().item(),
         })
         print(json.dumps(points[-1]), flush=True)
+    return own, points
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    path = args.output / f"{run_name(args)}.json"
+    if path.exists():
+        print(f"{path} exists: skipped")
+        return json.loads(path.read_text())
+    started = time.perf_counter()
+    source_class = XLMRobertaForDualMLM if args.method == "minijoint" else XLMRobertaForMaskedLM
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the Trainer moves what it trains; this is for measuring
+    source = source_class.from_pretrained(args.source).eval()
+    source_tokenizer = AutoTokenizer.from_pretrained(args.source)
+    full = MiniModelAdapter(source).full_masked_lm().eval().to(device)
+    mini = mini_model(args, source, source_tokenizer)
+    train = language_texts(args.language)
+    tokenizer = tokenizer_for(args, train)
+    snapshots = args.snapshots or [round(args.steps * i / 4) for i in range(1, 5)]
+    curve = LearningCurve(snapshots)
+    pack = MiniModelAdapter(source).train_embeddings(
+        tokenizer, train, args.work / "ckpt" / run_name(args), mini_model=mini, source_tokenizer=source_tokenizer,
+        init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
+        start_rows_learning_rate=args.start_lr, init_noise=args.init_noise, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
+        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,
+        seed=args.seed, callbacks=[curve], disable_tqdm=True, **({"bf16": True} if args.bf16 else {}),
+    )
+    trained = time.perf_counter() - started
+    own, points = measure(args, source, full, source_tokenizer, tokenizer, curve.packs(pack), device)
     result = {
         "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
         "init_report": pack.metadata["init_report"],

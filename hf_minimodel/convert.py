@@ -34,6 +34,45 @@ _DROPPED_PREFIXES = ("pooler.", "cls.")
 _DROPPED_NAMES = ("embeddings.position_ids",)
 
 
+def _encoder_weights(bert: Mapping[str, torch.Tensor], layers: int) -> dict[str, torch.Tensor]:
+    """The encoder's tensors of a BERT state dict, named as in `BertModel` (a `bert.` prefix dropped), without the
+    pooler and pre-training heads; an `InputError` unless they are exactly a `layers`-layer encoder's."""
+    weights = {name.removeprefix("bert."): tensor for name, tensor in bert.items()}
+    weights = {name: tensor for name, tensor in weights.items()
+               if not name.startswith(_DROPPED_PREFIXES) and name not in _DROPPED_NAMES}
+    expected = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+                "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
+    expected += [name for index in range(layers) for name in _bert_layer_names(index)]
+    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise InputError(
+            f"not a {layers}-layer BERT encoder state dict (missing {missing[:3]}, unexpected {unexpected[:3]}): "
+            "pass a BertModel's state dict with the BertConfig it was saved with"
+        )
+    return weights
+
+
+def _xlmr_config(config: BertConfig, shift: int, **special_ids) -> XLMRobertaConfig:
+    """The XLM-R configuration of a BERT one: the same shape, a position table `shift` rows longer (positions count
+    from the pad id + 1), one token-type row, the decoder tied to the word embeddings."""
+    return XLMRobertaConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        hidden_act=config.hidden_act,
+        hidden_dropout_prob=config.hidden_dropout_prob,
+        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
+        max_position_embeddings=config.max_position_embeddings + shift,
+        type_vocab_size=1,
+        initializer_range=config.initializer_range,
+        layer_norm_eps=config.layer_norm_eps,
+        **special_ids,
+        tie_word_embeddings=True,
+    )
+
+
 def bert_to_xlm_roberta(
     bert: nn.Module | Mapping[str, torch.Tensor],
     config: BertConfig | None = None,
@@ -78,39 +117,10 @@ def bert_to_xlm_roberta(
             "ones only: convert a model with position_embedding_type='absolute'"
         )
 
-    weights = {name.removeprefix("bert."): tensor for name, tensor in bert.items()}
-    weights = {name: tensor for name, tensor in weights.items()
-               if not name.startswith(_DROPPED_PREFIXES) and name not in _DROPPED_NAMES}
-    layers = config.num_hidden_layers
-    expected = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
-                "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
-    expected += [name for index in range(layers) for name in _bert_layer_names(index)]
-    missing, unexpected = sorted(set(expected) - set(weights)), sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise InputError(
-            f"not a {layers}-layer BERT encoder state dict (missing {missing[:3]}, unexpected {unexpected[:3]}): "
-            "pass a BertModel's state dict with the BertConfig it was saved with"
-        )
-
+    weights = _encoder_weights(bert, config.num_hidden_layers)
     shift = pad_token_id + 1
-    xlmr_config = XLMRobertaConfig(
-        vocab_size=config.vocab_size,
-        hidden_size=config.hidden_size,
-        num_hidden_layers=layers,
-        num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        hidden_act=config.hidden_act,
-        hidden_dropout_prob=config.hidden_dropout_prob,
-        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
-        max_position_embeddings=config.max_position_embeddings + shift,
-        type_vocab_size=1,
-        initializer_range=config.initializer_range,
-        layer_norm_eps=config.layer_norm_eps,
-        pad_token_id=pad_token_id,
-        bos_token_id=bos_token_id,
-        eos_token_id=eos_token_id,
-        tie_word_embeddings=True,
-    )
+    xlmr_config = _xlmr_config(config, shift, pad_token_id=pad_token_id, bos_token_id=bos_token_id,
+                               eos_token_id=eos_token_id)
 
     positions = weights["embeddings.position_embeddings.weight"]
     shifted = positions.new_zeros(positions.shape[0] + shift, positions.shape[1])

@@ -113,36 +113,13 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
     _say(f"Target tokenizer: {config.language}, {config.vocab_size} pieces, from {len(target_texts)} verses")
     target_tokenizer = train_target_tokenizer(target_texts, vocab_size=config.vocab_size, show_progress=False)
 
-    # The reference rows: the body's own vocabulary reading the target (retrieval only: its loss is over another
-    # vocabulary), and the full model with step 2's starting embeddings, untrained: what step 2 adds is measured
-    # from there.
     probe = _retrieval_probe(config, test_texts)
     retrieval = lambda pack=None: evaluate_retrieval(  # noqa: E731
         full, source_tokenizer, probe, pack=pack, tokenizer=None if pack else source_tokenizer,
         max_seq_length=config.max_seq_length)["retrieval_at_1"]
-    start = adapter.full_masked_lm()
-    init = start_target_vocabulary(start, target_tokenizer, source_tokenizer, config.init, config.seed, corpus=target_texts)
-    _say(init.report.summary())
-    init_pack = LanguagePack(target_tokenizer, init.embeddings, init.output_bias, {"base_fingerprint": base_fingerprint(full)})
-    rows = [{"method": "own vocabulary", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0, "heldout_loss": None,
-             "retrieval_at_1": retrieval()},
-            {"method": f"{config.init} init, no step 2", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0,
-             "heldout_loss": heldout_mlm_loss(start, target_tokenizer, test_texts, max_seq_length=config.max_seq_length),
-             "retrieval_at_1": retrieval(init_pack)}]
+    rows, init = _reference_rows(config, adapter, source_tokenizer, target_tokenizer, target_texts, test_texts, retrieval)
 
-    minis = {"standard": None}
-    if "minijoint" in config.methods:
-        minis["minijoint"] = adapter.export_mini_model()
-    minipost_cost = None
-    if "minipost" in config.methods:
-        _say(f"Step 1b: MiniPost on English ({config.mini_num_layers} frozen layers + 1 new layer and head, {config.minipost_steps} steps)")
-        minis["minipost"] = adapter.build_minipost(
-            source_tokenizer, source_texts, scratch / "minipost", mini_num_layers=config.mini_num_layers,
-            max_steps=config.minipost_steps, learning_rate=config.minipost_learning_rate, batch_size=config.batch_size,
-            max_seq_length=config.max_seq_length, seed=config.seed,
-        )
-        minipost_cost = {"flops": adapter.minipost_report.flops, "seconds": round(adapter.minipost_report.seconds, 2)}
-
+    minis, minipost_cost = _mini_models(config, adapter, source_tokenizer, source_texts, scratch)
     for method in config.methods:
         mini = minis[method]
         layers = full.config.num_hidden_layers if mini is None else mini.config.num_hidden_layers
@@ -167,14 +144,7 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
         rows.append({"method": method, "step2_layers": layers, "step2_flops": meta["train_flops"],
                      "step2_seconds": meta["train_seconds"], "heldout_loss": loss, "retrieval_at_1": found})
 
-    standard = next((r for r in rows if r["method"] == "standard"), None)
-    for row in rows:
-        if standard and row["step2_flops"]:
-            row["flops_vs_standard"] = standard["step2_flops"] / row["step2_flops"]
-            row["seconds_vs_standard"] = standard["step2_seconds"] / row["step2_seconds"]
-        if row["step2_flops"]:  # what step 2 added to its start
-            row["loss_gain"] = rows[1]["heldout_loss"] - row["heldout_loss"]
-            row["retrieval_gain"] = row["retrieval_at_1"] - rows[1]["retrieval_at_1"]
+    _compare(rows)
     return {
         "hf_minimodel": __version__,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
@@ -185,6 +155,54 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
         "rows": rows,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def _reference_rows(config: DemoConfig, adapter: MiniModelAdapter, source_tokenizer, target_tokenizer, target_texts,
+                    test_texts, retrieval) -> tuple[list[dict], object]:
+    """The rows before step 2: the body's own vocabulary reading the target (retrieval only: its loss is over another
+    vocabulary), and the full model with step 2's starting embeddings, untrained: what step 2 adds is measured from
+    there. Returns them with that start (`initialisation.TargetStart`)."""
+    start = adapter.full_masked_lm()
+    init = start_target_vocabulary(start, target_tokenizer, source_tokenizer, config.init, config.seed, corpus=target_texts)
+    _say(init.report.summary())
+    init_pack = LanguagePack(target_tokenizer, init.embeddings, init.output_bias,
+                             {"base_fingerprint": base_fingerprint(adapter.model)})
+    rows = [{"method": "own vocabulary", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0, "heldout_loss": None,
+             "retrieval_at_1": retrieval()},
+            {"method": f"{config.init} init, no step 2", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0,
+             "heldout_loss": heldout_mlm_loss(start, target_tokenizer, test_texts, max_seq_length=config.max_seq_length),
+             "retrieval_at_1": retrieval(init_pack)}]
+    return rows, init
+
+
+def _mini_models(config: DemoConfig, adapter: MiniModelAdapter, source_tokenizer, source_texts, scratch: Path):
+    """The mini-model of each method asked for (none for the standard approach), and what MiniPost's step 1b cost."""
+    minis = {"standard": None}
+    if "minijoint" in config.methods:
+        minis["minijoint"] = adapter.export_mini_model()
+    minipost_cost = None
+    if "minipost" in config.methods:
+        _say(f"Step 1b: MiniPost on English ({config.mini_num_layers} frozen layers + 1 new layer and head, {config.minipost_steps} steps)")
+        minis["minipost"] = adapter.build_minipost(
+            source_tokenizer, source_texts, scratch / "minipost", mini_num_layers=config.mini_num_layers,
+            max_steps=config.minipost_steps, learning_rate=config.minipost_learning_rate, batch_size=config.batch_size,
+            max_seq_length=config.max_seq_length, seed=config.seed,
+        )
+        minipost_cost = {"flops": adapter.minipost_report.flops, "seconds": round(adapter.minipost_report.seconds, 2)}
+    return minis, minipost_cost
+
+
+def _compare(rows: list[dict]) -> None:
+    """Each trained row beside the standard approach (FLOPs and seconds saved) and beside its start, the init alone
+    (`rows[1]`): what step 2 added."""
+    standard = next((r for r in rows if r["method"] == "standard"), None)
+    for row in rows:
+        if standard and row["step2_flops"]:
+            row["flops_vs_standard"] = standard["step2_flops"] / row["step2_flops"]
+            row["seconds_vs_standard"] = standard["step2_seconds"] / row["step2_seconds"]
+        if row["step2_flops"]:  # what step 2 added to its start
+            row["loss_gain"] = rows[1]["heldout_loss"] - row["heldout_loss"]
+            row["retrieval_gain"] = row["retrieval_at_1"] - rows[1]["retrieval_at_1"]
 
 
 def _retrieval_probe(config: DemoConfig, test_texts: list[str]) -> RetrievalProbe:

