@@ -136,7 +136,7 @@ def save_merged_model(
             goes into the card. Without it the card says only what the model is.
         license: the card's licence (a Hub licence id); default the pack's, which is the base model's, or "unknown".
         sentence_transformers: for embedding base models (multilingual-e5): also write the sentence-transformers
-            files, so that `SentenceTransformer(path)` loads the folder and embeds as `transfer.sentence_embeddings`
+            files, so that `SentenceTransformer(path)` loads the folder and embeds as `pooling.sentence_embeddings`
             does (`pooling.sentence_embeddings`: the last hidden states averaged over the tokens, L2-normalised). `True` gives e5's prompts
             ("query: ", "passage: "); a dict gives others (`{}` for none). sentence-transformers itself is not needed
             to write them.
