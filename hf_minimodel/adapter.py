@@ -2,7 +2,10 @@
 
 The paper's steps as methods on the model being adapted, each a thin call into the module that owns it: get its
 mini-model (`mini_model.py`: MiniJoint's export or MiniPost's build, step 1b), learn target-language embeddings
-over it (`target_embeddings.py`, step 2), and put them back into the full model (`merge.py`).
+over it (`target_embeddings.py`, step 2), and put them back into the full model (`merge.py`). These methods are the
+public path for those steps (the package exports the adapter, not the functions behind it): what they add is the
+full model, held once, which step 2 checks a mini-model's base against and copies for the standard approach, and
+which the merge copies.
 """
 
 import copy
