@@ -518,7 +518,8 @@ OVERWRITE_HELP = "replace --output if it exists and an earlier hf-minimodel run 
 
 def build_parser() -> argparse.ArgumentParser:
     # Choices and defaults, each from its one home in the library (modules that import no torch, for `--help`).
-    from .defaults import BATCH_SIZE, MAX_SEQ_LENGTH, RETRIEVAL_CANDIDATES, STEP1, STEP1B, STEP2, STEP3, TARGET_VOCAB_SIZE, TOY_SOURCE
+    from .defaults import (BATCH_SIZE, MAX_SEQ_LENGTH, MINIPOST_NEW_LAYERS, RETRIEVAL_CANDIDATES, STEP1, STEP1B, STEP2, STEP3,
+                           TARGET_VOCAB_SIZE, TOY_SOURCE)
     from .demo_config import SOURCES, TARGETS, DemoConfig
     from .methods import DEFAULT_INIT, INITS, METHODS
     from .tasks import SOURCE_TASKS, TARGET_TASKS
@@ -594,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     _option(post, "--model", required=True, help="the full model: a folder or a Hub id")
     _option(post, "--tokenizer", help="the source tokenizer (default: the one saved with --model)")
     _option(post, "--mini-num-layers", type=positive_int, help="bottom layers to extract (default: a third of the depth)")
-    _option(post, "--new-layers", type=positive_int, default=1, help="new trainable layers on top of them")
+    _option(post, "--new-layers", type=positive_int, default=MINIPOST_NEW_LAYERS, help="new trainable layers on top of them")
     post.set_defaults(run=_minipost_cmd)
 
     emb = commands.add_parser("train-embeddings", help="step 2: learn target-language embeddings; writes a language pack")

@@ -21,7 +21,7 @@ from . import freezing
 from .checks import InputError, WrongModelError, fix
 from .configuration_minimodel import MiniModelConfig
 from .xlmr import base_fingerprint
-from .defaults import BATCH_SIZE, STEP1B
+from .defaults import BATCH_SIZE, MINIPOST_NEW_LAYERS, STEP1B
 from .methods import METHODS
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
 from .blocks import mlm_blocks
@@ -69,7 +69,8 @@ def no_minijoint_head(name: str) -> WrongModelError:
     )
 
 
-def minipost_config(full_config, mini_num_layers: int | None = None, num_new_layers: int = 1) -> MiniModelConfig:
+def minipost_config(full_config, mini_num_layers: int | None = None,
+                    num_new_layers: int = MINIPOST_NEW_LAYERS) -> MiniModelConfig:
     """The configuration of MiniPost's mini-model of a model with `full_config` (checked: a ValueError names an
     impossible depth), before anything is loaded or trained."""
     mini_kwargs = {"mini_num_new_layers": 0}
@@ -97,7 +98,7 @@ def build_minipost(
     output_dir,
     *,
     mini_num_layers: int | None = None,
-    num_new_layers: int = 1,
+    num_new_layers: int = MINIPOST_NEW_LAYERS,
     new_layers_init: str = "copy",
     max_steps: int = STEP1B.steps,
     learning_rate: float = STEP1B.learning_rate,
