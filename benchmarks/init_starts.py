@@ -27,7 +27,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--source", required=True, help="a step-1 masked LM folder (its MLM head scores the loss)")
     parser.add_argument("--languages", nargs="+", default=["fr"])
-    parser.add_argument("--inits", nargs="+", default=["random-paper", "random", "overlap", "compose", "focus"])
+    parser.add_argument("--inits", nargs="+", default=["random-paper", "random", "mean", "overlap", "compose", "focus"])
     parser.add_argument("--vocab-size", type=int, default=16000)
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--heldout-verses", type=int, default=500)

@@ -130,8 +130,8 @@ def markdown(results) -> str:
 
 
 def _control(results) -> list[str]:
-    """The relearning control's table: each method's start, best and gain on English relearned from random rows,
-    beside the original English accuracy, and the share of it above the baseline that was recovered."""
+    """The relearning control's table: each method's start, best and gain on English relearned from no source row
+    (init mean), beside the original English accuracy, and the share of it above the baseline that was recovered."""
     original = {(o["task"], o["source"]): o for o in results["own_vocabulary"] if o["language"] == "en"}
     table = []
     for run in results["control"]:
@@ -140,7 +140,7 @@ def _control(results) -> list[str]:
         share = (summary["best"] - base) / (english["accuracy"] - base) if english["accuracy"] > base else float("nan")
         table.append([run["task"], LABELS[run["method"]], run["source"], _sbg(summary), f"{english['accuracy']:.3f}",
                       f"{base:.3f}", f"{share:.0%}"])
-    return ["## Control: English relearned from random rows", "",
+    return ["## Control: English relearned from no source row (init mean)", "",
             *_table(["task", "method", "source model", "start / best / gain", "original", "baseline",
                      "recovered above baseline"], table), ""]
 

@@ -7,7 +7,7 @@ A recipe over hf_minimodel's API, top to bottom, every stage cached in --work so
            MLM (MiniJoint's), trained here (from scratch or --init-model) or given (--source-model, --dual-model);
   step 1b  MiniPost's mini-model from the plain model;
   step 2   per target language and init (--inits): a tokenizer, then embeddings by each method, with snapshots from
-           step 0 (the pack as initialised); --relearn-control also relearns English from random rows;
+           step 0 (the pack as initialised); --relearn-control also relearns English from init mean (no source row);
   step 3   English task models per source model (verse genre, paraphrase), embedding layer frozen;
   step 4   every snapshot swapped into its task model (retrieval: into the source model) and scored zero-shot.
 `hf_minimodel.speedup` sums up each method's start, best and gain, and the paper's speed-up where the standard
@@ -90,7 +90,7 @@ def parse_args(argv=None):
         f"{' / '.join(BODIES)} (offline)")
     add("--source-model", help="a plain XLM-R masked LM folder used as step 1's plain model")
     add("--dual-model", help="a saved XLMRobertaForDualMLM folder used as step 1's dual model")
-    add("--relearn-control", action="store_true", help="also relearn English from random rows over each method")
+    add("--relearn-control", action="store_true", help="also relearn English from mean rows (init mean) over each method")
     add("--standard-source", choices=["plain", "dual"], help="the source model the standard approach adapts")
     parser.set_defaults(**DEFAULTS)
     args = parser.parse_args(argv)
@@ -172,9 +172,10 @@ def snapshot_steps(max_steps: int, count: int) -> list[int]:
 
 def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, init) -> Path:
     """Step 2 (cached): one folder per (language, method, init) with a pack per snapshot, `step-{N}` from step 0.
-    `language="en-relearned"` is the control: English embeddings learned again from random rows, the language and
-    body the model's own, so that if the English task model fails with them, no target language can transfer. Over
-    a pretrained vocabulary it relearns a new English tokenizer of --vocab-size, to cost what a target costs."""
+    `language="en-relearned"` is the control: English embeddings learned again from no source row (init mean), the
+    language and body the model's own, so that if the English task model fails with them, no target language can
+    transfer. Over a pretrained vocabulary it relearns a new English tokenizer of --vocab-size, to cost what a
+    target costs."""
     relearn = language == "en-relearned"
     def make(tmp):
         started = time.perf_counter()
@@ -263,7 +264,7 @@ def main(argv=None):
         minis["minipost"] = minipost_model(args, sources["plain"], tokenizer)
 
     targets = [(language, init) for language in args.languages for init in args.inits]
-    targets += [("en-relearned", "random")] if args.relearn_control else []
+    targets += [("en-relearned", "mean")] if args.relearn_control else []
     packs = {(language, method, init): snapshot_packs(args, source_of(args, method), sources[source_of(args, method)],
                                                       tokenizer, language, method, minis[method], init)
              for language, init in targets for method in args.methods}

@@ -50,7 +50,8 @@ def parse_args(argv=None):
     parser.add_argument("--init", default="random")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--start-lr", type=float, help="the rate of rows the init took from the source")
-    parser.add_argument("--init-noise", type=float, default=1.0, help="random rows' spread, in source standard deviations")
+    parser.add_argument("--init-noise", type=float,
+                        help="new rows' spread, in source standard deviations (default: the init's own)")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--snapshots", type=int, nargs="+", help="steps to measure at (step 0 always)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -81,7 +82,7 @@ def run_name(args) -> str:
              args.init, f"lr{args.lr:g}", f"s{args.steps}", f"b{args.batch_size}x{args.max_seq_length}"]
     if args.start_lr is not None:
         parts.append(f"slr{args.start_lr:g}")
-    if args.init_noise != 1.0:
+    if args.init_noise is not None:
         parts.append(f"noise{args.init_noise:g}")
     if args.scheduler != "linear":
         parts.append(args.scheduler)

@@ -606,9 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     _option(emb, "--source-tokenizer", help="the source vocabulary the inits read (default: the one saved with --model)")
     _option(emb, "--init", choices=INITS, default=DEFAULT_INIT,
             help="the starting rows: random-paper: N(0, initializer_range), the paper's; random: drawn at the source "
-                 "rows' statistics; overlap: shared tokens copied, the rest random; anchored: overlap, the copied rows "
-                 "held; compose: overlap, then tokens the source spells as the mean of their pieces (FVT); focus: "
-                 "overlap, then FOCUS's similarity-weighted mixes (pip install 'hf-minimodel[focus]')")
+                 "rows' statistics; mean: every row at its script's mean source row; overlap: shared tokens copied, "
+                 "the rest at the mean; anchored: overlap, the copied rows held; compose: overlap, then tokens the "
+                 "source spells as the mean of their pieces (FVT); focus: overlap, then FOCUS's similarity-weighted "
+                 "mixes (pip install 'hf-minimodel[focus]')")
     _option(emb, "--start-rows-learning-rate", type=positive_float,
             help="the rate of the rows the init took from the source (default: --learning-rate for all rows)")
     _option(emb, "--language", help="the target language code, for the pack's metadata and card")

@@ -51,7 +51,7 @@ def anchor_rows_(model, rows) -> None:
 
 
 def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = DEFAULT_INIT, seed: int = 0,
-                            *, corpus=None, noise: float = 1.0) -> TargetStart:
+                            *, corpus=None, noise: float | None = None) -> TargetStart:
     """Put step 2's starting embeddings for the target vocabulary into `model` (in place); returns the start, with
     its `InitReport` (`initialisation.initial_target_embeddings`)."""
     start = initial_target_embeddings(model, target_tokenizer, source_tokenizer, init, seed, corpus=corpus, noise=noise)
@@ -143,7 +143,7 @@ def train_target_embeddings(
     max_steps: int = STEP2.steps,
     learning_rate: float = STEP2.learning_rate,
     start_rows_learning_rate: float | None = None,
-    init_noise: float = 1.0,
+    init_noise: float | None = None,
     batch_size: int = BATCH_SIZE,
     max_seq_length: int | None = None,
     seed: int = 0,
@@ -157,9 +157,10 @@ def train_target_embeddings(
     this machine (`cards.base_license`), else none ("unknown" on the card).
 
     `init` chooses the starting rows (`initialisation.INITS`; its report goes into the pack's metadata as
-    `init_report`; `init_noise`: `initialisation.initial_target_embeddings`'s `noise`). `start_rows_learning_rate` trains the rows the init took from the source (copied, composed or
-    FOCUS-mixed) at their own rate, while the random rows train at `learning_rate`: a rate high enough to move a
-    random row into place moves a row that started in place out of it.
+    `init_report`; `init_noise`: `initialisation.initial_target_embeddings`'s `noise`, None for the init's own).
+    `start_rows_learning_rate` trains the rows the init took from the source (copied, composed or FOCUS-mixed) at
+    their own rate, while the other rows train at `learning_rate`: a rate high enough to move a new row into place
+    moves a row that started in place out of it.
 
     The pack records the method ("standard", "minijoint", "minipost"): "standard" for a full model, else what the
     mini-model recorded when it was cut (`mini_model.py`). `method=` states it where the run starts, and is checked
@@ -187,7 +188,7 @@ def train_target_embeddings(
     settings = dict(language=language, base_model=base_model, base_fingerprint=fingerprint, init=init,
                     license=license or base_license(base_model), max_seq_length=max_seq_length, batch_size=batch_size,
                     learning_rate=learning_rate, start_rows_learning_rate=start_rows_learning_rate,
-                    **({"init_noise": init_noise} if init_noise != 1.0 else {}))
+                    **({"init_noise": init_noise} if init_noise is not None else {}))
     return LanguagePack(tokenizer=target_tokenizer, embeddings=work.get_input_embeddings().weight.detach().clone(),
                         output_bias=work.lm_head.bias.detach().clone(),
                         metadata=_step2_record(work, method, start, report) | settings)
