@@ -304,9 +304,9 @@ def _inits_cmd(args) -> int:
     check_one_block(heldout, target_tokenizer, args.max_seq_length)
     probe = None
     if args.retrieval_language:
-        from .tasks.bible_tasks import default_code, retrieval_task
+        from .tasks.bible_tasks import retrieval_codes, retrieval_task
 
-        probe = retrieval_task(default_code("en"), default_code(args.retrieval_language), "test",
+        probe = retrieval_task(*retrieval_codes("en", args.retrieval_language), "test",
                                num_candidates=args.num_candidates, seed=0)
     _begin_work(args)
     model = MiniModelAdapter(load_full_model(args.model)).full_masked_lm()

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import datasets
 
 from ..checks import InputError
+from ..defaults import RETRIEVAL_CANDIDATES
 from . import bible
 from .bible import GENRES, TRANSLATIONS, Split, VerseId
 
@@ -245,7 +246,7 @@ def retrieval_task(
     code_target: str,
     split: Split,
     *,
-    num_candidates: int | None = 100,
+    num_candidates: int | None = RETRIEVAL_CANDIDATES,
     max_queries: int | None = None,
     seed: int = 0,
 ) -> RetrievalProbe:
