@@ -26,7 +26,7 @@ from pathlib import Path
 import datasets
 
 from .. import hub
-from ..checks import fix
+from ..checks import InputError, fix
 from ..corpus import _from_disk, _is_saved_dataset
 
 PathLike = str | os.PathLike
@@ -52,8 +52,8 @@ QA_FEATURES = datasets.Features(
 _QA_REQUIRED = ("id", "context", "question", "answers")
 
 
-class BenchmarkDataError(ValueError):
-    """A benchmark cannot be loaded; the message says what is wrong and how to fix it."""
+class BenchmarkDataError(InputError):
+    """A benchmark cannot be loaded; the message says what is wrong and how to fix it (an InputError: the user's)."""
 
 
 # -- reading a source ------------------------------------------------------------------------------------------------
