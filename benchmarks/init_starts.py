@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 
-from hf_minimodel import atomic_directory, compare_inits, evaluate_retrieval, train_target_tokenizer
+from hf_minimodel import compare_inits, evaluate_retrieval, train_target_tokenizer
+from hf_minimodel.saving import atomic_directory
 from hf_minimodel.tasks.bible import verses_for
-from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
+from hf_minimodel.tasks.bible_tasks import default_code, language_texts, retrieval_task
 
 
 def parse_args(argv=None):
@@ -26,7 +27,7 @@ def parse_args(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--source", required=True, help="a step-1 masked LM folder (its MLM head scores the loss)")
     parser.add_argument("--languages", nargs="+", default=["fr"])
-    parser.add_argument("--inits", nargs="+", default=["random-paper", "random", "overlap", "compose", "focus"])
+    parser.add_argument("--inits", nargs="+", default=["random-paper", "random", "mean", "overlap", "compose", "focus"])
     parser.add_argument("--vocab-size", type=int, default=16000)
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--heldout-verses", type=int, default=500)
@@ -47,8 +48,7 @@ def main(argv=None):
             print(f"{path} exists: skipped")
             continue
         started = time.perf_counter()
-        codes = PARAPHRASE_PAIRS.get(language, (default_code(language),))
-        train = [text for code in codes for _, text in verses_for(code, "train")]
+        train = language_texts(language)
         folder = args.work / "tokenizers" / f"{language}-{args.vocab_size}"
         if not folder.exists():
             with atomic_directory(folder) as tmp:

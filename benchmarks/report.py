@@ -14,8 +14,8 @@ import torch
 import transformers
 
 from hf_minimodel import speedup
+from hf_minimodel.methods import LABELS
 
-LABELS = {"standard": "standard", "minijoint": "MiniJoint", "minipost": "MiniPost"}
 
 
 def write_atomic(path: Path, write) -> None:
@@ -45,9 +45,10 @@ def machine() -> dict:
             "transformers": transformers.__version__, "platform": platform.platform()}
 
 
-def results(runs, own, args, sources_info, seconds) -> dict:
+def results(runs, own, args, seconds) -> dict:
     """Everything measured, and the summary per init: start, best and gain per method, the paper's speed-up where
-    the standard approach gained, and across inits the compute to reach the standard approach's best."""
+    the standard approach gained, and across inits the compute to reach the standard approach's best; with what
+    steps 1 and 1b cost (their records in --work)."""
     targets = [run for run in runs if not run.get("control")]
     inits = list(dict.fromkeys(run["init"] for run in targets))
     compared = {init: speedup.compare([run for run in targets if run["init"] == init]) for init in inits}
@@ -58,7 +59,8 @@ def results(runs, own, args, sources_info, seconds) -> dict:
         "runs": targets,
         "control": [run for run in runs if run.get("control")],
         "own_vocabulary": own,
-        "source_models": sources_info,
+        "source_models": {path.parent.name: json.loads(path.read_text())
+                          for path in sorted(args.work.glob("*/step1*.json"))},
         "args": json_settings(args),
         "machine": machine(),
         # This invocation only: stages cached by an earlier one cost nothing here.
@@ -112,17 +114,7 @@ def markdown(results) -> str:
                          f"{f'{ratio:.3f}' if ratio else 'n/a'}; no gain to compare in {entry['no_gain_to_compare']}.  ")
         lines.append("")
     if results["control"]:
-        original = {(o["task"], o["source"]): o for o in results["own_vocabulary"] if o["language"] == "en"}
-        table = []
-        for run in results["control"]:
-            summary, english = speedup.start_best_gain(run["curve"]), original[run["task"], run["source"]]
-            base = run["majority_baseline"]
-            share = (summary["best"] - base) / (english["accuracy"] - base) if english["accuracy"] > base else float("nan")
-            table.append([run["task"], LABELS[run["method"]], run["source"], _sbg(summary), f"{english['accuracy']:.3f}",
-                          f"{base:.3f}", f"{share:.0%}"])
-        lines += ["## Control: English relearned from random rows", "",
-                  *_table(["task", "method", "source model", "start / best / gain", "original", "baseline",
-                           "recovered above baseline"], table), ""]
+        lines += _control(results)
     for init, rows in results["compute_to_reach"].items():
         table = []
         for row in rows:
@@ -135,6 +127,22 @@ def markdown(results) -> str:
             lines += [f"## Step-2 FLOPs to reach the standard approach's best from init = {init}", "",
                       *_table(["language", "task", "goal", "method", "init", "FLOPs to reach", "speed-up"], table), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _control(results) -> list[str]:
+    """The relearning control's table: each method's start, best and gain on English relearned from no source row
+    (init mean), beside the original English accuracy, and the share of it above the baseline that was recovered."""
+    original = {(o["task"], o["source"]): o for o in results["own_vocabulary"] if o["language"] == "en"}
+    table = []
+    for run in results["control"]:
+        summary, english = speedup.start_best_gain(run["curve"]), original[run["task"], run["source"]]
+        base = run["majority_baseline"]
+        share = (summary["best"] - base) / (english["accuracy"] - base) if english["accuracy"] > base else float("nan")
+        table.append([run["task"], LABELS[run["method"]], run["source"], _sbg(summary), f"{english['accuracy']:.3f}",
+                      f"{base:.3f}", f"{share:.0%}"])
+    return ["## Control: English relearned from no source row (init mean)", "",
+            *_table(["task", "method", "source model", "start / best / gain", "original", "baseline",
+                     "recovered above baseline"], table), ""]
 
 
 def plot(runs, path: Path) -> None:

@@ -4,15 +4,14 @@ where it starts.
 
 A recipe over hf_minimodel's API, top to bottom, every stage cached in --work so it can run in parts:
   step 1   two English source models with one budget: plain MLM (the standard approach's and MiniPost's) and dual
-           MLM (MiniJoint's); trained here (from scratch, or continued from --init-model), or given (--source-model,
-           --dual-model);
+           MLM (MiniJoint's), trained here (from scratch or --init-model) or given (--source-model, --dual-model);
   step 1b  MiniPost's mini-model from the plain model;
   step 2   per target language and init (--inits): a tokenizer, then embeddings by each method, with snapshots from
-           step 0 (the pack as initialised); --relearn-control also relearns English from random rows;
+           step 0 (the pack as initialised); --relearn-control also relearns English from init mean (no source row);
   step 3   English task models per source model (verse genre, paraphrase), embedding layer frozen;
   step 4   every snapshot swapped into its task model (retrieval: into the source model) and scored zero-shot.
-The summary (`hf_minimodel.speedup`) gives each method's start, best and gain, and the paper's speed-up where the
-standard approach gained; `benchmarks/report.py` writes reproduce.json, .md and .png.
+`hf_minimodel.speedup` sums up each method's start, best and gain, and the paper's speed-up where the standard
+approach gained; `benchmarks/report.py` lays out reproduce.json, .md and .png.
 
     python benchmarks/reproduce.py                                   # toy bodies trained here (about an hour)
     python benchmarks/reproduce.py --init-model e5-small --tasks bible-genre bible-paraphrase bible-retrieval
@@ -21,7 +20,6 @@ standard approach gained; `benchmarks/report.py` writes reproduce.json, .md and 
 
 import argparse
 import functools
-import json
 import time
 from pathlib import Path
 
@@ -29,20 +27,18 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, XLMRobertaForMaskedLM
 
 from hf_minimodel import (
-    LanguagePack, LearningCurve, MiniModelAdapter, MiniModelForMaskedLM, XLMRobertaForDualMLM, all_minilm_l6,
-    atomic_directory, e5_small, evaluate_retrieval, evaluate_zero_shot, finetune, load_task, load_task_model,
-    pretrain_mlm, source_config, train_target_tokenizer,
+    LanguagePack, LearningCurve, MiniModelAdapter, MiniModelForMaskedLM, XLMRobertaForDualMLM, ZeroShotEvaluation,
+    all_minilm_l6, e5_small, finetune, load_task, load_task_model, pretrain_mlm, source_config, train_target_tokenizer,
 )
-from hf_minimodel.tasks.bible import TRANSLATIONS, verses_for
-from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
-from hf_minimodel.tasks.metrics import majority_baseline
+from hf_minimodel.methods import METHODS
+from hf_minimodel.tasks import RETRIEVAL
+from hf_minimodel.tasks.bible import TRANSLATIONS
+from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, language_texts
 
 import report
+from work import cached_folder, cached_json, cached_step, check_settings, progress
 
-ENGLISH = ("k", "4")  # KJV and WEB: both public domain
-TASKS = ("bible-genre", "bible-paraphrase", "bible-retrieval")
-RETRIEVAL = "bible-retrieval"  # step 4 without step 3: English verses against their translations, no task model
-METHODS = ("standard", "minijoint", "minipost")
+TASKS = ("bible-genre", "bible-paraphrase", RETRIEVAL)  # retrieval: step 4 without step 3, no task model
 SOURCE_OF = {"standard": "plain", "minipost": "plain", "minijoint": "dual"}  # which step-1 model each method adapts
 BODIES = {"e5-small": e5_small, "minilm": all_minilm_l6}  # --init-model names built offline
 
@@ -58,7 +54,7 @@ DEFAULTS = dict(
     max_seq_length=64, seed=0, max_verses=None, standard_source="plain", init_model=None, source_model=None,
     dual_model=None, bf16=False, relearn_control=False,
 )
-# What the caches in --work do not depend on: everything else is checked against the folder (check_work_folder).
+# What the caches in --work do not depend on: everything else is checked against the folder (work.check_settings).
 # Step-2 packs are named by language, method, init and steps, so inits and languages may be added to a folder.
 NOT_CACHED = ("languages", "methods", "tasks", "inits", "work", "output_dir", "relearn_control")
 
@@ -94,7 +90,7 @@ def parse_args(argv=None):
         f"{' / '.join(BODIES)} (offline)")
     add("--source-model", help="a plain XLM-R masked LM folder used as step 1's plain model")
     add("--dual-model", help="a saved XLMRobertaForDualMLM folder used as step 1's dual model")
-    add("--relearn-control", action="store_true", help="also relearn English from random rows over each method")
+    add("--relearn-control", action="store_true", help="also relearn English from mean rows (init mean) over each method")
     add("--standard-source", choices=["plain", "dual"], help="the source model the standard approach adapts")
     parser.set_defaults(**DEFAULTS)
     args = parser.parse_args(argv)
@@ -107,127 +103,66 @@ def source_of(args, method) -> str:
     return args.standard_source if method == "standard" else SOURCE_OF[method]
 
 
-def texts(codes, max_verses=None):
-    """The train split of each translation, `max_verses` of each (evenly spaced over the Bible) if given."""
-    out = []
-    for code in codes:
-        verses = [text for _, text in verses_for(code, "train")]
-        out += verses[:: max(1, len(verses) // max_verses)][:max_verses] if max_verses else verses
-    return out
-
-
-def progress(stage, *labels, since=None, note=""):
-    seconds = f"{time.perf_counter() - since:8.1f} s" if since is not None else ""
-    print(f"{stage:<8} {' '.join(labels):<40} {seconds} {note}".rstrip(), flush=True)
-
-
-def cached_folder(folder: Path, make) -> Path:
-    """`make(tmp)` fills the folder once, atomically: a killed run never leaves a folder that looks finished."""
-    if not folder.exists():
-        with atomic_directory(folder) as tmp:
-            make(tmp)
-    return folder
-
-
-def cached_json(path: Path, compute):
-    if not path.exists():
-        report.write_json(path, compute())
-    return json.loads(path.read_text())
-
-
-def check_work_folder(args) -> None:
-    settings = {k: v for k, v in report.json_settings(args).items() if k not in NOT_CACHED}
-    path = args.work / "settings.json"
-    if not path.exists():
-        return report.write_json(path, settings)
-    saved, defaults = json.loads(path.read_text()), report.json_settings(parse_args([]))
-    changed = [f"--{k.replace('_', '-')} {saved.get(k, defaults[k])} (now {v})" for k, v in settings.items()
-               if saved.get(k, defaults[k]) != v]
-    if changed:
-        raise SystemExit(f"{args.work} holds stages made with other settings: {', '.join(changed)}. Choose another "
-                         "--work, or delete it to start over")
-
-
-# Steps 1 and 1b
-
-
-@functools.cache
 def init_model_path(name: str) -> str:
     return str(BODIES[name]()) if name in BODIES else name
+
+
+def tokenizer_for(args, name, train):
+    """A new tokenizer of --vocab-size pieces trained on `train` (cached as tokenizers/`name`)."""
+    return AutoTokenizer.from_pretrained(cached_folder(args.work / "tokenizers" / name, lambda tmp: train_target_tokenizer(
+        train, vocab_size=args.vocab_size).save_pretrained(tmp)))
 
 
 def source_tokenizer(args):
     given = args.source_model or args.dual_model or (args.init_model and init_model_path(args.init_model))
     if given:
         return AutoTokenizer.from_pretrained(given)
-    folder = cached_folder(args.work / "tokenizers" / "en", lambda tmp: train_target_tokenizer(
-        texts(ENGLISH, args.max_verses), vocab_size=args.vocab_size).save_pretrained(tmp))
-    return AutoTokenizer.from_pretrained(folder)
+    return tokenizer_for(args, "en", language_texts("en", max_verses=args.max_verses))
 
 
 def pretrained_source(args, name, tokenizer):
-    """Step 1 (cached): the plain or the dual English model, from one seed, data and budget."""
-    def make(tmp):
-        started = time.perf_counter()
-        torch.manual_seed(args.seed)
-        if args.init_model:  # continued training of a pretrained encoder: both source models start from it
-            init = init_model_path(args.init_model)
-            model = (XLMRobertaForMaskedLM.from_pretrained(init) if name == "plain"
-                     else XLMRobertaForDualMLM.from_pretrained(init, mini_num_layers=args.mini_num_layers))
-        else:
-            shape = dict(hidden_size=args.hidden_size, num_layers=args.num_layers)
-            model_class = XLMRobertaForMaskedLM if name == "plain" else XLMRobertaForDualMLM
-            model = model_class(source_config(tokenizer, **shape, mini_num_layers=None if name == "plain" else args.mini_num_layers))
-        english = texts(ENGLISH, args.max_verses)
-        done = pretrain_mlm(model, tokenizer, english, args.work / "ckpt" / f"source-{name}", max_steps=args.source_steps,
-                            learning_rate=args.source_lr, batch_size=args.batch_size, weight_decay=0.01, seed=args.seed,
-                            max_seq_length=args.max_seq_length, train_word_embeddings=not args.init_model,
-                            body_learning_rate=args.body_lr, bf16=args.bf16)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "step1.json").write_text(json.dumps({"steps": done.steps, "flops": done.flops, "seconds": done.seconds,
-                                                    "final_loss": done.final_loss, "verses": len(english)}))
-        progress("step 1", "en", name, since=started)
-
-    folder = cached_folder(args.work / f"source-{name}", make)
-    return (XLMRobertaForMaskedLM if name == "plain" else XLMRobertaForDualMLM).from_pretrained(folder)
+    """Step 1: the plain or the dual English model, from one seed, data and budget."""
+    torch.manual_seed(args.seed)
+    dual = {} if name == "plain" else {"mini_num_layers": args.mini_num_layers}
+    model_class = XLMRobertaForMaskedLM if name == "plain" else XLMRobertaForDualMLM
+    if args.init_model:  # continued training of a pretrained encoder: both source models start from it
+        model = model_class.from_pretrained(init_model_path(args.init_model), **dual)
+    else:
+        model = model_class(source_config(tokenizer, hidden_size=args.hidden_size, num_layers=args.num_layers, **dual))
+    english = language_texts("en", max_verses=args.max_verses)
+    done = pretrain_mlm(model, tokenizer, english, args.work / "ckpt" / f"source-{name}", max_steps=args.source_steps,
+                        learning_rate=args.source_lr, batch_size=args.batch_size, weight_decay=0.01, seed=args.seed,
+                        max_seq_length=args.max_seq_length, train_word_embeddings=not args.init_model,
+                        body_learning_rate=args.body_lr, bf16=args.bf16)
+    return model, tokenizer, {"step1.json": {"steps": done.steps, "flops": done.flops, "seconds": done.seconds,
+                                             "final_loss": done.final_loss, "verses": len(english)}}
 
 
 def source_models(args, tokenizer) -> dict:
-    """The source model each method adapts, by source_of's names."""
+    """Step 1 (cached), or given: the source model each method adapts, by source_of's names."""
     models = {}
     for name in sorted({source_of(args, method) for method in args.methods}):
         given = args.source_model if name == "plain" else args.dual_model
-        model_class = AutoModelForMaskedLM if name == "plain" else XLMRobertaForDualMLM
-        models[name] = model_class.from_pretrained(given) if given else pretrained_source(args, name, tokenizer)
+        folder = given or cached_step(args.work / f"source-{name}", functools.partial(pretrained_source, args, name, tokenizer),
+                                      "step 1", "en", name)
+        models[name] = (AutoModelForMaskedLM if name == "plain" else XLMRobertaForDualMLM).from_pretrained(folder)
     return models
 
 
 def minipost_model(args, plain, tokenizer):
     """Step 1b (cached)."""
-    def make(tmp):
-        started = time.perf_counter()
+    def make():
         adapter = MiniModelAdapter(plain)
-        mini = adapter.build_minipost(tokenizer, texts(ENGLISH, args.max_verses), args.work / "ckpt" / "minipost",
+        english = language_texts("en", max_verses=args.max_verses)
+        mini = adapter.build_minipost(tokenizer, english, args.work / "ckpt" / "minipost",
                                       mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
                                       learning_rate=args.minipost_lr or args.source_lr, batch_size=args.batch_size,
                                       seed=args.seed, max_seq_length=args.max_seq_length, bf16=args.bf16)
-        mini.save_pretrained(tmp)
         done = adapter.minipost_report
-        (tmp / "step1b.json").write_text(json.dumps({"steps": done.steps, "flops": done.flops, "seconds": done.seconds,
-                                                     "final_loss": done.final_loss}))
-        progress("step 1b", "en", "minipost", since=started)
+        return mini, None, {"step1b.json": {"steps": done.steps, "flops": done.flops, "seconds": done.seconds,
+                                            "final_loss": done.final_loss}}
 
-    return MiniModelForMaskedLM.from_pretrained(cached_folder(args.work / "minipost", make))
-
-
-# Step 2
-
-
-def target_tokenizer(args, language, train):
-    folder = cached_folder(args.work / "tokenizers" / language, lambda tmp: train_target_tokenizer(
-        train, vocab_size=args.vocab_size).save_pretrained(tmp))
-    return AutoTokenizer.from_pretrained(folder)
+    return MiniModelForMaskedLM.from_pretrained(cached_step(args.work / "minipost", make, "step 1b", "en", "minipost"))
 
 
 def snapshot_steps(max_steps: int, count: int) -> list[int]:
@@ -235,23 +170,18 @@ def snapshot_steps(max_steps: int, count: int) -> list[int]:
     return sorted({0} | {max(1, round(max_steps * i / count)) for i in range(1, count + 1)})
 
 
-def pack_name(language, method, init, args) -> str:
-    return f"{language}-{method}-{init}-{args.step2_steps}steps"
-
-
 def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, init) -> Path:
     """Step 2 (cached): one folder per (language, method, init) with a pack per snapshot, `step-{N}` from step 0.
-
-    `language="en-relearned"` is the control: English embeddings learned again from random rows. The language and
-    the body are the model's own, so only the embeddings differ: if the English task model fails with them, the body
-    cannot carry new embeddings and no target language can transfer. Over a pretrained vocabulary (--init-model,
-    --source-model) it relearns a new English tokenizer of --vocab-size, so that it costs what a target costs."""
+    `language="en-relearned"` is the control: English embeddings learned again from no source row (init mean), the
+    language and body the model's own, so that if the English task model fails with them, no target language can
+    transfer. Over a pretrained vocabulary it relearns a new English tokenizer of --vocab-size, to cost what a
+    target costs."""
     relearn = language == "en-relearned"
     def make(tmp):
         started = time.perf_counter()
-        train = texts(ENGLISH if relearn else PARAPHRASE_PAIRS.get(language, (default_code(language),)), args.max_verses)
+        train = language_texts("en" if relearn else language, max_verses=args.max_verses)
         pretrained = args.init_model or args.source_model or args.dual_model
-        new_tokenizer = tokenizer if relearn and not pretrained else target_tokenizer(args, "en-new" if relearn else language, train)
+        new_tokenizer = tokenizer if relearn and not pretrained else tokenizer_for(args, "en-new" if relearn else language, train)
         curve = LearningCurve(snapshot_steps(args.step2_steps, args.snapshots))
         pack = MiniModelAdapter(model).train_embeddings(
             new_tokenizer, train, args.work / "ckpt" / "step2" / tmp.name, mini_model=mini, source_tokenizer=tokenizer,
@@ -263,60 +193,43 @@ def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, 
             snapshot.save_pretrained(tmp / f"step-{snapshot.metadata['train_steps']}")
         progress("step 2", language, method, init, since=started)
 
-    return cached_folder(args.work / "packs" / pack_name(language, method, init, args), make)
-
-
-# Step 3
+    return cached_folder(args.work / "packs" / f"{language}-{method}-{init}-{args.step2_steps}steps", make)
 
 
 def task_model_folder(args, source_name, model, tokenizer, task_name) -> Path:
     """Step 3 (cached): an English task model on one source model, embedding layer frozen."""
-    def make(tmp):
-        started = time.perf_counter()
+    folder = args.work / "tasks" / f"{source_name}-{task_name}"
+
+    def make():
         task = load_task(task_name, "en", "train", max_examples=args.task_train_examples, seed=args.seed)
         trained, done = finetune(load_task_model(model, task.kind, task.label_names), tokenizer, task.dataset,
-                                 args.work / "ckpt" / "step3" / tmp.name, kind=task.kind, max_steps=args.step3_steps,
+                                 args.work / "ckpt" / "step3" / folder.name, kind=task.kind, max_steps=args.step3_steps,
                                  learning_rate=args.step3_lr, batch_size=args.batch_size, seed=args.seed, bf16=args.bf16)
-        trained.save_pretrained(tmp)
-        (tmp / "step3.json").write_text(json.dumps({"steps": done.steps, "seconds": done.seconds, "final_loss": done.final_loss}))
-        progress("step 3", "en", source_name, task_name, since=started)
+        return trained, None, {"step3.json": {"steps": done.steps, "seconds": done.seconds, "final_loss": done.final_loss}}
 
-    return cached_folder(args.work / "tasks" / f"{source_name}-{task_name}", make)
+    return cached_step(folder, make, "step 3", "en", source_name, task_name)
 
 
-# Step 4
-
-
-def scorer(args, task_name, language, model, tokenizer, query_code=None):
-    """`(score(pack=None), baseline, n)`: zero-shot accuracy (retrieval@1 for bible-retrieval) with `pack` swapped
-    into `model`, or with `model` and `tokenizer` as they are; baseline: the majority class, or chance."""
-    if task_name == RETRIEVAL:
-        pool = ENGLISH[1] if language == "en" else default_code(language)  # English: KJV among the WEB's verses
-        probe = retrieval_task(ENGLISH[0], pool, "test", num_candidates=args.task_test_examples, seed=args.seed)
-        return (lambda pack=None: evaluate_retrieval(model, tokenizer, probe, pack=pack, tokenizer=None if pack else tokenizer)
-                ["retrieval_at_1"]), 1 / len(probe.pool), len(probe.pool)
-    target = load_task(task_name, language, "test", max_examples=args.task_test_examples, seed=args.seed)
-    return (lambda pack=None: evaluate_zero_shot(model, target.dataset, pack=pack, tokenizer=None if pack else tokenizer)
-            ["accuracy"]), majority_baseline(target.dataset), len(target.dataset)
+def step4(args, task_name, language) -> ZeroShotEvaluation:
+    """The test data of `language`, read once per task and language (retrieval: `bible_tasks.retrieval_codes`)."""
+    return ZeroShotEvaluation(task_name, [language], num_candidates=args.task_test_examples,
+                              max_examples=args.task_test_examples, seed=args.seed)
 
 
 def transfer_run(args, model, tokenizer, task_name, language, method, init, packs) -> dict:
-    """Step 4 (cached): every snapshot of one pack folder, zero-shot on the language's test split. `model()` loads
-    step 3's task model (retrieval: the source model) only if there is something to evaluate."""
+    """Step 4 (cached): every snapshot of one pack folder, zero-shot on the language's test split (retrieval@1 for
+    retrieval). `model()` loads step 3's task model (retrieval: the source model) only if there is something to do."""
     scored_language = "en" if language == "en-relearned" else language
 
     def compute():
-        started = time.perf_counter()
-        score, baseline, n = scorer(args, task_name, scored_language, model(), tokenizer)
-        curve = []
-        for folder in sorted(packs.glob("step-*"), key=lambda folder: int(folder.name.split("-")[1])):
-            meta = (pack := LanguagePack.from_pretrained(folder)).metadata
-            curve.append({"step": meta["train_steps"], "flops": meta["train_flops"], "seconds": meta["train_seconds"],
-                          "accuracy": score(pack)})
+        started, evaluation = time.perf_counter(), step4(args, task_name, scored_language)
+        folders = sorted(packs.glob("step-*"), key=lambda folder: int(folder.name.split("-")[1]))
+        curve = evaluation.curve(model(), scored_language, map(LanguagePack.from_pretrained, folders), tokenizer=tokenizer)
         progress("step 4", language, method, init, task_name, since=started, note=f"best {max(p['accuracy'] for p in curve):.3f}")
         return {"language": scored_language, "script": TRANSLATIONS[default_code(scored_language)].script,
                 "task": task_name, "method": method, "init": init, "control": language == "en-relearned",
-                "majority_baseline": baseline, "n": n, "curve": curve}
+                "majority_baseline": evaluation.baseline(scored_language), "n": evaluation.size(scored_language),
+                "curve": curve}
 
     return cached_json(args.work / "eval" / f"{packs.name}-{task_name}.json", compute)
 
@@ -325,9 +238,10 @@ def own_vocabulary_run(args, model, tokenizer, task_name, language, source_name)
     """The language read with the source model's own vocabulary, no step 2: English itself (the source language), or
     a target language (an upper line for a multilingual body, a baseline for an English-only one)."""
     def compute():
-        score, baseline, n = scorer(args, task_name, language, model(), tokenizer)
-        return {"language": language, "task": task_name, "source": source_name, "accuracy": score(),
-                "majority_baseline": baseline, "n": n}
+        evaluation = step4(args, task_name, language)
+        return {"language": language, "task": task_name, "source": source_name,
+                "accuracy": evaluation.score(model(), language, tokenizer=tokenizer)[evaluation.metric],
+                "majority_baseline": evaluation.baseline(language), "n": evaluation.size(language)}
 
     return cached_json(args.work / "eval" / f"own-{source_name}-{language}-{task_name}.json", compute)
 
@@ -339,7 +253,7 @@ def main(argv=None):
     if args.source_model and not args.dual_model and "minijoint" in args.methods:
         print("note: MiniJoint is skipped: --source-model is a plain model, pass --dual-model for MiniJoint's dual model")
         args.methods = [method for method in args.methods if method != "minijoint"]
-    check_work_folder(args)
+    check_settings(args, parse_args([]), NOT_CACHED)
 
     tokenizer = source_tokenizer(args)
     sources = source_models(args, tokenizer)
@@ -350,8 +264,7 @@ def main(argv=None):
         minis["minipost"] = minipost_model(args, sources["plain"], tokenizer)
 
     targets = [(language, init) for language in args.languages for init in args.inits]
-    if args.relearn_control:
-        targets.append(("en-relearned", "random"))
+    targets += [("en-relearned", "mean")] if args.relearn_control else []
     packs = {(language, method, init): snapshot_packs(args, source_of(args, method), sources[source_of(args, method)],
                                                       tokenizer, language, method, minis[method], init)
              for language, init in targets for method in args.methods}
@@ -378,9 +291,7 @@ def main(argv=None):
                 runs.append(transfer_run(args, functools.partial(task_model, source_of(args, method), task), tokenizer,
                                          task, language, method, init, folder) | {"source": source_of(args, method)})
 
-    results = report.results(runs, own, args, sources_info={p.parent.name: json.loads(p.read_text())
-                                                            for p in sorted(args.work.glob("*/step1*.json"))},
-                             seconds=time.perf_counter() - started)
+    results = report.results(runs, own, args, seconds=time.perf_counter() - started)
     report.write(results, args.output_dir)
     return results
 

@@ -18,7 +18,7 @@ import torch
 from transformers import AutoTokenizer, TrainerCallback, XLMRobertaForMaskedLM
 
 from hf_minimodel import XLMRobertaForDualMLM, all_minilm_l6, e5_small, pretrain_mlm
-from hf_minimodel.tasks.bible import verses_for
+from hf_minimodel.tasks.bible_tasks import language_texts
 
 BODIES = {"e5-small": e5_small, "minilm": all_minilm_l6}
 
@@ -62,7 +62,7 @@ def main(argv=None):
     model = (XLMRobertaForMaskedLM.from_pretrained(body) if args.dual_layers is None
              else XLMRobertaForDualMLM.from_pretrained(body, mini_num_layers=args.dual_layers))
     tokenizer = AutoTokenizer.from_pretrained(body)
-    english = [text for code in ("k", "4") for _, text in verses_for(code, "train")]
+    english = language_texts("en")  # KJV and WEB
     started = time.perf_counter()
     report = pretrain_mlm(model, tokenizer, english, args.output / "ckpt", max_steps=args.steps,
                           learning_rate=args.head_lr, body_learning_rate=args.body_lr, batch_size=args.batch_size,

@@ -17,24 +17,12 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 
-from hf_minimodel import e5_small, pretrain_mlm, sentence_embeddings
-from hf_minimodel.tasks.bible import verses_for
-from hf_minimodel.tasks.bible_tasks import retrieval_task
-from hf_minimodel.tasks.metrics import retrieval_accuracy
-
-ENGLISH = ("k", "4")  # KJV and WEB's train split: the benchmark's English training text
-
-
-def texts(codes):
-    return [text for code in codes for _, text in verses_for(code, "train")]
-
+from hf_minimodel import e5_small, evaluate_retrieval, pretrain_mlm
+from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_task
 
 def retrieval(model, tokenizer, probe) -> float:
-    model.eval()
-    queries = sentence_embeddings(model, tokenizer, probe.queries, max_seq_length=128)
-    pool = sentence_embeddings(model, tokenizer, probe.pool, max_seq_length=128)
-    model.train()
-    return round(retrieval_accuracy(queries, pool, probe.gold), 3)
+    # e5's own vocabulary on both sides: queries and pool embedded by the model as it is (in eval mode, as always).
+    return round(evaluate_retrieval(model, tokenizer, probe, tokenizer=tokenizer, max_seq_length=128)["retrieval_at_1"], 3)
 
 
 def main(head_lr: str, body_lr: str, steps: str) -> None:
@@ -45,7 +33,7 @@ def main(head_lr: str, body_lr: str, steps: str) -> None:
     torch.manual_seed(0)
     model = XLMRobertaForMaskedLM.from_pretrained(init)
     started = time.time()
-    report = pretrain_mlm(model, tokenizer, texts(ENGLISH), out / "ckpt", max_steps=int(steps), learning_rate=float(head_lr),
+    report = pretrain_mlm(model, tokenizer, language_texts("en"), out / "ckpt", max_steps=int(steps), learning_rate=float(head_lr),
                           body_learning_rate=None if body_lr == "same" else float(body_lr), batch_size=8,
                           weight_decay=0.01, seed=0, max_seq_length=64, train_word_embeddings=False)
     result = {"head_lr": float(head_lr), "body_lr": None if body_lr == "same" else float(body_lr), "steps": int(steps),

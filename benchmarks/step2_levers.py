@@ -21,29 +21,25 @@ import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 
 from hf_minimodel import (
-    LanguagePack,
     LearningCurve,
     MiniModelAdapter,
     MiniModelForMaskedLM,
     XLMRobertaForDualMLM,
-    atomic_directory,
     evaluate_retrieval,
     heldout_mlm_loss,
     initialisation,
-    train_target_embeddings,
     train_target_tokenizer,
 )
+from hf_minimodel.methods import METHODS
+from hf_minimodel.saving import atomic_directory, save_trained
 from hf_minimodel.tasks.bible import verses_for
-from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, retrieval_task
-
-ENGLISH = ("k", "4")  # KJV and WEB, the source language's training text
-
+from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes, retrieval_task
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--source", required=True, help="step 1's plain masked LM (or dual model, for minijoint)")
-    parser.add_argument("--method", choices=["standard", "minijoint", "minipost"], default="standard")
+    parser.add_argument("--method", choices=METHODS, default="standard")
     parser.add_argument("--minipost", help="MiniPost's mini-model folder (step 1b), for --method minipost; built there "
                         "from --source if missing (--mini-num-layers frozen + 1 new layer, --minipost-steps at --minipost-lr)")
     parser.add_argument("--mini-num-layers", type=int, default=4)
@@ -54,7 +50,8 @@ def parse_args(argv=None):
     parser.add_argument("--init", default="random")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--start-lr", type=float, help="the rate of rows the init took from the source")
-    parser.add_argument("--init-noise", type=float, default=1.0, help="random rows' spread, in source standard deviations")
+    parser.add_argument("--init-noise", type=float,
+                        help="new rows' spread, in source standard deviations (default: the init's own)")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--snapshots", type=int, nargs="+", help="steps to measure at (step 0 always)")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -72,14 +69,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def codes(language):
-    return ENGLISH if language == "en" else PARAPHRASE_PAIRS.get(language, (default_code(language),))
-
-
-def texts(language, split):
-    return [text for code in codes(language) for _, text in verses_for(code, split)]
-
-
 def tokenizer_for(args, train):
     folder = args.work / "tokenizers" / f"{args.language}-{args.vocab_size}"
     if not folder.exists():
@@ -93,13 +82,63 @@ def run_name(args) -> str:
              args.init, f"lr{args.lr:g}", f"s{args.steps}", f"b{args.batch_size}x{args.max_seq_length}"]
     if args.start_lr is not None:
         parts.append(f"slr{args.start_lr:g}")
-    if args.init_noise != 1.0:
+    if args.init_noise is not None:
         parts.append(f"noise{args.init_noise:g}")
     if args.scheduler != "linear":
         parts.append(args.scheduler)
     if args.weight_decay:
         parts.append(f"wd{args.weight_decay:g}")
     return args.name or "-".join(parts)
+
+
+def mini_model(args, source, source_tokenizer):
+    """The mini-model step 2 runs over: none (the standard approach), MiniJoint's export, or MiniPost's, built once
+    into --minipost."""
+    if args.method == "minijoint":
+        return MiniModelAdapter(source).export_mini_model()
+    if args.method != "minipost":
+        return None
+    if not Path(args.minipost).exists():
+        adapter = MiniModelAdapter(source)
+        built = adapter.build_minipost(source_tokenizer, language_texts("en"), args.work / "ckpt" / "minipost",
+                                       mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
+                                       learning_rate=args.minipost_lr, batch_size=args.batch_size,
+                                       max_seq_length=args.max_seq_length, seed=args.seed, disable_tqdm=True)
+        done = adapter.minipost_report
+        save_trained(args.minipost, built, records={"step1b.json": {"steps": done.steps, "flops": done.flops,
+                                                                    "seconds": done.seconds, "final_loss": done.final_loss}})
+    return MiniModelForMaskedLM.from_pretrained(args.minipost)
+
+
+def measure(args, source, full, source_tokenizer, tokenizer, snapshots, device):
+    """The body's own-vocabulary retrieval@1, and per snapshot (each saved under --work): retrieval@1, held-out MLM
+    loss and where the shared rows went."""
+    # The control finds KJV verses among the World English Bible's (a translation the body knows, read through
+    # the relearned vocabulary); a target language among its own translation's.
+    query, pool = retrieval_codes("en", args.language)
+    probe = retrieval_task(query, pool, "test", num_candidates=args.candidates, seed=args.seed)
+    heldout = [text for _, text in verses_for(pool, "test")][: args.heldout_verses]
+    own = evaluate_retrieval(full, source_tokenizer, probe, tokenizer=source_tokenizer)["retrieval_at_1"]
+    # Where the rows go: for the tokens whose string the body's own vocabulary also has, the mean cosine between the
+    # pack's row and the body's own row (the control starts these at random: recovering English means rising here).
+    shared = initialisation.shared_tokens(tokenizer, source_tokenizer, full.config.vocab_size)
+    target_rows, source_rows = torch.tensor(list(shared)), torch.tensor(list(shared.values()))
+    body_rows = source.get_input_embeddings().weight.detach().float()[source_rows]
+    points = []
+    for snapshot in snapshots:
+        snapshot.save_pretrained(args.work / "packs" / run_name(args) / f"step-{snapshot.metadata['train_steps']}")
+        meta = snapshot.metadata
+        merged = snapshot.apply(MiniModelAdapter(source).full_masked_lm()).eval().to(device)
+        points.append({
+            "step": meta["train_steps"], "tokens": meta["train_tokens"], "flops": meta["train_flops"],
+            "seconds": meta["train_seconds"],
+            "retrieval_at_1": evaluate_retrieval(full, source_tokenizer, probe, pack=snapshot)["retrieval_at_1"],
+            "heldout_mlm_loss": heldout_mlm_loss(merged, tokenizer, heldout, max_seq_length=args.max_seq_length),
+            "shared_row_cosine": torch.nn.functional.cosine_similarity(
+                snapshot.embeddings.float()[target_rows], body_rows, dim=-1).mean().item(),
+        })
+        print(json.dumps(points[-1]), flush=True)
+    return own, points
 
 
 def main(argv=None):
@@ -114,60 +153,20 @@ def main(argv=None):
     source = source_class.from_pretrained(args.source).eval()
     source_tokenizer = AutoTokenizer.from_pretrained(args.source)
     full = MiniModelAdapter(source).full_masked_lm().eval().to(device)
-    if args.method == "standard":
-        model = full
-    elif args.method == "minijoint":
-        model = MiniModelAdapter(source).export_mini_model()
-    else:
-        if not Path(args.minipost).exists():
-            adapter = MiniModelAdapter(source)
-            mini = adapter.build_minipost(source_tokenizer, texts("en", "train"), args.work / "ckpt" / "minipost",
-                                          mini_num_layers=args.mini_num_layers, max_steps=args.minipost_steps,
-                                          learning_rate=args.minipost_lr, batch_size=args.batch_size,
-                                          max_seq_length=args.max_seq_length, seed=args.seed, disable_tqdm=True)
-            with atomic_directory(args.minipost) as tmp:
-                mini.save_pretrained(tmp)
-                done = adapter.minipost_report
-                (tmp / "step1b.json").write_text(json.dumps({"steps": done.steps, "flops": done.flops, "seconds":
-                                                             done.seconds, "final_loss": done.final_loss}))
-        model = MiniModelForMaskedLM.from_pretrained(args.minipost)
-    train = texts(args.language, "train")
+    mini = mini_model(args, source, source_tokenizer)
+    train = language_texts(args.language)
     tokenizer = tokenizer_for(args, train)
     snapshots = args.snapshots or [round(args.steps * i / 4) for i in range(1, 5)]
     curve = LearningCurve(snapshots)
-    pack = train_target_embeddings(
-        model, tokenizer, train, args.work / "ckpt" / run_name(args), source_tokenizer=source_tokenizer,
+    pack = MiniModelAdapter(source).train_embeddings(
+        tokenizer, train, args.work / "ckpt" / run_name(args), mini_model=mini, source_tokenizer=source_tokenizer,
         init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
         start_rows_learning_rate=args.start_lr, init_noise=args.init_noise, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
         warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,
         seed=args.seed, callbacks=[curve], disable_tqdm=True, **({"bf16": True} if args.bf16 else {}),
     )
     trained = time.perf_counter() - started
-    # The control finds KJV verses among the World English Bible's (a translation the body knows, read through
-    # the relearned vocabulary); a target language among its own translation's.
-    pool = ENGLISH[1] if args.language == "en" else default_code(args.language)
-    probe = retrieval_task(ENGLISH[0], pool, "test", num_candidates=args.candidates, seed=args.seed)
-    heldout = [text for _, text in verses_for(pool, "test")][: args.heldout_verses]
-    own = evaluate_retrieval(full, source_tokenizer, probe, tokenizer=source_tokenizer)["retrieval_at_1"]
-    # Where the rows go: for the tokens whose string the body's own vocabulary also has, the mean cosine between the
-    # pack's row and the body's own row (the control starts these at random: recovering English means rising here).
-    shared = initialisation.shared_tokens(tokenizer, source_tokenizer, full.config.vocab_size)
-    target_rows, source_rows = torch.tensor(list(shared)), torch.tensor(list(shared.values()))
-    body_rows = source.get_input_embeddings().weight.detach().float()[source_rows]
-    points = []
-    for snapshot in curve.packs(pack):
-        snapshot.save_pretrained(args.work / "packs" / run_name(args) / f"step-{snapshot.metadata['train_steps']}")
-        meta = snapshot.metadata
-        merged = snapshot.apply(MiniModelAdapter(source).full_masked_lm()).eval().to(device)
-        points.append({
-            "step": meta["train_steps"], "tokens": meta["train_tokens"], "flops": meta["train_flops"],
-            "seconds": meta["train_seconds"],
-            "retrieval_at_1": evaluate_retrieval(full, source_tokenizer, probe, pack=snapshot)["retrieval_at_1"],
-            "heldout_mlm_loss": heldout_mlm_loss(merged, tokenizer, heldout, max_seq_length=args.max_seq_length),
-            "shared_row_cosine": torch.nn.functional.cosine_similarity(
-                snapshot.embeddings.float()[target_rows], body_rows, dim=-1).mean().item(),
-        })
-        print(json.dumps(points[-1]), flush=True)
+    own, points = measure(args, source, full, source_tokenizer, tokenizer, curve.packs(pack), device)
     result = {
         "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
         "init_report": pack.metadata["init_report"],

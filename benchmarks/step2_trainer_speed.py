@@ -22,7 +22,8 @@ import torch
 import transformers
 from transformers import TrainerCallback
 
-from hf_minimodel import MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM, read_sample, train_target_tokenizer
+from hf_minimodel import MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM, train_target_tokenizer
+from hf_minimodel.sample import read_sample
 
 GEOMETRIES = {
     "small": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536),  # e5-small

@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
-from hf_minimodel import MiniModelConfig, MiniModelForMaskedLM, cut_mini_model
-from hf_minimodel import freezing, labelled_mlm_loss, mlm_step_flops
+from hf_minimodel import MiniModelConfig, MiniModelForMaskedLM, freezing
+from hf_minimodel.flops import mlm_step_flops
+from hf_minimodel.mini_model import cut_mini_model
+from hf_minimodel.training import labelled_mlm_loss
 
 GEOMETRIES = {
     "base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -109,6 +111,38 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def masked_batch(vocab: int, args) -> tuple[dict, int]:
+    """One batch of random tokens, 15% of them masked (all <mask>), and how many positions are masked."""
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(5, vocab, (args.batch_size, args.seq_len), generator=generator)
+    labels = torch.full_like(input_ids, -100)
+    masked = torch.rand(input_ids.shape, generator=generator) < 0.15
+    labels[masked] = input_ids[masked]
+    input_ids[masked] = vocab - 1  # <mask>
+    batch = {"input_ids": input_ids.to(args.device), "attention_mask": torch.ones_like(input_ids).to(args.device), "labels": labels.to(args.device)}
+    return batch, int(masked.sum())
+
+
+def summarize(variants, timings, args, positions: int, tokens: int) -> dict:
+    """Per variant: medians of the timings, FLOPs, memory, and the speed-ups over the stock and standard ones."""
+    results = {}
+    for name, (model, labelled_only) in variants.items():
+        flops = mlm_step_flops(model, args.batch_size, args.seq_len, positions if labelled_only else tokens)
+        fb = statistics.median(timings[name]["forward_backward"])
+        st = statistics.median(timings[name]["step"])
+        results[name] = {"layers": len(model.roberta.encoder.layer), "flops": flops, "forward_backward_s": fb, "step_s": st,
+                         "tokens_per_s": tokens / st, "memory_mb": statistics.median(timings[name]["peak_bytes"]) / 2**20,
+                         "all_forward_backward_s": timings[name]["forward_backward"], "all_step_s": timings[name]["step"]}
+    for name, row in results.items():
+        for reference in ("stock", "standard"):
+            ref = results[reference]
+            row[f"speedup_vs_{reference}"] = ref["forward_backward_s"] / row["forward_backward_s"]
+            row[f"step_speedup_vs_{reference}"] = ref["step_s"] / row["step_s"]
+            row[f"flops_speedup_vs_{reference}"] = ref["flops"] / row["flops"]
+            row[f"share_of_flops_speedup_vs_{reference}"] = row[f"speedup_vs_{reference}"] / row[f"flops_speedup_vs_{reference}"]
+    return results
+
+
 def run(geometry: str, vocab: int, args) -> dict:
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     config = XLMRobertaConfig(vocab_size=vocab, max_position_embeddings=args.seq_len + 2, **GEOMETRIES[geometry])
@@ -118,14 +152,7 @@ def run(geometry: str, vocab: int, args) -> dict:
     optimizer = torch.optim.AdamW([p for p in full.parameters() if p.requires_grad], lr=1e-4)
     autocast = (lambda: torch.autocast(torch.device(args.device).type, dtype=dtype)) if dtype != torch.float32 else (lambda: torch.autocast("cpu", enabled=False))
 
-    generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(5, vocab, (args.batch_size, args.seq_len), generator=generator)
-    labels = torch.full_like(input_ids, -100)
-    masked = torch.rand(input_ids.shape, generator=generator) < 0.15
-    labels[masked] = input_ids[masked]
-    input_ids[masked] = vocab - 1  # <mask>
-    batch = {"input_ids": input_ids.to(args.device), "attention_mask": torch.ones_like(input_ids).to(args.device), "labels": labels.to(args.device)}
-    positions = int(masked.sum())
+    batch, positions = masked_batch(vocab, args)
     tokens = args.batch_size * args.seq_len
 
     variants = {"stock": (full, False), "standard": (full, True)}
@@ -156,21 +183,7 @@ def run(geometry: str, vocab: int, args) -> dict:
         print(f"  {geometry} {vocab // 1000}k round {round_ + 1}/{args.rounds}: "
               + ", ".join(f"{n} {timings[n]['step'][-1]:.2f}s" for n in order), flush=True)
 
-    results = {}
-    for name, (model, labelled_only) in variants.items():
-        flops = mlm_step_flops(model, args.batch_size, args.seq_len, positions if labelled_only else tokens)
-        fb = statistics.median(timings[name]["forward_backward"])
-        st = statistics.median(timings[name]["step"])
-        results[name] = {"layers": len(model.roberta.encoder.layer), "flops": flops, "forward_backward_s": fb, "step_s": st,
-                         "tokens_per_s": tokens / st, "memory_mb": statistics.median(timings[name]["peak_bytes"]) / 2**20,
-                         "all_forward_backward_s": timings[name]["forward_backward"], "all_step_s": timings[name]["step"]}
-    for name, row in results.items():
-        for reference in ("stock", "standard"):
-            ref = results[reference]
-            row[f"speedup_vs_{reference}"] = ref["forward_backward_s"] / row["forward_backward_s"]
-            row[f"step_speedup_vs_{reference}"] = ref["step_s"] / row["step_s"]
-            row[f"flops_speedup_vs_{reference}"] = ref["flops"] / row["flops"]
-            row[f"share_of_flops_speedup_vs_{reference}"] = row[f"speedup_vs_{reference}"] / row[f"flops_speedup_vs_{reference}"]
+    results = summarize(variants, timings, args, positions, tokens)
     del full, optimizer, variants, steps
     return {"geometry": geometry, "vocab_size": vocab, "masked_positions": positions, "tokens": tokens, "variants": results}
 

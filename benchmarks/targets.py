@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-LABELS = {"standard": "standard", "minijoint": "MiniJoint", "minipost": "MiniPost"}
+from hf_minimodel.methods import LABELS
 
 
 def best(run) -> float:

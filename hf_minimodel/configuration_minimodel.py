@@ -3,6 +3,8 @@
 This file travels to the Hub as remote code: it imports only transformers (and torch, through it).
 """
 
+import dataclasses
+
 from transformers import XLMRobertaConfig
 
 # The model type that configs saved by earlier hf-minimodel declared (tests/artifacts/v0.1.0). A type only this
@@ -42,6 +44,12 @@ class MiniModelConfig(XLMRobertaConfig):
             same; the cost is not: at a 250k vocabulary the projection dominates a step (measured 12.6 s vs 4.6 s
             per 8x128 step on 2 CPU threads for a 12-layer model), and masked LM labels only ~15% of positions.
             The returned `logits` then hold only those rows, in the order of `labels[labels != -100]`.
+        mini_method (`str`, *optional*):
+            Set on a standalone mini-model when it is cut (`mini_model.py`): "minijoint" or "minipost", the way it was
+            made; step 2 reads it, and every language pack records it. Absent from mini-models saved by 0.1.0.
+        base_fingerprint (`str`, *optional*):
+            Set on a standalone mini-model when it is cut: the `base_fingerprint` of the full model it was cut from,
+            so that step 2 refuses a mini-model of another base model.
 
     Example:
 
@@ -63,6 +71,9 @@ class MiniModelConfig(XLMRobertaConfig):
     mini_num_new_layers: int = 0
     full_num_hidden_layers: int | None = None
     mlm_head_on_labelled_only: bool = True
+    # What a cut records (`mini_model.cut_mini_model`); None on a full model, and then not written to config.json.
+    mini_method: str | None = None
+    base_fingerprint: str | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -77,6 +88,15 @@ class MiniModelConfig(XLMRobertaConfig):
         if config_dict.get("model_type") == LEGACY_MODEL_TYPE:  # an earlier save of this very class: no warning
             config_dict = {**config_dict, "model_type": cls.model_type}
         return config_dict, kwargs
+
+    def to_dict(self) -> dict:
+        # A cut's records go into config.json only once a cut has set them: a full model's saved config stays as
+        # earlier versions wrote it.
+        values = super().to_dict()
+        for key in RECORDS:
+            if values.get(key) is None:
+                values.pop(key, None)
+        return values
 
     @property
     def is_standalone_mini_model(self) -> bool:
@@ -110,9 +130,7 @@ class MiniModelConfig(XLMRobertaConfig):
     @classmethod
     def from_base_config(cls, base_config: XLMRobertaConfig, **mini_kwargs) -> "MiniModelConfig":
         """Build from an existing XLM-R configuration, e.g. `AutoConfig.from_pretrained("FacebookAI/xlm-roberta-base")`."""
-        values = base_config.to_dict()
-        for key in ("model_type", "architectures", "auto_map", "transformers_version"):
-            values.pop(key, None)
+        values = {key: value for key, value in base_config.to_dict().items() if key not in CLASS_FIELDS}
         values.update(mini_kwargs)
         return cls(**values)
 
@@ -129,4 +147,28 @@ class MiniModelConfig(XLMRobertaConfig):
         )
 
 
-__all__ = ["MiniModelConfig"]
+# The one answer to "which fields are ours": what MiniModelConfig declares beyond XLMRobertaConfig.
+MINI_FIELDS = tuple(field.name for field in dataclasses.fields(MiniModelConfig)
+                    if field.name not in {base.name for base in dataclasses.fields(XLMRobertaConfig)})
+RECORDS = ("mini_method", "base_fingerprint")  # the fields a cut sets (see MiniModelConfig.to_dict)
+# What save_pretrained writes about the class of a model rather than its shape: another class's config drops them.
+CLASS_FIELDS = ("model_type", "architectures", "auto_map", "transformers_version")
+
+
+def is_mini_config(config) -> bool:
+    """Whether `config` (a config, of any class, or its dict) is one of ours: it carries a mini-model field. Every
+    config this package saves does, and so does a stock `XLMRobertaConfig` loaded from one of our folders (stock
+    transformers keeps unknown keys as attributes), which is why the class does not tell."""
+    if isinstance(config, dict):
+        return any(key in config for key in MINI_FIELDS)
+    return any(hasattr(config, key) for key in MINI_FIELDS)
+
+
+def stock_config(config, **overrides) -> XLMRobertaConfig:
+    """A plain `XLMRobertaConfig` with `config`'s values and none of ours (nor the saved class's): what a stock
+    class built from one of our models gets, so that its saves name no remote code they do not hold."""
+    values = {key: value for key, value in config.to_dict().items() if key not in MINI_FIELDS + CLASS_FIELDS}
+    return XLMRobertaConfig(**{**values, **overrides})
+
+
+__all__ = ["MiniModelConfig", "is_mini_config", "stock_config"]

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import datasets
 
-from .checks import InputError, first_line, fix
+from . import hub
+from .checks import InputError, fix
 
 PathLike = str | os.PathLike
 
@@ -195,14 +196,10 @@ def _from_disk(folder: Path, split: str) -> datasets.Dataset:
 
 
 def _from_hub(name: str, config: str | None, split: str, streaming: bool) -> datasets.Dataset | datasets.IterableDataset:
-    try:
-        return datasets.load_dataset(name, config, split=split, streaming=streaming)
-    except Exception as err:  # noqa: BLE001 - network, auth, missing split and script errors all mean the same here
-        raise CorpusError(
-            f"could not load dataset {name!r} from the Hugging Face Hub ({type(err).__name__}: {first_line(err)}); "
-            f"offline? pass a local path instead: a .txt file, a folder of .txt files or a folder saved with "
-            f"Dataset.save_to_disk"
-        ) from err
+    return hub.load_dataset(name, config, split, streaming=streaming, error=CorpusError,
+                            what=f"could not load dataset {name!r} from the Hugging Face Hub",
+                            advice="offline? pass a local path instead: a .txt file, a folder of .txt files or a folder "
+                                   "saved with Dataset.save_to_disk")
 
 
 def _looks_local(source: PathLike) -> bool:

@@ -21,16 +21,17 @@ from transformers import AutoTokenizer
 from .version import __version__
 from .adapter import MiniModelAdapter
 from .checks import InputError, check_positive, check_positive_float
-from .convert import e5_small
+from .e5 import e5_small
 from .demo_config import SOURCES, DemoConfig  # noqa: F401 (SOURCES: part of this module's API)
 from .language_pack import LanguagePack
-from .merge import base_fingerprint, save_merged_model
+from .merge import save_merged_model
+from .xlmr import base_fingerprint
 from .methods import METHODS
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .sample import read_sample
 from .tasks.bible_tasks import RetrievalProbe
 from .transfer import evaluate_retrieval
-from .saving import atomic_directory
+from .saving import atomic_directory, save_trained
 from .target_embeddings import start_target_vocabulary
 from .tokenizer import train_target_tokenizer
 from .pretraining import pretrain_mlm, source_config
@@ -69,10 +70,8 @@ def source_model(config: DemoConfig, work_dir: Path):
             max_seq_length=config.max_seq_length, seed=config.seed, weight_decay=0.01,
             train_word_embeddings=config.base == "toy",  # a pretrained vocabulary is kept (pretrain_mlm says why)
         )
-        with atomic_directory(folder, overwrite=True) as tmp:
-            model.save_pretrained(tmp / "model")
-            tokenizer.save_pretrained(tmp / "tokenizer")
-            (tmp / "step1.json").write_text(json.dumps(dataclasses.asdict(report) | {"log_history": None}, indent=2))
+        save_trained(folder, model, tokenizer, model_folder="model", tokenizer_folder="tokenizer", overwrite=True,
+                     records={"step1.json": dataclasses.asdict(report) | {"log_history": None}})
     else:
         _say(f"Step 1: using the cached English source model in {folder}")
     model = XLMRobertaForDualMLM.from_pretrained(folder / "model")
@@ -87,7 +86,7 @@ def run_demo(config: DemoConfig | None = None, output: Path | None = None, overw
         raise InputError(f"unknown demo source {config.base!r}: choose from {', '.join(SOURCES)}")
     unknown = set(config.methods) - set(METHODS)
     if unknown:
-        raise ValueError(f"unknown method(s) {sorted(unknown)}: choose from {', '.join(METHODS)}")
+        raise InputError(f"unknown method(s) {sorted(unknown)}: choose from {', '.join(METHODS)}")
     check_positive(**{name: getattr(config, name) for name in (
         "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "mini_num_layers", "max_seq_length",
         "batch_size", "source_steps", "minipost_steps", "step2_steps")})
@@ -114,36 +113,13 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
     _say(f"Target tokenizer: {config.language}, {config.vocab_size} pieces, from {len(target_texts)} verses")
     target_tokenizer = train_target_tokenizer(target_texts, vocab_size=config.vocab_size, show_progress=False)
 
-    # The reference rows: the body's own vocabulary reading the target (retrieval only: its loss is over another
-    # vocabulary), and the full model with step 2's starting embeddings, untrained: what step 2 adds is measured
-    # from there.
     probe = _retrieval_probe(config, test_texts)
     retrieval = lambda pack=None: evaluate_retrieval(  # noqa: E731
         full, source_tokenizer, probe, pack=pack, tokenizer=None if pack else source_tokenizer,
         max_seq_length=config.max_seq_length)["retrieval_at_1"]
-    start = adapter.full_masked_lm()
-    init = start_target_vocabulary(start, target_tokenizer, source_tokenizer, config.init, config.seed, corpus=target_texts)
-    _say(init.report.summary())
-    init_pack = LanguagePack(target_tokenizer, init.embeddings, init.output_bias, {"base_fingerprint": base_fingerprint(full)})
-    rows = [{"method": "own vocabulary", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0, "heldout_loss": None,
-             "retrieval_at_1": retrieval()},
-            {"method": f"{config.init} init, no step 2", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0,
-             "heldout_loss": heldout_mlm_loss(start, target_tokenizer, test_texts, max_seq_length=config.max_seq_length),
-             "retrieval_at_1": retrieval(init_pack)}]
+    rows, init = _reference_rows(config, adapter, source_tokenizer, target_tokenizer, target_texts, test_texts, retrieval)
 
-    minis = {"standard": None}
-    if "minijoint" in config.methods:
-        minis["minijoint"] = adapter.export_mini_model()
-    minipost_cost = None
-    if "minipost" in config.methods:
-        _say(f"Step 1b: MiniPost on English ({config.mini_num_layers} frozen layers + 1 new layer and head, {config.minipost_steps} steps)")
-        minis["minipost"] = adapter.build_minipost(
-            source_tokenizer, source_texts, scratch / "minipost", mini_num_layers=config.mini_num_layers,
-            max_steps=config.minipost_steps, learning_rate=config.minipost_learning_rate, batch_size=config.batch_size,
-            max_seq_length=config.max_seq_length, seed=config.seed,
-        )
-        minipost_cost = {"flops": adapter.minipost_report.flops, "seconds": round(adapter.minipost_report.seconds, 2)}
-
+    minis, minipost_cost = _mini_models(config, adapter, source_tokenizer, source_texts, scratch)
     for method in config.methods:
         mini = minis[method]
         layers = full.config.num_hidden_layers if mini is None else mini.config.num_hidden_layers
@@ -168,14 +144,7 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
         rows.append({"method": method, "step2_layers": layers, "step2_flops": meta["train_flops"],
                      "step2_seconds": meta["train_seconds"], "heldout_loss": loss, "retrieval_at_1": found})
 
-    standard = next((r for r in rows if r["method"] == "standard"), None)
-    for row in rows:
-        if standard and row["step2_flops"]:
-            row["flops_vs_standard"] = standard["step2_flops"] / row["step2_flops"]
-            row["seconds_vs_standard"] = standard["step2_seconds"] / row["step2_seconds"]
-        if row["step2_flops"]:  # what step 2 added to its start
-            row["loss_gain"] = rows[1]["heldout_loss"] - row["heldout_loss"]
-            row["retrieval_gain"] = row["retrieval_at_1"] - rows[1]["retrieval_at_1"]
+    _compare(rows)
     return {
         "hf_minimodel": __version__,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
@@ -186,6 +155,54 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
         "rows": rows,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def _reference_rows(config: DemoConfig, adapter: MiniModelAdapter, source_tokenizer, target_tokenizer, target_texts,
+                    test_texts, retrieval) -> tuple[list[dict], object]:
+    """The rows before step 2: the body's own vocabulary reading the target (retrieval only: its loss is over another
+    vocabulary), and the full model with step 2's starting embeddings, untrained: what step 2 adds is measured from
+    there. Returns them with that start (`initialisation.TargetStart`)."""
+    start = adapter.full_masked_lm()
+    init = start_target_vocabulary(start, target_tokenizer, source_tokenizer, config.init, config.seed, corpus=target_texts)
+    _say(init.report.summary())
+    init_pack = LanguagePack(target_tokenizer, init.embeddings, init.output_bias,
+                             {"base_fingerprint": base_fingerprint(adapter.model)})
+    rows = [{"method": "own vocabulary", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0, "heldout_loss": None,
+             "retrieval_at_1": retrieval()},
+            {"method": f"{config.init} init, no step 2", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0,
+             "heldout_loss": heldout_mlm_loss(start, target_tokenizer, test_texts, max_seq_length=config.max_seq_length),
+             "retrieval_at_1": retrieval(init_pack)}]
+    return rows, init
+
+
+def _mini_models(config: DemoConfig, adapter: MiniModelAdapter, source_tokenizer, source_texts, scratch: Path):
+    """The mini-model of each method asked for (none for the standard approach), and what MiniPost's step 1b cost."""
+    minis = {"standard": None}
+    if "minijoint" in config.methods:
+        minis["minijoint"] = adapter.export_mini_model()
+    minipost_cost = None
+    if "minipost" in config.methods:
+        _say(f"Step 1b: MiniPost on English ({config.mini_num_layers} frozen layers + 1 new layer and head, {config.minipost_steps} steps)")
+        minis["minipost"] = adapter.build_minipost(
+            source_tokenizer, source_texts, scratch / "minipost", mini_num_layers=config.mini_num_layers,
+            max_steps=config.minipost_steps, learning_rate=config.minipost_learning_rate, batch_size=config.batch_size,
+            max_seq_length=config.max_seq_length, seed=config.seed,
+        )
+        minipost_cost = {"flops": adapter.minipost_report.flops, "seconds": round(adapter.minipost_report.seconds, 2)}
+    return minis, minipost_cost
+
+
+def _compare(rows: list[dict]) -> None:
+    """Each trained row beside the standard approach (FLOPs and seconds saved) and beside its start, the init alone
+    (`rows[1]`): what step 2 added."""
+    standard = next((r for r in rows if r["method"] == "standard"), None)
+    for row in rows:
+        if standard and row["step2_flops"]:
+            row["flops_vs_standard"] = standard["step2_flops"] / row["step2_flops"]
+            row["seconds_vs_standard"] = standard["step2_seconds"] / row["step2_seconds"]
+        if row["step2_flops"]:  # what step 2 added to its start
+            row["loss_gain"] = rows[1]["heldout_loss"] - row["heldout_loss"]
+            row["retrieval_gain"] = row["retrieval_at_1"] - rows[1]["retrieval_at_1"]
 
 
 def _retrieval_probe(config: DemoConfig, test_texts: list[str]) -> RetrievalProbe:

@@ -4,15 +4,16 @@ without importing torch."""
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checks import InputError
-from .defaults import TOY_SOURCE
-from .methods import METHODS
+from .defaults import BATCH_SIZE, MAX_SEQ_LENGTH, TARGET_VOCAB_SIZE, TOY_SOURCE, cache_dir
+from .methods import DEFAULT_INIT, METHODS
 
 SOURCES = ("toy", "e5-small")
+# The target languages shipped as samples (hf_minimodel/data), by sample name; English is the source.
+TARGETS = ("ru-synodal", "fr-segond")
 
 
 @dataclass
@@ -26,14 +27,14 @@ class DemoConfig:
     target_test: str = "ru-synodal.test"
     language: str = "ru"
     # The source model: XLM-R's shape at a toy size; the mini-model is its bottom third, as at base geometry.
-    vocab_size: int = 8000
+    vocab_size: int = TARGET_VOCAB_SIZE
     hidden_size: int = TOY_SOURCE.hidden_size
     num_layers: int = TOY_SOURCE.num_layers
     num_heads: int = TOY_SOURCE.num_heads(TOY_SOURCE.hidden_size)
     intermediate_size: int = TOY_SOURCE.intermediate_size(TOY_SOURCE.hidden_size)
     mini_num_layers: int = 2
-    max_seq_length: int = 128
-    batch_size: int = 32
+    max_seq_length: int = MAX_SEQ_LENGTH
+    batch_size: int = BATCH_SIZE
     source_steps: int = 400
     source_learning_rate: float = 1e-3
     source_body_learning_rate: float | None = None  # a pretrained body's own, lower rate (pretrain_mlm says why)
@@ -41,10 +42,10 @@ class DemoConfig:
     minipost_learning_rate: float = 1e-3
     step2_steps: int = 300
     step2_learning_rate: float = 3e-3
-    init: str = "overlap"
+    init: str = DEFAULT_INIT
     methods: tuple = METHODS
     seed: int = 0
-    cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("HF_MINIMODEL_CACHE", Path.home() / ".cache" / "hf_minimodel")))
+    cache_dir: Path = field(default_factory=cache_dir)
 
     @classmethod
     def preset(cls, base: str = "toy", **overrides) -> "DemoConfig":

@@ -57,7 +57,7 @@ def for_step3(model: nn.Module) -> None:
 
     The paper freezes the word embeddings so that the body keeps reading the space the target embeddings were
     aligned to in step 2. The rest of the embedding layer is frozen too: the target embeddings were learned against
-    it, and a language pack recognises its base model by it (`merge.base_fingerprint`)."""
+    it, and a language pack recognises its base model by it (`xlmr.base_fingerprint`)."""
     model.requires_grad_(True)
     model.base_model.embeddings.requires_grad_(False)
 

@@ -8,15 +8,21 @@ decides every row (`initial_target_embeddings`); each init names which rules it 
 
 - `random-paper`: the paper's exact setting, N(0, initializer_range) rows and a zero bias, no row copied.
 - `random`: N(mean, std) of the source rows, per dimension and per script where the source has that script
-  (Downey et al., 2023); the bias at the source bias's mean. No row copied: the relearning control's start.
+  (Downey et al., 2023); the bias at the source bias's mean. No row copied.
+- `mean`: every row at its script's mean source row, with no spread (Hewitt, 2021); the bias as `random`. No row
+  copied: the relearning control's start. Embedding rows need no noise to break symmetry (each row's gradient comes
+  from its own token's contexts), and step 2 never shrinks a drawn row's noise (without weight decay only gradients
+  move a row, and a rare token's row gets few), so noise drawn at the source's spread stays beside what is learned
+  and outweighs it: from `random` rows the relearning control stays at chance retrieval, from `mean` rows it learns
+  (README, "Why step 2 did not learn").
 - `overlap`: rows of tokens both vocabularies hold (the same string, or the same special-token role) copied with
-  their bias; the rest as `random` (AdapterHub's `add_embeddings` copies the same way).
+  their bias; the rest as `mean` (AdapterHub's `add_embeddings` copies the same way).
 - `anchored`: `overlap`'s start; step 2 then holds the copied rows where they are (`target_embeddings.anchor_rows_`).
 - `compose`: `overlap`, then FVT (Gee et al., 2022): a token the source tokenizer spells as pieces starts at the mean
-  of their rows (and biases); the rest as `random`.
+  of their rows (and biases); the rest as `mean`.
 - `focus`: `overlap`, then FOCUS (Dobler & de Melo, 2023): a new token starts at a sparsemax-weighted mix of copied
   rows, weighted by how alike the tokens are in fastText vectors trained on the target text (`hf_minimodel.focus`,
-  optional: `pip install "hf-minimodel[focus]"`); the rest as `random`.
+  optional: `pip install "hf-minimodel[focus]"`); the rest as `mean`.
 
 What each init did is an `InitReport`: how many rows each rule set, and their norms against the source rows'.
 """
@@ -29,13 +35,14 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .checks import InputError, fix
-from .methods import INITS, NEEDS_SOURCE_TOKENIZER
+from .methods import DEFAULT_INIT, INITS, NEEDS_SOURCE_TOKENIZER
 
 # A script's own statistics are used for random rows only where the source vocabulary has this many rows of it;
 # fewer give a noisy mean and std, and the rows are drawn at the statistics of the whole source vocabulary instead.
 MIN_ROWS_PER_SCRIPT = 100
-# Row origins, in the order an init's rules apply; InitReport counts rows by these names.
-ORIGINS = ("copied", "composed", "similar", "random")
+# Row origins, in the order an init's rules apply; InitReport counts rows by these names. A row no rule of the
+# source vocabulary sets is "mean" when it starts at its script's mean row, "random" when it was drawn.
+ORIGINS = ("copied", "composed", "similar", "mean", "random")
 
 
 @dataclass
@@ -105,26 +112,27 @@ def _check_init(init, source_tokenizer):
 
 
 @torch.no_grad()
-def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0,
-                              *, corpus=None, noise: float = 1.0) -> TargetStart:
+def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, init: str = DEFAULT_INIT, seed: int = 0,
+                              *, corpus=None, noise: float | None = None) -> TargetStart:
     """Starting values for `target_tokenizer`'s rows over `model`'s body (its word embeddings and MLM head bias are
     the source rows). `corpus` (target-language text) is read by `init="focus"` only. Module docstring: the inits.
 
-    `noise` scales the random rows' spread around their mean, in source standard deviations: 1 draws them at the
-    source's statistics, 0 starts every one at its script's mean row. Embedding rows need no noise to break symmetry
-    (each row's gradient comes from its own token's contexts), and step 2 never shrinks a row's starting noise: with
-    no weight decay only the gradients move it, so what was drawn stays beside what is learned."""
+    `noise` scales the spread of the rows no other rule sets around their script's mean row, in source standard
+    deviations: 1 draws them at the source's statistics, 0 starts every one at the mean. None (the default) takes
+    the init's own: 1 for `random`, 0 for the others (the module docstring says why); `random-paper` ignores it."""
     _check_init(init, source_tokenizer)
     source, source_bias = _source_rows(model)
     vocab, hidden = len(target_tokenizer), source.shape[1]
     generator = torch.Generator().manual_seed(seed)
+    if noise is None:
+        noise = 1.0 if init == "random" else 0.0
     if init == "random-paper":
         embeddings = torch.randn(vocab, hidden, generator=generator) * model.config.initializer_range
         bias = torch.zeros(vocab)
     else:
         embeddings, bias = _draw_at_source_statistics(source, source_bias, target_tokenizer, source_tokenizer, generator,
                                                       noise)
-    origin = ["random"] * vocab
+    origin = ["mean" if noise == 0 and init != "random-paper" else "random"] * vocab
     copied = {}
     if init in NEEDS_SOURCE_TOKENIZER:
         copied = shared_tokens(target_tokenizer, source_tokenizer, source.shape[0])

@@ -13,7 +13,6 @@ the pack's vocabulary first; and a PEFT adapter carries no tokenizer.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
@@ -26,13 +25,14 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoTokenizer
 
-from . import cards
+from . import cards, hub
 from .version import __version__
-from .checks import InputError, check_tokenizer_files, check_weights, first_line, fix
-from .merge import base_fingerprint, check_pad_id, check_same_base, merge_embeddings
+from .checks import InputError, check_tokenizer_files, check_weights, fix
+from .merge import merge_embeddings
+from .xlmr import base_fingerprint, check_pad_id, check_same_base
 from .methods import METHODS
 from .pack_metadata import FORMAT_VERSION, PackMetadata
-from .saving import atomic_directory, recover
+from .saving import atomic_directory, recover, write_training_log
 
 WEIGHTS_NAME = "language_pack.safetensors"
 METADATA_NAME = "language_pack.json"
@@ -52,7 +52,7 @@ class LanguagePack:
         embeddings: the word embeddings, shape `(len(tokenizer), hidden_size)`.
         output_bias: the MLM heads' vocabulary bias, shape `(len(tokenizer),)`, or `None` (zeros when applied).
         metadata: how the pack was made and what it scored, a `PackMetadata` (a dict is converted): `language`,
-            `base_model`, `base_fingerprint` (see `merge.base_fingerprint`), `method` ("standard", "minijoint" or
+            `base_model`, `base_fingerprint` (see `xlmr.base_fingerprint`), `method` ("standard", "minijoint" or
             "minipost"), step 2's cost and settings, `license` (the base model's; the card says "unknown" when it
             is None), `evaluations` (see `add_evaluation`), and any other JSON values (in `extra`). `hidden_size`,
             `vocab_size` and `created_with` are filled in.
@@ -65,22 +65,22 @@ class LanguagePack:
 
     def __post_init__(self):
         if self.embeddings.ndim != 2:
-            raise ValueError(f"embeddings must be a (vocab_size, hidden_size) matrix, got shape {tuple(self.embeddings.shape)}")
+            raise InputError(f"embeddings must be a (vocab_size, hidden_size) matrix, got shape {tuple(self.embeddings.shape)}")
         vocab_size, hidden_size = self.embeddings.shape
         if len(self.tokenizer) != vocab_size:
-            raise ValueError(
+            raise InputError(
                 f"the tokenizer has {len(self.tokenizer)} tokens but the embeddings have {vocab_size} rows: "
                 "a language pack needs one row per token of its tokenizer"
             )
         if self.output_bias is not None and tuple(self.output_bias.shape) != (vocab_size,):
-            raise ValueError(f"the output bias has shape {tuple(self.output_bias.shape)} but the tokenizer needs ({vocab_size},)")
+            raise InputError(f"the output bias has shape {tuple(self.output_bias.shape)} but the tokenizer needs ({vocab_size},)")
         metadata = PackMetadata.from_dict(self.metadata)  # a copy: the caller's record stays as it was
         for key, actual in (("vocab_size", vocab_size), ("hidden_size", hidden_size)):
             if metadata[key] is not None and metadata[key] != actual:
-                raise ValueError(f"metadata says {key}={metadata[key]} but the embeddings have {key}={actual}")
+                raise InputError(f"metadata says {key}={metadata[key]} but the embeddings have {key}={actual}")
             metadata[key] = actual
         if metadata["method"] is not None and metadata["method"] not in METHODS:
-            raise ValueError(f"metadata method={metadata['method']!r} is not one of {METHODS}")
+            raise InputError(f"metadata method={metadata['method']!r} is not one of {METHODS}")
         metadata["created_with"] = metadata["created_with"] or f"hf-minimodel {__version__}"
         self.metadata = metadata
 
@@ -99,7 +99,7 @@ class LanguagePack:
 
     def check_model(self, config, fingerprint: str | None, check_base: bool = True) -> None:
         """Raise `InputError` unless a model with `config` and base fingerprint `fingerprint` can take this pack: the
-        same hidden size, the base the pack was trained for (`merge.check_same_base`, with `check_base`; a fingerprint of
+        same hidden size, the base the pack was trained for (`xlmr.check_same_base`, with `check_base`; a fingerprint of
         None is not known yet and passes), and the pad id its tokenizer keeps. `apply` calls this on the model; the
         CLI, on a folder's config and weights before it loads anything."""
         pack_hidden = self.metadata["hidden_size"]
@@ -112,12 +112,15 @@ class LanguagePack:
             check_same_base(fingerprint, self.metadata["base_fingerprint"], "the language pack", self.metadata["base_model"])
         check_pad_id(self.tokenizer.pad_token_id, config.pad_token_id)
 
-    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    def save_pretrained(self, path: str | os.PathLike, overwrite: bool = False, *, log_history: list | None = None) -> Path:
         """Write the pack into the folder `path`, atomically: tokenizer files, `language_pack.safetensors`,
-        `language_pack.json` and a model card (`README.md`)."""
+        `language_pack.json` and a model card (`README.md`); with `log_history` (step 2's Trainer log), also
+        `training_log.jsonl`."""
         with atomic_directory(path, overwrite=overwrite) as folder:
             # The card's usage example names the folder; push_to_hub writes the repository id instead.
             self._write(folder, repo_id=Path(path).name)
+            if log_history is not None:
+                write_training_log(folder, log_history)
         return Path(path)
 
     def _write(self, folder: Path, repo_id: str) -> None:
@@ -143,16 +146,16 @@ class LanguagePack:
         with safe_open(folder / WEIGHTS_NAME, framework="pt") as weights:
             version = int((weights.metadata() or {}).get("language_pack_format", FORMAT_VERSION))
             if version > FORMAT_VERSION:
-                raise ValueError(f"{path_or_repo_id} is a version-{version} language pack: upgrade hf-minimodel to load it")
+                raise InputError(f"{path_or_repo_id} is a version-{version} language pack: upgrade hf-minimodel to load it")
             if "word_embeddings" not in weights.keys():
-                raise ValueError(f"{path_or_repo_id}/{WEIGHTS_NAME} has no word_embeddings tensor: not a language pack")
+                raise InputError(f"{path_or_repo_id}/{WEIGHTS_NAME} has no word_embeddings tensor: not a language pack")
             embeddings = weights.get_tensor("word_embeddings")
             output_bias = weights.get_tensor("output_bias") if "output_bias" in weights.keys() else None
         check_tokenizer_files(folder, "language pack")  # an empty or missing vocabulary, named
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
         except (OSError, ValueError) as error:
-            raise ValueError(f"{path_or_repo_id} has no loadable tokenizer: {error}") from error
+            raise InputError(f"{path_or_repo_id} has no loadable tokenizer: {error}") from error
         return cls(tokenizer=tokenizer, embeddings=embeddings, output_bias=output_bias, metadata=metadata)
 
     def push_to_hub(
@@ -165,10 +168,10 @@ class LanguagePack:
         """Upload the pack to a Hub model repository (created if needed); returns the `CommitInfo`."""
         api = HfApi(token=token)
         with tempfile.TemporaryDirectory() as folder:
-            with _hub_upload(repo_id):
+            with _upload_failures(repo_id):
                 repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
             self._write(Path(folder), repo_id=repo_id)
-            with _hub_upload(repo_id):
+            with _upload_failures(repo_id):
                 # delete_patterns: tokenizer files of an earlier upload that this tokenizer does not write would
                 # otherwise stay in the repository and be read by AutoTokenizer.
                 return api.upload_folder(
@@ -200,21 +203,10 @@ class LanguagePack:
         return cards.pack_card(self.metadata, repo_id)
 
 
-@contextlib.contextmanager
-def _hub_upload(repo_id: str):
-    """The Hub calls of an upload, their failures as one error that says "Hub" and what to check (offline, the
-    HTTP client's own errors name neither the Hub nor the fix)."""
-    from huggingface_hub.errors import HFValidationError
-
-    try:
-        yield
-    except HFValidationError as error:
-        raise InputError(f"{repo_id!r} is not a Hub repository id ({first_line(error)}): use \"owner/name\"") from None
-    except Exception as error:  # noqa: BLE001 - DNS, TLS, proxy, 401/403, quota: the Hub refused or was unreachable
-        raise OSError(
-            f"could not upload the language pack to the Hugging Face Hub as {repo_id} ({type(error).__name__}: "
-            f"{first_line(error)}): check the connection, and that the token (`hf auth login`, or token=) may write there"
-        ) from error
+def _upload_failures(repo_id: str):
+    return hub.failures(f"could not upload the language pack to the Hugging Face Hub as {repo_id}",
+                        "check the connection, and that the token (`hf auth login`, or token=) may write there", OSError,
+                        repo_id=repo_id)
 
 
 def _pack_folder(path_or_repo_id: str | os.PathLike, revision: str | None, token: str | bool | None) -> Path:
@@ -223,13 +215,10 @@ def _pack_folder(path_or_repo_id: str | os.PathLike, revision: str | None, token
         recover(local)  # a save killed between its two renames left the previous version beside it: put it back
     if local.is_dir():
         return local
-    try:
+    # An invalid id, not found, offline, gated: all mean "cannot get it" here.
+    with hub.failures(f"{path_or_repo_id} is not a local folder, and downloading it as a language pack from the Hugging "
+                      "Face Hub failed", "check the path or the repository id (and revision, token)", OSError):
         return Path(snapshot_download(str(path_or_repo_id), revision=revision, token=token, allow_patterns=PACK_FILES))
-    except Exception as error:  # invalid id, not found, offline, gated: all mean "cannot get it" here
-        raise OSError(
-            f"{path_or_repo_id} is not a local folder, and downloading it as a language pack from the Hugging Face "
-            f"Hub failed ({first_line(error)}): check the path or the repository id (and revision, token)"
-        ) from error
 
 
 __all__ = ["LanguagePack", "PackMetadata"]

@@ -8,126 +8,22 @@ masked LM of step 2, the task model fine-tuned in step 3, MiniJoint's dual model
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+from transformers import XLMRobertaForMaskedLM
 from transformers.initialization import no_init_weights
 
 from .cards import merged_card
-from .checks import InputError, WrongModelError, fix, weight_files
+from .checks import InputError
+from .checks import WrongModelError
+from .configuration_minimodel import is_mini_config, stock_config
 from .freezing import mlm_heads
+from .pooling import write_sentence_transformers_files
 from .saving import atomic_directory
-
-# The embedding layer minus its vocabulary. The target embeddings are aligned to these weights (and to the layers,
-# which step 3 may fine-tune): steps 2 and 3 keep the whole embedding layer except the word embeddings frozen, so
-# these four tensors identify the base model a language pack was trained for, and survive step 3's fine-tuning.
-NON_VOCABULARY_EMBEDDINGS = (
-    "position_embeddings.weight",
-    "token_type_embeddings.weight",
-    "LayerNorm.weight",
-    "LayerNorm.bias",
-)
-
-# What MiniModelConfig adds to XLMRobertaConfig, plus what save_pretrained writes about the class.
-MINI_CONFIG_FIELDS = (
-    "mini_num_layers",
-    "mini_loss_weight",
-    "mini_num_new_layers",
-    "full_num_hidden_layers",
-    "mlm_head_on_labelled_only",
-    "mini_method",  # recorded by mini_model.py's cut
-    "base_fingerprint",  # recorded by mini_model.py's cut: the base model a mini-model belongs to
-    "auto_map",
-    "model_type",
-    "architectures",
-    "transformers_version",
-)
-
-
-# The fields of MINI_CONFIG_FIELDS that no stock XLM-R config has.
-OUR_FIELDS = tuple(key for key in MINI_CONFIG_FIELDS if key not in ("model_type", "architectures", "transformers_version"))
-
-
-def xlmr_body(model: nn.Module) -> nn.Module:
-    """The `XLMRobertaModel` inside any XLM-R model class (`.roberta`, or the model itself)."""
-    body = getattr(model, "roberta", None)
-    if body is None:
-        body = getattr(model, "base_model", model)
-    if not hasattr(getattr(body, "embeddings", None), "position_embeddings"):
-        raise WrongModelError(
-            f"{type(model).__name__} is not an XLM-R model (no .roberta.embeddings): pass an XLM-R model such as "
-            "XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification or XLMRobertaForDualMLM"
-        )
-    return body
-
-
-def base_fingerprint(model: nn.Module) -> str:
-    """A short hex digest of the embedding layer's non-vocabulary weights: which base model this is.
-
-    The same after merging new word embeddings or fine-tuning the layers; different for another base model. Taken
-    in float32, so a model cast to half precision has another fingerprint than the same model in float32.
-    """
-    embeddings = xlmr_body(model).embeddings
-    return _fingerprint({name: embeddings.get_parameter(name).detach() for name in NON_VOCABULARY_EMBEDDINGS})
-
-
-def _fingerprint(tensors: dict) -> str:
-    digest = hashlib.sha256()
-    for name in NON_VOCABULARY_EMBEDDINGS:
-        tensor = tensors[name].to("cpu", torch.float32).contiguous()
-        digest.update(f"{name}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def folder_fingerprint(folder: str | os.PathLike) -> str | None:
-    """`base_fingerprint` of the model saved in `folder`, read from its safetensors files without loading the model
-    (four small tensors): so that a pack or a mini-model for another base is refused before anything loads. None
-    if the folder's tensors are not named as transformers' XLM-R classes name them (a checkpoint of older naming,
-    such as LayerNorm.gamma: the check then runs on the loaded model)."""
-    from safetensors import safe_open
-
-    tensors = {}
-    for path in weight_files(Path(folder)):
-        with safe_open(path, framework="pt") as weights:
-            names = set(weights.keys())
-            for key in names:
-                if key == "embeddings.position_embeddings.weight" or key.endswith(".embeddings.position_embeddings.weight"):
-                    prefix = key.removesuffix("position_embeddings.weight")  # "roberta.embeddings." or "embeddings."
-                    tensors |= {name: weights.get_tensor(prefix + name) for name in NON_VOCABULARY_EMBEDDINGS if prefix + name in names}
-    return _fingerprint(tensors) if len(tensors) == len(NON_VOCABULARY_EMBEDDINGS) else None
-
-
-def check_same_base(actual: str | None, expected: str | None, what: str, base_model: str | None) -> None:
-    """Raise `InputError` unless a model's base fingerprint (`actual`) is the one that `what` (a language pack, a
-    mini-model) was made for: the one check of "is this the base it belongs to", wherever packs and mini-models
-    meet a model. `actual=None` (not known yet) passes."""
-    switch = fix("pass check_base=False", "pass --no-check-base")
-    if expected is None:
-        raise InputError(f"{what} records no base fingerprint, so its base model cannot be checked: make it again with "
-                         f"this version of hf-minimodel, or {switch}")
-    if actual is not None and actual != expected:
-        raise InputError(
-            f"the model's base fingerprint is {actual} but {what} was made for base model {base_model or '(unnamed)'} "
-            f"with fingerprint {expected}: load the base model it was made for (or a model fine-tuned from it with its "
-            f"embeddings frozen, in the dtype it was trained in), or {switch}"
-        )
-
-
-def check_pad_id(pad_token_id, padding_idx) -> None:
-    """Raise `InputError` unless a target tokenizer keeps the model's pad id."""
-    if pad_token_id != padding_idx:
-        # XLM-R numbers positions from the pad id (position = padding_idx + 1 + index), so the position embeddings
-        # the target embeddings were aligned with only line up if the pad id stays the same.
-        raise InputError(
-            f"the tokenizer's pad token id is {pad_token_id} but the model's is {padding_idx}: XLM-R "
-            f"derives position ids from the pad id, so the target tokenizer must keep <pad>={padding_idx}"
-        )
+from .xlmr import check_pad_id, xlmr_body
 
 
 def merge_embeddings(
@@ -148,13 +44,13 @@ def merge_embeddings(
     body = xlmr_body(model)
     vocab_size, hidden_size = len(tokenizer), model.config.hidden_size
     if tuple(embeddings.shape) != (vocab_size, hidden_size):
-        raise ValueError(
+        raise InputError(
             f"the embeddings have shape {tuple(embeddings.shape)} but the tokenizer and model need "
             f"{(vocab_size, hidden_size)} (len(tokenizer), hidden_size): pass the tokenizer the embeddings were "
             "trained with, and a model of the base the embeddings were trained for"
         )
     if output_bias is not None and tuple(output_bias.shape) != (vocab_size,):
-        raise ValueError(f"the output bias has shape {tuple(output_bias.shape)} but the tokenizer needs ({vocab_size},)")
+        raise InputError(f"the output bias has shape {tuple(output_bias.shape)} but the tokenizer needs ({vocab_size},)")
     padding_idx = body.embeddings.padding_idx
     check_pad_id(tokenizer.pad_token_id, padding_idx)
 
@@ -194,14 +90,6 @@ def merge_embeddings(
     return model
 
 
-def stock_config(config, **overrides) -> XLMRobertaConfig:
-    """A plain `XLMRobertaConfig` with `config`'s values, the mini-model fields dropped: for stock classes."""
-    values = config.to_dict()
-    for key in MINI_CONFIG_FIELDS:
-        values.pop(key, None)
-    return XLMRobertaConfig(**{**values, **overrides})
-
-
 def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
     """The same masked LM as a stock `XLMRobertaForMaskedLM`, which loads anywhere without remote code.
 
@@ -210,7 +98,7 @@ def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
     carries our fields (stock transformers loads our saved folders as `XLMRobertaForMaskedLM`, `auto_map` and all,
     and saved so, the folder would name remote code it does not hold).
     """
-    if type(model) is XLMRobertaForMaskedLM and not any(hasattr(model.config, key) for key in OUR_FIELDS):
+    if type(model) is XLMRobertaForMaskedLM and not is_mini_config(model.config) and not hasattr(model.config, "auto_map"):
         return model
     if not isinstance(model, XLMRobertaForMaskedLM):
         raise WrongModelError(
@@ -225,11 +113,6 @@ def to_stock_masked_lm(model: XLMRobertaForMaskedLM) -> XLMRobertaForMaskedLM:
     own = stock.state_dict().keys()
     stock.load_state_dict({name: tensor for name, tensor in model.state_dict().items() if name in own})
     return stock.train(model.training)
-
-
-# multilingual-e5's prompts: it was trained with queries and passages prefixed so (transfer.sentence_embeddings's
-# `prefix`), and its embeddings are only as good as they are with them.
-E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
 
 
 def save_merged_model(
@@ -253,8 +136,8 @@ def save_merged_model(
             goes into the card. Without it the card says only what the model is.
         license: the card's licence (a Hub licence id); default the pack's, which is the base model's, or "unknown".
         sentence_transformers: for embedding base models (multilingual-e5): also write the sentence-transformers
-            files, so that `SentenceTransformer(path)` loads the folder and embeds as `transfer.sentence_embeddings`
-            does (the last hidden states averaged over the tokens, L2-normalised). `True` gives e5's prompts
+            files, so that `SentenceTransformer(path)` loads the folder and embeds as `pooling.sentence_embeddings`
+            does (`pooling.sentence_embeddings`: the last hidden states averaged over the tokens, L2-normalised). `True` gives e5's prompts
             ("query: ", "passage: "); a dict gives others (`{}` for none). sentence-transformers itself is not needed
             to write them.
     """
@@ -263,44 +146,20 @@ def save_merged_model(
         meta["license"] = license
     prompts = None
     if sentence_transformers is True:
+        from .e5 import E5_PROMPTS
+
         prompts = dict(E5_PROMPTS)
     elif isinstance(sentence_transformers, dict):
         prompts = dict(sentence_transformers)
     elif sentence_transformers not in (False, None):
-        raise ValueError(f"sentence_transformers={sentence_transformers!r}: pass True (e5's prompts), a dict of prompts, or False")
+        raise InputError(f"sentence_transformers={sentence_transformers!r}: pass True (e5's prompts), a dict of prompts, or False")
     with atomic_directory(path, overwrite=overwrite) as folder:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         if prompts is not None:
-            _write_sentence_transformers_files(folder, model.config, prompts)
+            write_sentence_transformers_files(folder, model.config, prompts)
         (folder / "README.md").write_text(merged_card(meta, Path(path).name, prompts), encoding="utf-8")
     return Path(path)
 
 
-def _write_sentence_transformers_files(folder: Path, config, prompts: dict) -> None:
-    """The files `SentenceTransformer(folder)` reads, by hand so that sentence-transformers is no dependency: the
-    classic layout that the Hub's intfloat/multilingual-e5-small carries (Transformer, mean Pooling, Normalize),
-    plus the prompts. sentence-transformers 6.2 saves a newer layout but loads this one (tests/test_merge.py)."""
-    def write(name, value):
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-
-    write("modules.json", [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ])
-    # XLM-R numbers positions from pad_token_id + 1, so this many tokens fit its position table (512 for e5).
-    write("sentence_bert_config.json", {"max_seq_length": config.max_position_embeddings - config.pad_token_id - 1,
-                                        "do_lower_case": False})
-    write("1_Pooling/config.json", {
-        "word_embedding_dimension": config.hidden_size,
-        "pooling_mode_cls_token": False,
-        "pooling_mode_mean_tokens": True,  # over the attention mask: every real token, prompt and <s>, </s> included
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False,
-    })
-    write("config_sentence_transformers.json", {"prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine"})
-
-
-__all__ = ["base_fingerprint", "check_same_base", "folder_fingerprint", "merge_embeddings", "save_merged_model", "to_stock_masked_lm"]
+__all__ = ["merge_embeddings", "save_merged_model", "to_stock_masked_lm"]

@@ -10,7 +10,8 @@ LABELS = {"standard": "standard", "minijoint": "MiniJoint", "minipost": "MiniPos
 
 # Step 2's starting rows, by the names packs record and `--init` offers (`initialisation` says what each does); here,
 # with no torch, so that `minimodel --help` lists them without importing it.
-INITS = ("random-paper", "random", "overlap", "anchored", "compose", "focus")
-# The inits that read the source tokenizer (shared and spellable tokens); `random` reads it if given (per-script
-# statistics); `random-paper` never does.
+INITS = ("random-paper", "random", "mean", "overlap", "anchored", "compose", "focus")
+DEFAULT_INIT = "overlap"  # shared tokens start from their source rows (`initialisation` says why)
+# The inits that read the source tokenizer (shared and spellable tokens); `random` and `mean` read it if given
+# (per-script statistics); `random-paper` never does.
 NEEDS_SOURCE_TOKENIZER = ("overlap", "anchored", "compose", "focus")

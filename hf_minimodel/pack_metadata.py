@@ -35,7 +35,7 @@ class PackMetadata(MutableMapping):
 
     language: str | list | None = None  # a language code, or a list of them
     base_model: str | None = None
-    base_fingerprint: str | None = None  # merge.base_fingerprint of the base model's frozen embedding parts
+    base_fingerprint: str | None = None  # xlmr.base_fingerprint of the base model's frozen embedding parts
     method: str | None = None  # "standard", "minijoint" or "minipost" (methods.METHODS)
     mini_num_layers: int | None = None
     hidden_size: int | None = None

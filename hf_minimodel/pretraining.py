@@ -7,8 +7,9 @@ continued from a pretrained encoder. The mini-model that MiniJoint trains here i
 
 from . import freezing
 from .checks import InputError, check_positive, check_positive_float
-from .defaults import TOY_SOURCE
-from .training import TrainingReport, check_run, mlm_blocks, run_mlm_training
+from .defaults import BATCH_SIZE, MAX_SEQ_LENGTH, STEP1, TOY_SOURCE
+from .blocks import mlm_blocks
+from .training import TrainingReport, check_run, run_mlm_training
 
 
 def source_config(
@@ -18,7 +19,7 @@ def source_config(
     num_layers: int = TOY_SOURCE.num_layers,
     num_heads: int | None = None,
     intermediate_size: int | None = None,
-    max_seq_length: int = 128,
+    max_seq_length: int = MAX_SEQ_LENGTH,
     mini_num_layers: int | None = None,
     **config_kwargs,
 ):
@@ -49,8 +50,10 @@ def source_config(
     return MiniModelConfig(**values, mini_num_layers=mini_num_layers)
 
 
-def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: int = 128, train_word_embeddings: bool = True,
-                 body_learning_rate: float | None = None, **training_kwargs) -> TrainingReport:
+def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_steps: int = STEP1.steps,
+                 learning_rate: float = STEP1.learning_rate, batch_size: int = BATCH_SIZE, max_seq_length: int | None = None,
+                 train_word_embeddings: bool = True, body_learning_rate: float | None = None,
+                 **training_kwargs) -> TrainingReport:
     """Step 1: masked-LM pretraining in the source language, every parameter trained. With an
     `XLMRobertaForDualMLM` this is MiniJoint's joint training (full loss + weighted mini loss); with a stock
     `XLMRobertaForMaskedLM`, plain MLM. `train_data`: a list of strings or a dataset with a "text" column
@@ -66,11 +69,9 @@ def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: in
     MLM heads train at `learning_rate`. A new head on a pretrained body needs a high rate to become a masked LM in a
     few hundred steps, and the same rate on the body would overwrite what it knew before the head is any use (measured
     on multilingual-e5-small: benchmarks/step1_sweep.py, and README's real-body results)."""
-    if "max_steps" in training_kwargs and "learning_rate" in training_kwargs:  # else run_mlm_training asks for them
-        # Before the corpus is tokenised: a bad number is refused before the work, not after it.
-        check_run(model, max_steps=training_kwargs["max_steps"], learning_rate=training_kwargs["learning_rate"],
-                  batch_size=training_kwargs.get("batch_size", 16), max_seq_length=max_seq_length,
-                  save_steps=training_kwargs.get("save_steps"))
+    # Before the corpus is tokenised: a bad number is refused before the work, not after it.
+    max_seq_length = check_run(model.config, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+                               max_seq_length=max_seq_length, save_steps=training_kwargs.get("save_steps"))
     freezing.for_step1(model, train_word_embeddings=train_word_embeddings)
     groups = None
     if body_learning_rate is not None:
@@ -79,10 +80,11 @@ def pretrain_mlm(model, tokenizer, train_data, output_dir, *, max_seq_length: in
         trainable = [p for p in model.parameters() if p.requires_grad]
         decay = training_kwargs.get("weight_decay", 0.0)
         groups = []  # the heads' first: the progress bar and logs show the first group's rate, --learning-rate's
-        for in_body, rate in ((False, training_kwargs["learning_rate"]), (True, body_learning_rate)):
+        for in_body, rate in ((False, learning_rate), (True, body_learning_rate)):
             for matrices in (True, False):  # like the Trainer's own groups: no weight decay on biases and norms
                 params = [p for p in trainable if (id(p) in body) == in_body and (p.ndim >= 2) == matrices]
                 if params:
                     groups.append({"params": params, "lr": rate, "weight_decay": decay if matrices else 0.0})
     return run_mlm_training(model, tokenizer, mlm_blocks(train_data, tokenizer, max_seq_length), output_dir,
+                            max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
                             parameter_groups=groups, **training_kwargs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from transformers import AutoConfig, PretrainedConfig
 
-from .configuration_minimodel import LEGACY_MODEL_TYPE, MiniModelConfig
+from .configuration_minimodel import LEGACY_MODEL_TYPE, MiniModelConfig, is_mini_config
 
 
 class LegacyMiniModelConfig(MiniModelConfig):
@@ -47,4 +47,4 @@ def holds_mini_model(path_or_repo_id, **kwargs) -> bool:
     (token, revision, local_files_only, cache_dir)."""
     config_dict, _ = PretrainedConfig.get_config_dict(path_or_repo_id, **kwargs)
     architectures = config_dict.get("architectures") or list(OUR_CLASSES)  # none recorded: the fields decide
-    return config_dict.get("mini_num_layers") is not None and any(name in OUR_CLASSES for name in architectures)
+    return is_mini_config(config_dict) and any(name in OUR_CLASSES for name in architectures)

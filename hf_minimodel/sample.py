@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .checks import InputError
 from .corpus import read_text_files
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -23,7 +24,7 @@ def sample_path(name: str) -> Path:
     """Path of one embedded sample file, e.g. `sample_path("ru-synodal.test")`."""
     path = DATA_DIR / f"{name}{_SUFFIX}"
     if not path.is_file():
-        raise ValueError(f"no embedded sample named {name!r}: use one of {', '.join(sample_names()) or '(none)'}")
+        raise InputError(f"no embedded sample named {name!r}: use one of {', '.join(sample_names()) or '(none)'}")
     return path
 
 

@@ -317,6 +317,32 @@ def _remove_empty(folders: list[Path]) -> None:
             break  # not empty (someone else wrote there meanwhile) or already gone: leave the rest
 
 
+LOG_NAME = "training_log.jsonl"
+
+
+def save_trained(path: str | os.PathLike, model, tokenizer=None, *, report=None, records: dict | None = None,
+                 overwrite: bool = False, model_folder: str = "", tokenizer_folder: str = "") -> Path:
+    """What a step trained, saved whole or not at all (`atomic_directory`): `model` (safetensors), its `tokenizer`,
+    the Trainer's log of `report` (a `TrainingReport`) as training_log.jsonl (`write_training_log`), and `records`,
+    JSON files by name (`{"step1.json": {...}}`). `model_folder` and `tokenizer_folder` put the model and the
+    tokenizer in folders of their own inside `path` (the demo's cache keeps them so)."""
+    with atomic_directory(path, overwrite=overwrite) as folder:
+        model.save_pretrained(folder / model_folder)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder / tokenizer_folder)
+        if report is not None:
+            write_training_log(folder, report.log_history)
+        for name, value in (records or {}).items():
+            (folder / name).write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    return Path(path)
+
+
+def write_training_log(folder: str | os.PathLike, history: list) -> None:
+    """The Trainer's log entries (loss, learning rate, throughput) as JSON lines in `folder`/training_log.jsonl: what
+    the console no longer shows (`progress.TrainingProgress`)."""
+    (Path(folder) / LOG_NAME).write_text("".join(json.dumps(entry) + "\n" for entry in history), encoding="utf-8")
+
+
 @contextmanager
 def scratch_folder(path: str | os.PathLike) -> Iterator[Path]:
     """`path` for a tool that may or may not write there (the Trainer and its checkpoints, which are only kept
@@ -383,4 +409,5 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
 
 
 __all__ = ["MARKER_NAME", "OutputBusyError", "OutputExistsError", "OutputNotOursError", "OutputPathError", "atomic_directory",
-           "check_not_an_input", "check_output", "is_main_process", "output_lock", "recover", "scratch_folder", "user_path", "written_by_us"]
+           "check_not_an_input", "check_output", "is_main_process", "output_lock", "recover", "save_trained", "scratch_folder",
+           "user_path", "write_training_log", "written_by_us"]

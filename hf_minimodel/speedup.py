@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 import statistics
 
+from .checks import InputError
+
 # The smallest gain over the start that counts as step 2 having learned something (absolute accuracy).
 MIN_GAIN = 0.03
 # How many standard errors of the start's accuracy a gain must exceed (a binomial standard error at n examples).
@@ -30,7 +32,7 @@ MINI_METHODS = ("minijoint", "minipost")
 def start_best_gain(curve: list[dict]) -> dict:
     """The start (step 0), the best point and the gain between them."""
     if not curve or curve[0]["step"] != 0:
-        raise ValueError("a learning curve starts at step 0 (the pack as initialised): take it with LearningCurve")
+        raise InputError("a learning curve starts at step 0 (the pack as initialised): take it with LearningCurve")
     start = curve[0]["accuracy"]
     best = max(curve, key=lambda point: point["accuracy"])
     return {"start": start, "best": best["accuracy"], "gain": best["accuracy"] - start, "best_step": best["step"],

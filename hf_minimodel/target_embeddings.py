@@ -14,13 +14,16 @@ from . import freezing
 from .cards import base_license
 from .language_pack import LanguagePack
 from .freezing import mlm_heads
-from .merge import base_fingerprint, merge_embeddings
+from .merge import merge_embeddings
+from .xlmr import base_fingerprint, check_pad_id
 from .mini_model import method_of
 from .initialisation import InitReport, TargetStart, initial_target_embeddings
-from .methods import INITS, NEEDS_SOURCE_TOKENIZER
+from .defaults import BATCH_SIZE, STEP2
+from .methods import DEFAULT_INIT, INITS, NEEDS_SOURCE_TOKENIZER
 from .tokenizer import check_mlm_tokenizer
 from .checks import InputError, check_positive_float, fix
-from .training import check_run, heldout_mlm_loss, mlm_blocks, run_mlm_training
+from .blocks import check_one_block, mlm_blocks
+from .training import check_run, heldout_mlm_loss, run_mlm_training
 
 def anchor_rows_(model, rows) -> None:
     """Keep `rows` of the word embeddings (and of each MLM head's output bias) where they are during step 2.
@@ -47,8 +50,8 @@ def anchor_rows_(model, rows) -> None:
             head.bias.register_hook(zero_rows)
 
 
-def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = "overlap", seed: int = 0,
-                            *, corpus=None, noise: float = 1.0) -> TargetStart:
+def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init: str = DEFAULT_INIT, seed: int = 0,
+                            *, corpus=None, noise: float | None = None) -> TargetStart:
     """Put step 2's starting embeddings for the target vocabulary into `model` (in place); returns the start, with
     its `InitReport` (`initialisation.initial_target_embeddings`)."""
     start = initial_target_embeddings(model, target_tokenizer, source_tokenizer, init, seed, corpus=corpus, noise=noise)
@@ -57,7 +60,7 @@ def start_target_vocabulary(model, target_tokenizer, source_tokenizer=None, init
 
 
 def compare_inits(model, target_tokenizer, heldout_texts, *, source_tokenizer=None, inits=None, corpus=None,
-                  seed: int = 0, max_seq_length: int = 128, retrieval=None) -> list[InitReport]:
+                  seed: int = 0, max_seq_length: int | None = None, retrieval=None) -> list[InitReport]:
     """Step 0 of each init, measured before any training, so that inits can be compared for free: for each, its
     `InitReport` (rows per rule, norms) with `step0` holding the held-out masked-LM loss of `model` (a full masked
     LM, left as it is) speaking the target vocabulary from that start, and `retrieval(pack)` if given (for embedding
@@ -90,6 +93,41 @@ def device_name(device) -> str:
     return f"{device.type.upper()} ({torch.get_num_threads()} threads)" if device.type == "cpu" else str(device)
 
 
+def check_step2(config, target_tokenizer, train_data=None, *, init: str = DEFAULT_INIT, max_steps: int = STEP2.steps,
+                learning_rate: float = STEP2.learning_rate, start_rows_learning_rate: float | None = None,
+                batch_size: int = BATCH_SIZE, max_seq_length: int | None = None, weight_decay: float | None = None,
+                save_steps: int | None = None) -> int:
+    """Step 2's checks that need no weights, only the config of the model it runs on: a target tokenizer for masked
+    LM, the run's numbers, the model's pad id kept, and with `train_data`, text that fills one block (read only as
+    far as that takes). Returns the blocks' length (`xlmr.sequence_length`). `train_target_embeddings` makes them
+    first (the text aside: it reads it whole anyway); `minimodel train-embeddings`, before it loads the model."""
+    check_mlm_tokenizer(target_tokenizer)
+    if init == "anchored" and weight_decay:
+        raise InputError("init='anchored' holds the shared rows fixed, and weight decay would shrink them: "
+                         + fix("pass weight_decay=0, or use init='overlap'", "use --init overlap"))
+    if start_rows_learning_rate is not None:
+        check_positive_float(start_rows_learning_rate=start_rows_learning_rate)
+    max_seq_length = check_run(config, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+                               max_seq_length=max_seq_length, save_steps=save_steps)
+    check_pad_id(target_tokenizer.pad_token_id, config.pad_token_id)
+    if train_data is not None:
+        check_one_block(train_data, target_tokenizer, max_seq_length)
+    return max_seq_length
+
+
+def _step2_callbacks(callbacks, work, start, rate: float | None) -> list:
+    """The caller's callbacks, each learning curve given its step 0 (`work` as initialised), and, with `rate`, the
+    rows the init took from the source trained at that multiple of the learning rate (`RowRate`)."""
+    callbacks = list(callbacks or [])
+    for callback in callbacks:
+        if isinstance(callback, LearningCurve):
+            callback.take_start(work)
+    from_source = start.rows("copied", "composed", "similar")
+    if rate is not None and from_source:
+        callbacks.append(RowRate(from_source, rate))
+    return callbacks
+
+
 def train_target_embeddings(
     model,
     target_tokenizer,
@@ -97,17 +135,17 @@ def train_target_embeddings(
     output_dir,
     *,
     source_tokenizer=None,
-    init: str = "overlap",
+    init: str = DEFAULT_INIT,
     method: str | None = None,
     language: str | None = None,
     base_model: str | None = None,
     license: str | None = None,
-    max_steps: int = 1000,
-    learning_rate: float = 1e-3,
+    max_steps: int = STEP2.steps,
+    learning_rate: float = STEP2.learning_rate,
     start_rows_learning_rate: float | None = None,
-    init_noise: float = 1.0,
-    batch_size: int = 16,
-    max_seq_length: int = 128,
+    init_noise: float | None = None,
+    batch_size: int = BATCH_SIZE,
+    max_seq_length: int | None = None,
     seed: int = 0,
     **training_kwargs,
 ) -> LanguagePack:
@@ -119,71 +157,60 @@ def train_target_embeddings(
     this machine (`cards.base_license`), else none ("unknown" on the card).
 
     `init` chooses the starting rows (`initialisation.INITS`; its report goes into the pack's metadata as
-    `init_report`; `init_noise`: `initialisation.initial_target_embeddings`'s `noise`). `start_rows_learning_rate` trains the rows the init took from the source (copied, composed or
-    FOCUS-mixed) at their own rate, while the random rows train at `learning_rate`: a rate high enough to move a
-    random row into place moves a row that started in place out of it.
+    `init_report`; `init_noise`: `initialisation.initial_target_embeddings`'s `noise`, None for the init's own).
+    `start_rows_learning_rate` trains the rows the init took from the source (copied, composed or FOCUS-mixed) at
+    their own rate, while the other rows train at `learning_rate`: a rate high enough to move a new row into place
+    moves a row that started in place out of it.
 
     The pack records the method ("standard", "minijoint", "minipost"): "standard" for a full model, else what the
     mini-model recorded when it was cut (`mini_model.py`). `method=` states it where the run starts, and is checked
     against the model.
     """
-    check_mlm_tokenizer(target_tokenizer)
     method = method_of(model, method)  # stated, or read from the model's config; checked either way
-    if init == "anchored" and training_kwargs.get("weight_decay"):
-        raise InputError("init='anchored' holds the shared rows fixed, and weight decay would shrink them: "
-                         + fix("pass weight_decay=0, or use init='overlap'", "use --init overlap"))
-    if start_rows_learning_rate is not None:
-        check_positive_float(start_rows_learning_rate=start_rows_learning_rate)
-    check_run(model, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
-              max_seq_length=max_seq_length, save_steps=training_kwargs.get("save_steps"))
+    max_seq_length = check_step2(model.config, target_tokenizer, init=init, max_steps=max_steps, learning_rate=learning_rate,
+                                 start_rows_learning_rate=start_rows_learning_rate, batch_size=batch_size,
+                                 max_seq_length=max_seq_length, weight_decay=training_kwargs.get("weight_decay"),
+                                 save_steps=training_kwargs.get("save_steps"))
     fingerprint = base_fingerprint(model)
     work = copy.deepcopy(model)
     start = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed, corpus=train_data, noise=init_noise)
     freezing.for_step2(work)
     if init == "anchored":
         anchor_rows_(work, start.rows("copied"))
-    callbacks = list(training_kwargs.pop("callbacks", None) or [])
-    for callback in callbacks:
-        if isinstance(callback, LearningCurve):
-            callback.take_start(work)
-    from_source = start.rows("copied", "composed", "similar")
-    if start_rows_learning_rate is not None and from_source and init != "anchored":
-        callbacks.append(RowRate(from_source, start_rows_learning_rate / learning_rate))
+    rate = None if start_rows_learning_rate is None or init == "anchored" else start_rows_learning_rate / learning_rate
+    callbacks = _step2_callbacks(training_kwargs.pop("callbacks", None), work, start, rate)
     blocks = mlm_blocks(train_data, target_tokenizer, max_seq_length)
     report = run_mlm_training(
         work, target_tokenizer, blocks, output_dir, callbacks=callbacks,
         max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed, **training_kwargs,
     )
+    base_model = base_model or getattr(work.config, "name_or_path", None) or None
+    settings = dict(language=language, base_model=base_model, base_fingerprint=fingerprint, init=init,
+                    license=license or base_license(base_model), max_seq_length=max_seq_length, batch_size=batch_size,
+                    learning_rate=learning_rate, start_rows_learning_rate=start_rows_learning_rate,
+                    **({"init_noise": init_noise} if init_noise is not None else {}))
+    return LanguagePack(tokenizer=target_tokenizer, embeddings=work.get_input_embeddings().weight.detach().clone(),
+                        output_bias=work.lm_head.bias.detach().clone(),
+                        metadata=_step2_record(work, method, start, report) | settings)
+
+
+def _step2_record(work, method: str, start, report) -> dict:
+    """What the pack records of step 2 itself: the model it ran on, its start and what it cost (totals over all
+    processes, as the Trainer counts them)."""
     config = work.config
-    base_model = base_model or getattr(config, "name_or_path", None) or None
-    return LanguagePack(
-        tokenizer=target_tokenizer,
-        embeddings=work.get_input_embeddings().weight.detach().clone(),
-        output_bias=work.lm_head.bias.detach().clone(),
-        metadata={
-            "language": language,
-            "base_model": base_model,
-            "base_fingerprint": fingerprint,
-            "method": method,
-            "mini_num_layers": getattr(config, "mini_num_layers", None) if method != "standard" else None,
-            "step2_num_layers": config.num_hidden_layers,
-            "init": init,
-            "init_rows_copied": start.report.rows["copied"],
-            "init_report": start.report.to_dict(),
-            "train_steps": report.steps,
-            "train_tokens": report.tokens,
-            "train_flops": report.flops,
-            "train_seconds": round(report.seconds, 3),
-            "train_device": device_name(work.device),
-            "license": license or base_license(base_model),
-            "train_final_loss": report.final_loss,
-            "max_seq_length": max_seq_length,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "start_rows_learning_rate": start_rows_learning_rate,
-            **({"init_noise": init_noise} if init_noise != 1.0 else {}),
-        },
-    )
+    return {
+        "method": method,
+        "mini_num_layers": getattr(config, "mini_num_layers", None) if method != "standard" else None,
+        "step2_num_layers": config.num_hidden_layers,
+        "init_rows_copied": start.report.rows["copied"],
+        "init_report": start.report.to_dict(),
+        "train_steps": report.steps,
+        "train_tokens": report.tokens,
+        "train_flops": report.flops,
+        "train_seconds": round(report.seconds, 3),
+        "train_device": device_name(work.device),
+        "train_final_loss": report.final_loss,
+    }
 
 
 class RowRate(TrainerCallback):
@@ -246,7 +273,7 @@ class LearningCurve(TrainerCallback):
     def __init__(self, steps):
         steps = sorted(set(int(step) for step in steps))
         if not steps or steps[0] < 0:
-            raise ValueError(f"LearningCurve steps must be step numbers of at least 0, got {steps}")
+            raise InputError(f"LearningCurve steps must be step numbers of at least 0, got {steps}")
         self.steps = steps if steps[0] == 0 else [0, *steps]
         self.taken = {}  # step -> dict of embeddings, output_bias, seconds, flops, tokens
 
@@ -287,7 +314,7 @@ class LearningCurve(TrainerCallback):
         snapshot's weights and its steps, tokens, FLOPs and seconds."""
         missing = [step for step in self.steps if step not in self.taken]
         if missing:
-            raise ValueError(f"step 2 ended before the learning curve's steps {missing}: ask for steps up to max_steps")
+            raise InputError(f"step 2 ended before the learning curve's steps {missing}: ask for steps up to max_steps")
         return [
             LanguagePack(
                 final.tokenizer, taken["embeddings"], taken["output_bias"],

@@ -15,6 +15,7 @@ from transformers import PreTrainedTokenizerFast
 
 from .checks import InputError, fix
 from .corpus import split_long_text
+from .defaults import TARGET_VOCAB_SIZE
 
 BOS, PAD, EOS, UNK, MASK = "<s>", "<pad>", "</s>", "<unk>", "<mask>"
 
@@ -44,7 +45,7 @@ def _non_empty(texts: Iterable[str]) -> Iterator[str]:
 
 def train_target_tokenizer(
     texts: Iterable[str],
-    vocab_size: int = 8000,
+    vocab_size: int = TARGET_VOCAB_SIZE,
     *,
     model_max_length: int = 512,
     show_progress: bool = True,
@@ -57,7 +58,7 @@ def train_target_tokenizer(
     `len(tokenizer)` gives the real size for the embedding matrix.
     """
     if vocab_size < 6:
-        raise ValueError(f"vocab_size must leave room beyond the 5 special tokens, got {vocab_size}")
+        raise InputError(f"vocab_size must leave room beyond the 5 special tokens, got {vocab_size}")
     seen, alphabet = 0, set()
 
     def counted() -> Iterator[str]:
@@ -81,11 +82,11 @@ def train_target_tokenizer(
     except Exception as err:  # the Rust trainer raises a bare Exception
         if "not large enough to contain all chars" not in str(err):
             raise
-        raise ValueError(
+        raise InputError(
             f"vocab_size={vocab_size} cannot hold the corpus's {len(alphabet)} distinct characters: raise vocab_size"
         ) from None
     if seen == 0:
-        raise ValueError("no text to train the target tokenizer on: pass non-empty target-language examples")
+        raise InputError("no text to train the target tokenizer on: pass non-empty target-language examples")
 
     pieces = _pieces(trained)
     tokenizer = _pipeline(Tokenizer(models.Unigram([*pieces, (MASK, 0.0)], unk_id=3, byte_fallback=False)))

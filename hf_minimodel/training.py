@@ -1,219 +1,40 @@
-"""The training machinery that steps 1, 1b and 2 share: masked-LM data, a Trainer that counts the FLOPs that really
-run, and one function that runs it. The steps themselves (what is frozen, what is trained) live with their callers.
+"""The Trainer machinery that steps 1, 1b, 2 and 3 share: a Trainer that counts the FLOPs that really run, the
+settings every step uses, one function that runs masked-LM training on blocks (`blocks.py`) and reports what it
+cost, and the held-out MLM loss. The steps themselves (what is frozen, what is trained) live with their callers.
 """
 
-import ast
 import contextlib
-from array import array
-import hashlib
 import logging
 import math
 import os
-import sys
 import time
 import types
 from dataclasses import dataclass, field
 
 import torch
-from datasets import Dataset, IterableDataset
-from tqdm.auto import tqdm
-from transformers import DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.modeling_outputs import MaskedLMOutput
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from .checks import InputError, check_sequence_length, check_positive, check_positive_float, check_step_budget, fix
-from .corpus import split_long_text
+from .blocks import MaskingEpoch, mlm_blocks, mlm_collator, too_short
+from .checks import InputError, check_positive, check_positive_float, check_step_budget
+from .configuration_minimodel import is_mini_config
+from .defaults import BATCH_SIZE
 from .flops import mlm_step_flops
 from .modeling_minimodel import mlm_logits_and_loss
+from .progress import TiedWeightsNotMissing, close_progress, readable_progress
 from .saving import scratch_folder
+from .xlmr import sequence_length
 
 
-def max_sequence_length(config) -> int:
-    """The longest sequence an XLM-R model can read: its position table less the ids below the first position
-    (XLM-R numbers positions from `pad_token_id + 1`, so a 514-row table holds 512 tokens)."""
-    return config.max_position_embeddings - (config.pad_token_id or 0) - 1
-
-
-def _check_fits(model, max_seq_length: int, what: str) -> None:
-    limit = max_sequence_length(model.config)
-    if max_seq_length > limit:
-        raise InputError(
-            f"{what} of {max_seq_length} tokens do not fit the model's position table ({limit} tokens): "
-            f"{fix(f'pass max_seq_length={limit} or less', f'pass --max-seq-length {limit} or less')}"
-        )
-
-
-# Characters of text tokenised in one call while packing blocks: enough for the Rust tokenizer's batching to pay,
-# few enough that its per-token objects (ids, offsets, token strings) stay a few tens of megabytes.
-TOKENIZE_CHARS = 2**18
-
-
-def check_run(model, *, max_steps, learning_rate, batch_size, max_seq_length, save_steps=None) -> None:
+def check_run(config, *, max_steps, learning_rate, batch_size, max_seq_length, save_steps=None) -> int:
     """The checks of a training run that need no data (`run_mlm_training` makes them too, with the blocks it is
     given): callers that tokenise a corpus first make them before it, so that a bad number is refused before the
-    work and not after it."""
+    work and not after it. `config` is the trained model's. Returns the length of the training blocks
+    (`xlmr.sequence_length`: `None` is the default, fitted to the model)."""
     check_step_budget(max_steps)
     check_positive(batch_size=batch_size, save_steps=save_steps)
     check_positive_float(learning_rate=learning_rate)
-    check_sequence_length(max_seq_length)
-    _check_fits(model, max_seq_length, "training blocks")
-
-
-def mlm_blocks(data, tokenizer, max_seq_length: int = 128):
-    """Tokenize text (a list of strings or a dataset with a "text" column) and pack it into blocks of
-    `max_seq_length` tokens, each line keeping its own `<s> ... </s>`, as RoBERTa's FULL-SENTENCES input does.
-
-    Packing instead of padding one short line per row matters here: Bible verses average ~40 tokens, so padded
-    rows would spend most of each step's compute on `<pad>`.
-
-    Each block carries its position in the stream (`"block"`), from which `BlockMasking` draws its masks: a block
-    is masked the same way however the batches are split across processes and wherever a run is resumed.
-
-    Memory stays bounded whatever the lines: a text longer than `corpus.MAX_EXAMPLE_CHARS` is cut into pieces
-    (each its own `<s> ... </s>`), and a batch's tokens wait for packing in one flat array of machine integers
-    rather than as Python ints.
-    """
-    check_sequence_length(max_seq_length)
-    in_memory = isinstance(data, (list, tuple))
-    if in_memory:
-        data = Dataset.from_dict({"text": list(data)})
-    streaming = isinstance(data, IterableDataset)
-
-    def tokenize(pieces, ids):
-        if not pieces:
-            return
-        for row in tokenizer(pieces, add_special_tokens=True, return_attention_mask=False)["input_ids"]:
-            ids.extend(row)
-
-    def pack(batch):
-        ids, pieces, size = array("q"), [], 0
-        for text in batch["text"]:
-            for piece in split_long_text(text):
-                pieces.append(piece)
-                size += len(piece)
-                if size >= TOKENIZE_CHARS:  # the tokenizer's own objects for this much text at a time, no more
-                    tokenize(pieces, ids)
-                    pieces, size = [], 0
-        tokenize(pieces, ids)
-        blocks = [ids[i : i + max_seq_length].tolist() for i in range(0, len(ids) - max_seq_length + 1, max_seq_length)]
-        return {"input_ids": blocks, "attention_mask": [[1] * max_seq_length for _ in blocks]}
-
-    # A streamed dataset may not know its columns up front; every dataset here has "text" (load_text_dataset).
-    columns = data.column_names or ["text"]
-    kwargs = {} if streaming else {"desc": "Tokenizing and packing"}
-    with _no_datasets_bars(in_memory):
-        blocks = data.map(pack, batched=True, batch_size=1000, remove_columns=columns, **kwargs)
-        blocks = blocks.map(lambda batch, indices: {"block": indices}, batched=True, batch_size=1000, with_indices=True,
-                            **({} if streaming else {"desc": "Numbering blocks"}))
-    if not streaming and len(blocks) == 0:  # a streamed one is checked when training starts (run_mlm_training)
-        raise InputError(_too_short(max_seq_length))
-    return blocks
-
-
-@contextlib.contextmanager
-def _no_datasets_bars(quiet: bool):
-    """datasets' progress bars off, with `quiet`, for text handed over as a list: it is in memory already and packs
-    in moments, so its two bars only flashed by (in every held-out evaluation too), and they came before the
-    checks of the training that follows."""
-    import datasets
-
-    hide = quiet and not datasets.are_progress_bars_disabled()
-    if hide:
-        datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if hide:
-            datasets.enable_progress_bars()
-
-
-def check_one_block(data, tokenizer, max_seq_length: int) -> None:
-    """Raise `InputError` if the text (as `mlm_blocks` takes it) cannot fill one block of `max_seq_length` tokens,
-    reading only as far as it needs: so that a corpus too short is refused before a model is loaded or anything is
-    tokenised in full. (`mlm_blocks` packs a batch of 1000 examples at a time and drops what is left of each, so a
-    corpus that passes here can still, rarely, give no block there; it says so too.)"""
-    check_sequence_length(max_seq_length)
-    texts = data if isinstance(data, (list, tuple)) else (row["text"] for row in data)
-    tokens = 0
-    for text in texts:
-        for piece in split_long_text(text):
-            tokens += len(tokenizer(piece, add_special_tokens=True, return_attention_mask=False)["input_ids"])
-            if tokens >= max_seq_length:
-                return
-    raise InputError(_too_short(max_seq_length))
-
-
-def _too_short(max_seq_length) -> str:
-    return (f"the text is shorter than one block of {max_seq_length} tokens: pass more text, or a lower "
-            f"{fix('max_seq_length', '--max-seq-length')}")
-
-
-class BlockMasking:
-    """BERT masking (15% of tokens; of those 80% `<mask>`, 10% random, 10% kept) in which every block's masks are
-    drawn from its own generator, seeded by `(seed, block number, epoch)`.
-
-    A block is therefore masked the same way whichever process collates it and whenever: a run split over N
-    processes sees exactly the masks of the same run in one process, and a run resumed from a checkpoint (killed in
-    between, its collator's state lost) the masks of the run that never stopped. One generator for the whole stream
-    cannot promise either: its state depends on what else it collated, and the data loader collates one batch ahead.
-    Each epoch masks again (RoBERTa's dynamic masking), as `MaskingEpoch` tells the collator the epoch. Blocks
-    without a number (not from `mlm_blocks`) fall back to the stock collator, one generator seeded by `seed`.
-    """
-
-    def __init__(self, tokenizer, mlm_probability: float = 0.15, seed: int = 0):
-        self.fallback = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
-        self.mlm_probability, self.seed, self.epoch = mlm_probability, seed, 0
-        self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)))
-        self.mask_id, self.vocab_size = tokenizer.mask_token_id, len(tokenizer)
-
-    def __call__(self, examples):
-        numbers = [example.get("block") for example in examples]
-        if any(number is None for number in numbers):
-            return self.fallback([{k: v for k, v in example.items() if k != "block"} for example in examples])
-        input_ids = torch.tensor([example["input_ids"] for example in examples])
-        # Per block: three uniform draws per position (masked? <mask>? random?) and a random token, from its own
-        # generator; the rest is vectorised (the stock collator's per-row Python made collation a third of a GPU step).
-        draws, words = [], []
-        for number in numbers:
-            generator = torch.Generator().manual_seed(_block_seed(self.seed, int(number), self.epoch))
-            draws.append(torch.rand(3, input_ids.shape[1], generator=generator))
-            words.append(torch.randint(self.vocab_size, (input_ids.shape[1],), generator=generator))
-        draws, words = torch.stack(draws), torch.stack(words)
-        masked = (draws[:, 0] < self.mlm_probability) & ~torch.isin(input_ids, self.special_ids)
-        labels = input_ids.masked_fill(~masked, -100)
-        to_mask = masked & (draws[:, 1] < 0.8)
-        to_random = masked & ~to_mask & (draws[:, 2] < 0.5)  # half of the other 20%; the rest keep their token
-        input_ids = input_ids.masked_fill(to_mask, self.mask_id).where(~to_random, words)
-        batch = {"input_ids": input_ids, "labels": labels}
-        if "attention_mask" in examples[0]:
-            batch["attention_mask"] = torch.tensor([example["attention_mask"] for example in examples])
-        return batch
-
-
-def _block_seed(seed: int, block: int, epoch: int) -> int:
-    """A generator seed for one block in one epoch: the same numbers in every process and every run."""
-    digest = hashlib.sha256(f"{seed}/{block}/{epoch}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-class MaskingEpoch(TrainerCallback):
-    """Tells `BlockMasking` which epoch the Trainer is in (also after a resume, which re-enters the epoch)."""
-
-    def __init__(self, collator: BlockMasking):
-        self.collator, self.epochs_begun = collator, 0
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        # state.epoch: where a resumed run re-enters; the count: a stream of unknown length, whose state.epoch the
-        # Trainer measures in max_steps and which may run out (and start again) before reaching 1.
-        resumed_at = math.floor(state.epoch + 1e-6) if state.epoch else 0
-        self.collator.epoch = max(resumed_at, self.epochs_begun)
-        self.epochs_begun += 1
-
-
-def mlm_collator(tokenizer, mlm_probability: float = 0.15, seed: int = 0) -> BlockMasking:
-    """The masking collator of every MLM step (`BlockMasking`): with one `seed`, the same masks on every run, which
-    is what makes held-out losses of different methods comparable and resumed runs exact."""
-    return BlockMasking(tokenizer, mlm_probability=mlm_probability, seed=seed)
+    return sequence_length(config, max_seq_length, "training blocks")
 
 
 def labelled_mlm_loss(model, batch: dict):
@@ -277,7 +98,7 @@ def labelled_only_forward(model):
     precision. (Calling the model's parts from `compute_loss` instead bypassed both: under bf16 the standard
     approach ran in fp32, 8x slower than MiniJoint on an H100 instead of 2.4x, and under torchrun each process kept
     its own gradients.) The class's `forward` is back when training ends."""
-    if hasattr(model.config, "mlm_head_on_labelled_only"):  # our models: their forward already does this
+    if is_mini_config(model.config):  # our models: their forward already does this
         yield model
         return
 
@@ -297,87 +118,15 @@ def labelled_only_forward(model):
             model.forward = before
 
 
-class TrainingProgress(TrainerCallback):
-    """What a person watching training reads: one progress bar on stderr whose postfix shows the latest loss and
-    the throughput in tokens/s. It stands in for the Trainer's ProgressCallback, which prints every log dict on
-    stdout between redraws of its bar (106 of them in the demo), and for PrinterCallback (`disable_tqdm`), which
-    prints them with no bar. The logs themselves stay in `state.log_history` (`TrainingReport.log_history`).
-    """
+class LogKeeper(TrainerCallback):
+    """Keeps the Trainer's log (`state.log_history`) when training ends, for a step that returns no `TrainingReport`
+    (step 2 returns its language pack): `minimodel train-embeddings` writes it beside the pack."""
 
-    def __init__(self, description: str = "training"):
-        self.description = description
-        self.bar = None
-        self.mark = None  # (time, tokens seen) at the previous log, for the throughput since then
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            self.bar = tqdm(total=state.max_steps, desc=self.description, unit="step", disable=bool(args.disable_tqdm),
-                            dynamic_ncols=True, file=sys.stderr)
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        # The first step, not on_train_begin: a resumed run has restored its token count by now.
-        if self.mark is None:
-            self.mark = (time.perf_counter(), state.num_input_tokens_seen)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.bar is None or not logs or "loss" not in logs or self.mark is None:
-            return
-        now, tokens = time.perf_counter(), state.num_input_tokens_seen
-        rate = (tokens - self.mark[1]) / max(now - self.mark[0], 1e-9)
-        self.mark = (now, tokens)
-        self.bar.set_postfix({"loss": f"{float(logs['loss']):.3f}", "tokens/s": f"{rate:,.0f}"}, refresh=True)
+    def __init__(self):
+        self.history = []
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.close()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()  # ends the bar's line, so that whatever is printed next has a line of its own
-            self.bar = None
-
-
-def close_progress(trainer: Trainer) -> None:
-    """Close the bar of a run that stopped early (Ctrl-C, SIGTERM, an error), which never reaches on_train_end:
-    without this, the CLI's "interrupted" line was drawn into the bar's line."""
-    for callback in trainer.callback_handler.callbacks:
-        if isinstance(callback, TrainingProgress):
-            callback.close()
-
-
-def readable_progress(trainer: Trainer, description: str = "training") -> Trainer:
-    """Swap the Trainer's console output (a bar plus a printed dict per log step) for `TrainingProgress`; a
-    notebook's own progress table is left as it is. Returns the trainer."""
-    replaced = [trainer.pop_callback(kind) for kind in (ProgressCallback, PrinterCallback)]
-    if any(replaced):
-        trainer.add_callback(TrainingProgress(description))
-    return trainer
-
-
-class _TiedWeightsNotMissing(logging.Filter):
-    """Drops the Trainer's "There were missing keys in the checkpoint" warning on resume when every key it names
-    is a tied weight (an MLM decoder, which is the word embeddings): safetensors checkpoints store a shared tensor
-    once, the tie restores the rest, and nothing is really missing. Any other missing key still warns."""
-
-    def __init__(self, model):
-        super().__init__()
-        groups = {}
-        for name, tensor in model.state_dict().items():
-            groups.setdefault((tensor.data_ptr(), tensor.dtype, tuple(tensor.shape)), []).append(name)
-        self.tied = {name for names in groups.values() if len(names) > 1 for name in names}
-
-    def filter(self, record) -> bool:
-        message = record.getMessage()
-        if not message.startswith("There were missing keys in the checkpoint"):
-            return True
-        try:
-            missing = ast.literal_eval(message[message.index("[") : message.rindex("]") + 1])
-        except (ValueError, SyntaxError):
-            return True  # a wording we do not know: let it through
-        return not set(missing) <= self.tied
+        self.history = list(state.log_history)
 
 
 @dataclass
@@ -450,7 +199,7 @@ def run_mlm_training(
     *,
     max_steps: int,
     learning_rate: float,
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     warmup_ratio: float = 0.05,
     weight_decay: float = 0.0,
     seed: int = 0,
@@ -481,8 +230,8 @@ def run_mlm_training(
     )
     first = next(iter(train_blocks), None)  # a streamed dataset is only read here
     if first is None:
-        raise InputError(_too_short("max_seq_length"))
-    _check_fits(model, len(first["input_ids"]), "training blocks")
+        raise InputError(too_short("max_seq_length"))
+    sequence_length(model.config, len(first["input_ids"]), "training blocks")
     collator = mlm_collator(tokenizer, seed=seed)
     callbacks = [*(callbacks or []), MaskingEpoch(collator)]
     optimizer = None
@@ -493,7 +242,7 @@ def run_mlm_training(
             model=model, args=args, train_dataset=train_blocks, data_collator=collator,
             processing_class=tokenizer, callbacks=callbacks, optimizers=(optimizer, None),
         ))
-        quiet = _TiedWeightsNotMissing(model)
+        quiet = TiedWeightsNotMissing(model)
         trainer_logger = logging.getLogger(Trainer.__module__)
         trainer_logger.addFilter(quiet)
         try:
@@ -506,10 +255,12 @@ def run_mlm_training(
 
 
 @torch.no_grad()
-def heldout_mlm_loss(model, tokenizer, texts, *, max_seq_length: int = 128, batch_size: int = 32, seed: int = 0) -> float:
-    """Mean masked-LM loss over held-out text, with masks fixed by `seed` so every model sees the same ones."""
+def heldout_mlm_loss(model, tokenizer, texts, *, max_seq_length: int | None = None, batch_size: int = BATCH_SIZE,
+                     seed: int = 0) -> float:
+    """Mean masked-LM loss over held-out text in blocks of `max_seq_length` tokens (`xlmr.sequence_length`), with
+    masks fixed by `seed` so every model sees the same ones."""
     check_positive(batch_size=batch_size)
-    _check_fits(model, max_seq_length, "blocks")
+    max_seq_length = sequence_length(model.config, max_seq_length, "blocks")
     blocks = mlm_blocks(texts, tokenizer, max_seq_length)  # raises if the text is shorter than one block
     collate = mlm_collator(tokenizer, seed=seed)
     was_training = model.training

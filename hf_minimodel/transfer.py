@@ -20,13 +20,18 @@ from transformers import (
 )
 
 from . import freezing
-from .checks import InputError, check_sequence_length, fix, local_folder, read_json, weight_shapes
-from .merge import stock_config, xlmr_body
+from .checks import InputError, fix, local_folder, read_json, weight_shapes
+from .configuration_minimodel import stock_config
+from .defaults import BATCH_SIZE, RETRIEVAL_CANDIDATES, STEP3
+from .pooling import sentence_embeddings
 from .modeling_minimodel import XLMRobertaForDualMLM
 from .registry import holds_mini_model
+from .tasks import RETRIEVAL, load_task
 from .tasks.metrics import load_metric, majority_baseline, retrieval_accuracy
 from .tasks.qa import postprocess_qa_predictions, prepare_qa_eval_features, prepare_qa_train_features
-from .training import MeanLossTrainer, TrainingReport, close_progress, readable_progress, training_arguments
+from .progress import close_progress, readable_progress
+from .training import MeanLossTrainer, TrainingReport, training_arguments
+from .xlmr import sequence_length
 
 TASK_KINDS = ("classification", "qa")
 TASK_AUTO_CLASSES = {"classification": AutoModelForSequenceClassification, "qa": AutoModelForQuestionAnswering}
@@ -40,7 +45,7 @@ def load_task_model(model, kind: str = "classification", label_names: list[str] 
     (its secondary head is dropped); or such a model already in memory.
     """
     if kind not in TASK_KINDS:
-        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+        raise InputError(f"task kind {kind!r} is not one of {TASK_KINDS}")
     auto_class, stock_class = TASK_AUTO_CLASSES[kind], _STOCK_CLASSES[kind]
     labels = {} if label_names is None else {
         "num_labels": len(label_names),
@@ -78,7 +83,7 @@ def check_fine_tuned(path, kind: str = "classification", label_names: list[str] 
     """`load_fine_tuned`'s check of a local folder, before anything loads (a Hub id passes: it is checked as it
     loads)."""
     if kind not in TASK_KINDS:
-        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+        raise InputError(f"task kind {kind!r} is not one of {TASK_KINDS}")
     folder = local_folder(path)
     if folder is not None:
         id2label = read_json(folder / "config.json", "save the model again").get("id2label")
@@ -118,10 +123,10 @@ def finetune(
     *,
     kind: str = "classification",
     lora=False,
-    max_steps: int = 1000,
-    learning_rate: float = 5e-5,
-    batch_size: int = 32,
-    max_seq_length: int = 128,
+    max_steps: int = STEP3.steps,
+    learning_rate: float = STEP3.learning_rate,
+    batch_size: int = BATCH_SIZE,
+    max_seq_length: int | None = None,
     doc_stride: int = 64,
     warmup_ratio: float = 0.1,
     seed: int = 0,
@@ -133,9 +138,9 @@ def finetune(
     `train_dataset` has `text_a`, `text_b`, `label` (classification) or `question`, `context`, `answers` (QA).
     `lora=True` (or a `peft.LoraConfig`) trains low-rank adapters on the attention projections plus the task head
     instead of the whole body, then merges them back, so what comes out is a plain model a language pack applies to.
-    Returns `(model, TrainingReport)`.
+    Examples are cut at `max_seq_length` tokens (`xlmr.sequence_length`). Returns `(model, TrainingReport)`.
     """
-    check_sequence_length(max_seq_length)
+    max_seq_length = sequence_length(model.config, max_seq_length)
     freezing.for_step3(model)  # the embedding layer stays as step 2's packs expect it
     if kind == "classification":
         features, collator = _encode_classification(train_dataset, tokenizer, max_seq_length), DataCollatorWithPadding(tokenizer)
@@ -146,7 +151,7 @@ def finetune(
         )
         collator = default_data_collator
     else:
-        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+        raise InputError(f"task kind {kind!r} is not one of {TASK_KINDS}")
 
     trained = model
     if lora:
@@ -195,7 +200,7 @@ def evaluate_zero_shot(
     tokenizer=None,
     kind: str = "classification",
     batch_size: int = 64,
-    max_seq_length: int = 128,
+    max_seq_length: int | None = None,
     doc_stride: int = 64,
     check_base: bool = True,
 ) -> dict:
@@ -203,14 +208,15 @@ def evaluate_zero_shot(
 
     With `pack`, a copy of `model` gets the pack's vocabulary first (the zero-shot transfer); without, `tokenizer`
     is used as is (e.g. the source-language evaluation). Returns the metric(s), the number of examples and, for
-    classification, the majority-class baseline of `dataset`.
+    classification, the majority-class baseline of `dataset`. Examples are cut at `max_seq_length` tokens
+    (`xlmr.sequence_length`).
     """
-    check_sequence_length(max_seq_length)
+    max_seq_length = sequence_length(model.config, max_seq_length)
     if pack is not None:
         model = pack.apply(copy.deepcopy(model), check_base=check_base)
         tokenizer = pack.tokenizer
     if tokenizer is None:
-        raise ValueError("pass the language pack to evaluate with (pack=...), or the tokenizer the model already uses (tokenizer=...)")
+        raise InputError("pass the language pack to evaluate with (pack=...), or the tokenizer the model already uses (tokenizer=...)")
     model.eval()
     if kind == "classification":
         features = _encode_classification(dataset, tokenizer, max_seq_length)
@@ -235,39 +241,9 @@ def evaluate_zero_shot(
             references=[{"id": ex["id"], "answers": ex["answers"]} for ex in dataset],
         )
     else:
-        raise ValueError(f"task kind {kind!r} is not one of {TASK_KINDS}")
+        raise InputError(f"task kind {kind!r} is not one of {TASK_KINDS}")
     result["num_examples"] = len(dataset)
     return result
-
-
-@torch.no_grad()
-def sentence_embeddings(model, tokenizer, texts: list[str], *, batch_size: int = 64, max_seq_length: int | None = 128,
-                        prefix: str = "") -> torch.Tensor:
-    """One L2-normalised vector per text, `(len(texts), hidden_size)` float32 on the CPU: the last layer's states
-    mean-pooled over real (non-pad) tokens, as sentence-embedding models such as multilingual-e5 are used (e5 also
-    prepends "query: " or "passage: "). `max_seq_length=None` cuts at the tokenizer's `model_max_length`.
-
-    `model` is any XLM-R model class (a masked LM, a merged model, a task model: only its body runs); it runs in
-    eval mode and is left in the mode it was in.
-    """
-    body = xlmr_body(model)
-    device = next(body.parameters()).device
-    was_training = body.training
-    body.eval()
-    # Batches of similar lengths: padding is compute spent on nothing, and verses vary from 5 to 100 tokens.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    vectors = torch.empty(len(texts), body.config.hidden_size)
-    try:
-        for start in range(0, len(texts), batch_size):
-            chosen = order[start:start + batch_size]
-            batch = tokenizer([prefix + texts[i] for i in chosen], padding=True, truncation=True,
-                              max_length=max_seq_length, return_tensors="pt").to(device)
-            states = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
-            vectors[chosen] = torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1), dim=-1).to("cpu", torch.float32)
-    finally:
-        body.train(was_training)
-    return vectors
 
 
 def evaluate_retrieval(
@@ -278,7 +254,7 @@ def evaluate_retrieval(
     pack=None,
     tokenizer=None,
     batch_size: int = 64,
-    max_seq_length: int = 128,
+    max_seq_length: int | None = None,
     prefix: str = "",
     check_base: bool = True,
 ) -> dict:
@@ -287,13 +263,15 @@ def evaluate_retrieval(
     The probe's source-language queries are embedded by `model` as it is (with `source_tokenizer`); its
     target-language pool by a copy of `model` with `pack` applied (or, without a pack, by `model` with `tokenizer`,
     e.g. the base model's own vocabulary as the upper line). Returns accuracy@1, the pool size and chance (1/pool).
+    Verses are cut at `max_seq_length` tokens (`xlmr.sequence_length`).
     """
+    max_seq_length = sequence_length(model.config, max_seq_length)
     if pack is not None:
         target_model, tokenizer = pack.apply(copy.deepcopy(model), check_base=check_base), pack.tokenizer
     elif tokenizer is not None:
         target_model = model
     else:
-        raise ValueError("pass the language pack to evaluate with (pack=...), or the tokenizer for the target texts (tokenizer=...)")
+        raise InputError("pass the language pack to evaluate with (pack=...), or the tokenizer for the target texts (tokenizer=...)")
     options = dict(batch_size=batch_size, max_seq_length=max_seq_length, prefix=prefix)
     queries = sentence_embeddings(model, source_tokenizer, probe.queries, **options)
     pool = sentence_embeddings(target_model, tokenizer, probe.pool, **options)
@@ -304,3 +282,91 @@ def evaluate_retrieval(
         "num_candidates": len(probe.pool),
     }
 
+
+
+class ZeroShotEvaluation:
+    """Step 4 over several language packs of one task: the test data of each language read once, before any model is
+    loaded (so that a language without data, or a bad file, is refused first), then each pack swapped into the model,
+    or the model as it is, scored on its language. `minimodel evaluate` and benchmarks/reproduce.py both run step 4
+    through it.
+
+    ```python
+    step4 = ZeroShotEvaluation("bible-genre", ["en", "fr"])
+    rows = step4.rows(task_model, [(None, "en"), (french_pack, "fr")], tokenizer=source_tokenizer)
+    ```
+
+    Args:
+        task: a `load_task` task, or "bible-retrieval" (`tasks.RETRIEVAL`: for embedding models, no step 3):
+            `source_language` verses found among their translations, `num_candidates` of them (in the source language
+            itself, among its second translation: `tasks.bible_tasks.retrieval_codes`).
+        languages: the languages whose test data to read.
+        source, max_examples, seed: `load_task`'s (`seed` also draws the retrieval candidates).
+    """
+
+    def __init__(self, task: str, languages, *, source_language: str = "en", num_candidates: int = RETRIEVAL_CANDIDATES,
+                 source=None, max_examples: int | None = None, seed: int = 0):
+        self.task, self.source_language = task, source_language
+        self.retrieval = task == RETRIEVAL
+        if self.retrieval:
+            from .tasks.bible_tasks import retrieval_codes, retrieval_task
+
+            def read(language):
+                return retrieval_task(*retrieval_codes(source_language, language), "test", num_candidates=num_candidates,
+                                      seed=seed)
+        else:
+            def read(language):
+                return load_task(task, language, "test", source=source, max_examples=max_examples, seed=seed)
+        self.data = {language: read(language) for language in dict.fromkeys(languages)}
+
+    @property
+    def metric(self) -> str:
+        """The headline metric's key in each row: retrieval_at_1, accuracy or f1."""
+        return "retrieval_at_1" if self.retrieval else next(iter(self.data.values())).metric
+
+    @property
+    def label_names(self) -> list[str] | None:
+        """The task's labels (classification), which the task model's head must have been fine-tuned for."""
+        return None if self.retrieval else next(iter(self.data.values())).label_names
+
+    def baseline(self, language: str) -> float | None:
+        """The score to beat on `language`'s data: chance (1 / candidates) for retrieval, the majority class's share
+        for classification; None for question answering."""
+        data = self.data[language]
+        if self.retrieval:
+            return 1 / len(data.pool)
+        return majority_baseline(data.dataset) if data.kind == "classification" else None
+
+    def size(self, language: str) -> int:
+        """How many examples `language`'s data has (retrieval: candidates, each also a query)."""
+        data = self.data[language]
+        return len(data.pool) if self.retrieval else len(data.dataset)
+
+    def curve(self, model, language: str, packs, **options) -> list[dict]:
+        """A learning curve, as `speedup` reads it: for each of `packs` (a `LearningCurve`'s, in step order from step
+        0), step 2's steps, FLOPs and seconds so far, and its score (the headline metric, as "accuracy")."""
+        return [{"step": pack.metadata["train_steps"], "flops": pack.metadata["train_flops"],
+                 "seconds": pack.metadata["train_seconds"],
+                 "accuracy": self.score(model, language, pack=pack, **options)[self.metric]} for pack in packs]
+
+    def score(self, model, language: str, *, pack=None, tokenizer=None, max_seq_length: int | None = None,
+              prefix: str = "", check_base: bool = True) -> dict:
+        """`evaluate_zero_shot` (or `evaluate_retrieval`) of `model` with `pack` swapped in, or as it is with
+        `tokenizer` (its own: for retrieval, the source verses are embedded with it either way), on `language`."""
+        data = self.data[language]
+        own = None if pack is not None else tokenizer
+        if self.retrieval:
+            return evaluate_retrieval(model, tokenizer, data, pack=pack, tokenizer=own, max_seq_length=max_seq_length,
+                                      prefix=prefix, check_base=check_base)
+        return evaluate_zero_shot(model, data.dataset, pack=pack, tokenizer=own, kind=data.kind,
+                                  max_seq_length=max_seq_length, check_base=check_base)
+
+    def rows(self, model, runs, **options) -> list[dict]:
+        """One row per `(pack, language)` of `runs` (`pack` None: the model as it is, in the source language or, for
+        retrieval, with its own vocabulary, the upper line): language, method, task and the metrics (`score`)."""
+        rows = []
+        for pack, language in runs:
+            method = pack.metadata["method"] if pack is not None else ("own vocabulary" if self.retrieval else "source (no transfer)")
+            row = {"language": language, "method": method, "task": self.task}
+            row |= {"source_language": self.source_language} if self.retrieval else {}
+            rows.append(row | self.score(model, language, pack=pack, **options))
+        return rows

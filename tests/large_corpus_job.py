@@ -76,7 +76,8 @@ def main(corpus: str, megabytes: int, output_dir: str) -> None:
     write_corpus(corpus, megabytes)
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
-    from hf_minimodel import load_text_dataset, train_target_embeddings
+    from hf_minimodel import load_text_dataset
+    from hf_minimodel.target_embeddings import train_target_embeddings
 
     model = XLMRobertaForMaskedLM(XLMRobertaConfig(vocab_size=500, hidden_size=32, num_hidden_layers=2,
                                                    num_attention_heads=2, intermediate_size=64,

@@ -12,8 +12,8 @@ import random
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from large_corpus_job import HeapWatch, word_tokenizer  # noqa: E402
+# Run as a script (`python tests/long_line_job.py`), which puts its own folder first on the import path.
+from large_corpus_job import HeapWatch, word_tokenizer
 
 # One piece per two-letter word: many tokens per megabyte, as a real tokenizer gives on real text.
 WORDS = [f"{letter}{digit}" for letter in "abcdefghijklmnopqrstuvwxyz" for digit in range(10)]
@@ -23,7 +23,7 @@ def main(corpus: str) -> None:
     rng = random.Random(0)
     Path(corpus).write_text(" ".join(rng.choices(WORDS, k=5 * 2**20 // 3)) + "\n")
     from hf_minimodel import load_text_dataset
-    from hf_minimodel.training import mlm_blocks
+    from hf_minimodel.blocks import mlm_blocks
 
     tokenizer = word_tokenizer(WORDS)
     with HeapWatch(interval=0.01) as heap:

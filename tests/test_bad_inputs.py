@@ -32,21 +32,25 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, XLMRobertaForMaskedLM, XLMRobertaForSequenceClassification
 
-from hf_minimodel import LanguagePack, MiniModelAdapter, XLMRobertaForDualMLM, base_fingerprint, heldout_mlm_loss
-from hf_minimodel import pretrain_mlm, train_target_embeddings, train_target_tokenizer
+from hf_minimodel import LanguagePack, MiniModelAdapter, XLMRobertaForDualMLM, heldout_mlm_loss
+from hf_minimodel import pretrain_mlm, train_target_tokenizer
 from hf_minimodel import cli
 from hf_minimodel.adapter import load_full_model
-from hf_minimodel.checks import InputError, WrongModelError, check_model_files, check_pretrained, check_vocabulary
+from hf_minimodel.checks import InputError, WrongModelError, check_model_files, check_vocabulary
+from hf_minimodel.hub import check_pretrained
 from hf_minimodel.cli import main
 from hf_minimodel.demo import DemoConfig, run_demo
-from hf_minimodel.merge import stock_config
+from hf_minimodel.configuration_minimodel import stock_config
 from hf_minimodel.mini_model import cut_mini_model, minipost_config
 from hf_minimodel.sample import sample_path
 from hf_minimodel.saving import (OutputBusyError, OutputExistsError, OutputNotOursError, OutputPathError, atomic_directory,
                                  check_output, output_lock)
 from hf_minimodel import source_config
 from hf_minimodel.tasks import load_task
-from hf_minimodel.training import check_one_block, mlm_blocks, run_mlm_training
+from hf_minimodel.blocks import check_one_block, mlm_blocks
+from hf_minimodel.target_embeddings import train_target_embeddings
+from hf_minimodel.xlmr import base_fingerprint
+from hf_minimodel.training import run_mlm_training
 from hf_minimodel.transfer import evaluate_zero_shot, finetune, load_fine_tuned
 
 SEQ = 32  # the tiny source model's position table holds this many tokens; the CLI's default asks for 128

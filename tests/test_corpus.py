@@ -250,7 +250,7 @@ def test_a_long_line_is_read_in_pieces_without_breaking_a_character_or_the_line_
 def test_packing_in_chunks_gives_the_blocks_of_one_flat_stream(monkeypatch):
     """mlm_blocks tokenises a batch in chunks of characters and packs from a flat array: the blocks are exactly those
     of all the batch's tokens laid end to end (as before chunking), with what is left over at the end dropped."""
-    from hf_minimodel import training
+    from hf_minimodel import blocks
     from hf_minimodel.sample import read_sample
     from hf_minimodel.tokenizer import train_target_tokenizer
 
@@ -258,10 +258,10 @@ def test_packing_in_chunks_gives_the_blocks_of_one_flat_stream(monkeypatch):
     tokenizer = train_target_tokenizer(texts, vocab_size=300, show_progress=False)
     stream = [t for text in texts for t in tokenizer(text)["input_ids"]]
     expected = [stream[i:i + 16] for i in range(0, len(stream) - 15, 16)]
-    monkeypatch.setattr(training, "TOKENIZE_CHARS", 500)  # many chunks per batch
-    blocks = training.mlm_blocks(texts, tokenizer, 16)
-    assert blocks["input_ids"] == expected and blocks["block"] == list(range(len(expected)))
-    assert blocks["attention_mask"] == [[1] * 16] * len(expected)
+    monkeypatch.setattr(blocks, "TOKENIZE_CHARS", 500)  # many chunks per batch
+    packed = blocks.mlm_blocks(texts, tokenizer, 16)
+    assert packed["input_ids"] == expected and packed["block"] == list(range(len(expected)))
+    assert packed["attention_mask"] == [[1] * 16] * len(expected)
 
 
 def test_a_long_text_given_as_a_string_is_packed_as_pieces_too():
@@ -270,7 +270,7 @@ def test_a_long_text_given_as_a_string_is_packed_as_pieces_too():
     from hf_minimodel.corpus import MAX_EXAMPLE_CHARS, split_long_text
     from hf_minimodel.sample import read_sample
     from hf_minimodel.tokenizer import train_target_tokenizer
-    from hf_minimodel.training import mlm_blocks
+    from hf_minimodel.blocks import mlm_blocks
 
     verses = read_sample("en-kjv.train")[:400]
     tokenizer = train_target_tokenizer(verses, vocab_size=300, show_progress=False)

@@ -66,7 +66,8 @@ def test_a_run_records_the_flops_of_its_steps_as_the_formula_counts_them(tmp_pat
     batch per epoch), so each step's masks are the collator's for that epoch and the sum can be counted by hand."""
     from hf_minimodel.sample import read_sample
     from hf_minimodel.tokenizer import train_target_tokenizer
-    from hf_minimodel.training import mlm_blocks, mlm_collator, run_mlm_training
+    from hf_minimodel.blocks import mlm_blocks, mlm_collator
+    from hf_minimodel.training import run_mlm_training
 
     texts = read_sample("en-kjv.train")[:40]
     tokenizer = train_target_tokenizer(texts, vocab_size=300, show_progress=False)

@@ -11,6 +11,7 @@ from hf_minimodel import InputError
 from hf_minimodel.focus import focus_rows, sparsemax
 from hf_minimodel.initialisation import (
     INITS,
+    MIN_ROWS_PER_SCRIPT,
     composable_tokens,
     initial_target_embeddings,
     script_of,
@@ -99,7 +100,7 @@ def test_random_draws_at_the_source_statistics_and_random_paper_at_the_config_ra
     en_tok, fr_tok = tokenizers
     rows = source.get_input_embeddings().weight.detach()
     drawn = initial_target_embeddings(source, fr_tok, None, "random", seed=1)
-    assert drawn.report.rows == {"copied": 0, "composed": 0, "similar": 0, "random": len(fr_tok)}
+    assert drawn.report.rows == {"copied": 0, "composed": 0, "similar": 0, "mean": 0, "random": len(fr_tok)}
     assert drawn.embeddings.mean().item() == pytest.approx(rows.mean().item(), abs=0.02)
     assert drawn.embeddings.std().item() == pytest.approx(rows.std().item(), rel=0.15)
     assert torch.all(drawn.output_bias == source.lm_head.bias.mean())
@@ -110,6 +111,25 @@ def test_random_draws_at_the_source_statistics_and_random_paper_at_the_config_ra
     assert torch.equal(again.embeddings, drawn.embeddings)
     at_mean = initial_target_embeddings(source, fr_tok, None, "random", noise=0.0)  # no spread: every row the mean
     torch.testing.assert_close(at_mean.embeddings, rows.mean(0).expand(len(fr_tok), -1))
+
+
+def test_mean_starts_every_row_at_the_mean_and_the_other_inits_leave_the_rest_there(source, tokenizers):
+    en_tok, fr_tok = tokenizers
+    rows = source.get_input_embeddings().weight.detach()
+    mean = initial_target_embeddings(source, fr_tok, None, "mean", seed=1)
+    torch.testing.assert_close(mean.embeddings, rows.mean(0).expand(len(fr_tok), -1))
+    assert mean.report.rows["mean"] == len(fr_tok) and torch.all(mean.output_bias == source.lm_head.bias.mean())
+    overlap = initial_target_embeddings(source, fr_tok, en_tok, "overlap", seed=1)
+    rest = overlap.rows("mean")
+    assert rest and overlap.rows("copied") and not overlap.rows("random")
+    vocab = fr_tok.convert_ids_to_tokens(rest)
+    latin = [i for i, token in zip(rest, vocab) if script_of(token) == "LATIN"]
+    source_latin = [j for token, j in en_tok.get_vocab().items() if script_of(token) == "LATIN" and j < len(rows)]
+    assert latin and len(source_latin) >= MIN_ROWS_PER_SCRIPT  # the Latin rows start at the Latin source rows' mean
+    torch.testing.assert_close(overlap.embeddings[latin], rows[source_latin].mean(0).expand(len(latin), -1))
+    assert len(torch.unique(overlap.embeddings[rest], dim=0)) <= len({script_of(token) for token in vocab})
+    drawn = initial_target_embeddings(source, fr_tok, en_tok, "overlap", seed=1, noise=1.0)  # the old start, asked for
+    assert drawn.rows("random") == rest and not torch.allclose(drawn.embeddings[rest], overlap.embeddings[rest])
 
 
 def test_random_rows_take_their_scripts_statistics_where_the_source_has_that_script(tokenizers):
@@ -184,18 +204,18 @@ def test_rows_from_the_source_train_at_their_own_rate(source, tokenizers, texts,
     en_tok, fr_tok = tokenizers
     begin = initial_target_embeddings(source, fr_tok, en_tok, "compose")
     from_source = begin.rows("copied", "composed")
-    random_rows = begin.rows("random")
-    assert from_source and random_rows
+    new_rows = begin.rows("mean")
+    assert from_source and new_rows
     kwargs = dict(source_tokenizer=en_tok, init="compose", max_steps=4, learning_rate=1e-2, batch_size=4,
                   max_seq_length=16, disable_tqdm=True, warmup_ratio=0.0)
     same = train_target_embeddings(source, fr_tok, texts[1], tmp_path / "a", **kwargs)
     slow = train_target_embeddings(source, fr_tok, texts[1], tmp_path / "b", start_rows_learning_rate=1e-3, **kwargs)
     frozen_like = train_target_embeddings(source, fr_tok, texts[1], tmp_path / "c", start_rows_learning_rate=1e-9, **kwargs)
     moved = lambda pack, rows: (pack.embeddings[rows] - begin.embeddings[rows]).abs().sum(-1)
-    # At a tenth of the rate, the rows from the source move less (Adam: about a tenth); the random rows alike.
+    # At a tenth of the rate, the rows from the source move less (Adam: about a tenth); the new rows alike.
     assert moved(slow, from_source).sum() < 0.3 * moved(same, from_source).sum()
     assert moved(frozen_like, from_source).max() < 1e-6
-    assert moved(frozen_like, random_rows).sum() > 0
+    assert moved(frozen_like, new_rows).sum() > 0
     torch.testing.assert_close(frozen_like.output_bias[from_source], begin.output_bias[from_source], atol=1e-6, rtol=0)
 
 
@@ -206,11 +226,11 @@ def test_compare_inits_measures_each_start_without_training(source, tokenizers, 
     before = {k: v.clone() for k, v in source.state_dict().items()}
     reports = compare_inits(source, fr_tok, texts[1][-40:], source_tokenizer=en_tok, max_seq_length=16,
                             retrieval=lambda pack: float(pack.metadata["init"] == "compose"))
-    assert [r.init for r in reports] == ["random-paper", "random", "overlap", "compose"]
+    assert [r.init for r in reports] == ["random-paper", "random", "mean", "overlap", "compose"]
     for report in reports:
         assert report.step0["heldout_mlm_loss"] > 0 and report.step0["retrieval_at_1"] == (report.init == "compose")
     assert all(torch.equal(v, before[k]) for k, v in source.state_dict().items())  # the model is left as it was
-    assert [r.init for r in compare_inits(source, fr_tok, texts[1][-40:], max_seq_length=16)] == ["random-paper", "random"]
+    assert [r.init for r in compare_inits(source, fr_tok, texts[1][-40:], max_seq_length=16)] == ["random-paper", "random", "mean"]
 
 
 def test_the_cli_prints_and_writes_each_inits_report(source, tokenizers, texts, tmp_path, capsys):

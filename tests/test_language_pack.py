@@ -12,7 +12,7 @@ from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaForS
 
 from hf_minimodel.checks import InputError
 from hf_minimodel.language_pack import LanguagePack
-from hf_minimodel.merge import base_fingerprint
+from hf_minimodel.xlmr import base_fingerprint
 from hf_minimodel.saving import OutputExistsError
 
 from conftest import TINY

@@ -83,3 +83,55 @@ def test_the_benchmark_recipes_use_only_the_public_api():
                 else:
                     assert any(node.module == m or node.module.startswith(m + ".") for m in public_modules), \
                         f"{path.name}:{node.lineno} imports from {node.module}, not the public API"
+
+
+# The command line's argument parser: one flat list of options, which reads best whole.
+LONG_ON_PURPOSE = {("hf_minimodel/cli.py", "build_parser")}
+
+
+def test_no_function_is_over_60_lines_of_code():
+    """A function fits on a screen: at most 60 lines besides its docstring, in the package and the benchmarks."""
+    root = PACKAGE.parent
+    long = []
+    for path in [*PACKAGE.rglob("*.py"), *(root / "benchmarks").glob("*.py")]:
+        if "artifacts" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if ast.get_docstring(node) is not None:
+                    lines -= node.body[0].end_lineno - node.body[0].lineno + 1
+                where = (path.relative_to(root).as_posix(), node.name)
+                if lines > 60 and where not in LONG_ON_PURPOSE:
+                    long.append(f"{where[0]}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
+
+
+def test_no_script_edits_the_import_path_and_no_test_loads_one_by_its_path():
+    """Benchmarks import the package as a user does; tests run scripts as a user does (a subprocess), never by
+    loading their files as modules."""
+    root = PACKAGE.parent
+    for path in [*(root / "benchmarks").glob("*.py"), *(root / "tests").glob("*.py")]:
+        text = path.read_text(encoding="utf-8")
+        for needle in ("sys.path.insert", "sys.path.append", "spec_from_file_location", "SourceFileLoader", "runpy."):
+            assert needle not in text or path.name == "test_layout.py", f"{path.name} uses {needle}"
+
+
+def test_our_config_fields_are_the_dataclass_fields_written_once():
+    """Which config fields are ours is read off MiniModelConfig itself, so that a new field needs no second list."""
+    import dataclasses
+
+    from transformers import XLMRobertaConfig
+
+    from hf_minimodel.configuration_minimodel import MINI_FIELDS, MiniModelConfig
+
+    ours = {field.name for field in dataclasses.fields(MiniModelConfig)} - {f.name for f in dataclasses.fields(XLMRobertaConfig)}
+    assert set(MINI_FIELDS) == ours and {"mini_method", "base_fingerprint"} <= ours
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "configuration_minimodel.py" or "artifacts" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                named = {e.value for e in node.elts if isinstance(e, ast.Constant)} & ours
+                # A few may be named where they mean something else (a pack's metadata, config.json's whole numbers).
+                assert len(named) < 4, f"{path.name}:{node.lineno} lists our fields again: {sorted(named)}"

@@ -1,4 +1,4 @@
-"""The masking collator of every MLM step (training.BlockMasking), checked directly on fixed seeds: which tokens it
+"""The masking collator of every MLM step (blocks.BlockMasking), checked directly on fixed seeds: which tokens it
 masks, how many, what the labels hold, and BERT's 80/10/10 split of what becomes of a masked token."""
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from hf_minimodel.tokenizer import train_target_tokenizer
 from hf_minimodel.sample import read_sample
-from hf_minimodel.training import BlockMasking, mlm_blocks, mlm_collator
+from hf_minimodel.blocks import BlockMasking, mlm_blocks, mlm_collator
 
 LENGTH, BLOCKS = 64, 400  # 25,600 tokens: the shares below are known to about half a percent
 

@@ -17,7 +17,8 @@ from transformers import (
 )
 
 from hf_minimodel import MiniModelAdapter
-from hf_minimodel.merge import base_fingerprint, merge_embeddings, save_merged_model, to_stock_masked_lm
+from hf_minimodel.merge import merge_embeddings, save_merged_model, to_stock_masked_lm
+from hf_minimodel.xlmr import base_fingerprint
 
 from conftest import TINY
 
@@ -230,7 +231,7 @@ def test_a_merged_model_saved_without_its_pack_has_a_card_that_claims_nothing(st
 
 
 def test_an_embedding_model_saved_for_sentence_transformers_embeds_as_sentence_embeddings_does(stock, tokenizer, tmp_path):
-    from hf_minimodel.transfer import sentence_embeddings
+    from hf_minimodel.pooling import sentence_embeddings
 
     merge_embeddings(stock, *target_embeddings(tokenizer)[:1], tokenizer)
     folder = save_merged_model(stock, tokenizer, tmp_path / "merged", sentence_transformers=True)
@@ -251,7 +252,7 @@ def test_an_embedding_model_saved_for_sentence_transformers_embeds_as_sentence_e
 
 
 def test_a_saved_models_fingerprint_is_read_without_loading_it(stock, tiny_dual, tmp_path):
-    from hf_minimodel.merge import folder_fingerprint
+    from hf_minimodel.xlmr import folder_fingerprint
 
     for name, model in (("stock", stock), ("dual", tiny_dual), ("body", stock.roberta)):  # "roberta.embeddings." or "embeddings."
         model.save_pretrained(tmp_path / name)
@@ -263,7 +264,7 @@ def test_a_saved_models_fingerprint_is_read_without_loading_it(stock, tiny_dual,
 
 
 def test_a_mini_model_records_the_base_it_was_cut_from_and_a_stock_save_drops_it(tiny_dual, tmp_path):
-    from hf_minimodel.merge import stock_config
+    from hf_minimodel.configuration_minimodel import stock_config
     from hf_minimodel.modeling_minimodel import MiniModelForMaskedLM
 
     mini = MiniModelAdapter(tiny_dual).export_mini_model()
@@ -276,7 +277,7 @@ def test_a_mini_model_records_the_base_it_was_cut_from_and_a_stock_save_drops_it
 
 def test_the_base_check_names_both_fingerprints_and_the_way_out_in_the_readers_terms():
     from hf_minimodel.checks import InputError, speaking_to_the_command_line
-    from hf_minimodel.merge import check_same_base
+    from hf_minimodel.xlmr import check_same_base
 
     check_same_base("abc", "abc", "the pack", "base")
     check_same_base(None, "abc", "the pack", "base")  # not known yet: checked once the model is loaded

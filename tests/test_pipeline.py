@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModelForMaskedLM, TrainerCallback
 
 from hf_minimodel import MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM
-from hf_minimodel.merge import base_fingerprint
+from hf_minimodel.xlmr import base_fingerprint
 from hf_minimodel.sample import read_sample
 from hf_minimodel.target_embeddings import LearningCurve, initial_target_embeddings, start_target_vocabulary, train_target_embeddings
 from hf_minimodel.tokenizer import train_target_tokenizer

@@ -82,14 +82,14 @@ def test_a_tiny_run_end_to_end_with_two_inits_and_the_control_then_again_from_th
         assert standard.metadata["init_report"]["rows"]["composed"] > 0
     assert set(results["summary"]) == {"overlap", "compose"}
     assert {r["task"] for r in results["control"]} == {"bible-genre", "bible-paraphrase", "bible-retrieval"}
-    relearned = LanguagePack.from_pretrained(work / "packs" / "en-relearned-standard-random-4steps" / "step-4")
-    assert relearned.metadata["init"] == "random" and relearned.metadata["init_rows_copied"] == 0
+    relearned = LanguagePack.from_pretrained(work / "packs" / "en-relearned-standard-mean-4steps" / "step-4")
+    assert relearned.metadata["init"] == "mean" and relearned.metadata["init_rows_copied"] == 0
     assert relearned.tokenizer.get_vocab() == transformers.AutoTokenizer.from_pretrained(work / "tokenizers" / "en-new").get_vocab()
     # Step 1 continued the encoder with its vocabulary kept.
     plain = transformers.AutoModelForMaskedLM.from_pretrained(work / "source-plain")
     assert torch.equal(plain.get_input_embeddings().weight, init.get_input_embeddings().weight)
     table = (out / "reproduce.md").read_text()
-    assert "## init = compose" in table and "## Control: English relearned from random rows" in table
+    assert "## init = compose" in table and "## Control: English relearned from no source row (init mean)" in table
     assert (out / "reproduce.png").stat().st_size > 0
 
     # The second run reads every stage from --work: no stage prints that it ran.

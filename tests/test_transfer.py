@@ -14,7 +14,8 @@ from hf_minimodel.tasks import load_task
 from hf_minimodel.tasks.bible_tasks import retrieval_task
 from hf_minimodel.tasks.metrics import retrieval_accuracy
 from hf_minimodel.tokenizer import train_target_tokenizer
-from hf_minimodel.transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model, sentence_embeddings
+from hf_minimodel.pooling import sentence_embeddings
+from hf_minimodel.transfer import evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model
 
 FAST = dict(batch_size=4, max_seq_length=32, disable_tqdm=True)
 
@@ -170,7 +171,7 @@ def test_step4_leaves_the_task_model_exactly_as_it_was_even_for_a_vocabulary_of_
     """The pack goes into a copy: every tensor of the task model (embeddings, body, head), its config and which
     parameters train stay as they were, with a target vocabulary of another size than the source's."""
     from hf_minimodel import LanguagePack
-    from hf_minimodel.merge import base_fingerprint
+    from hf_minimodel.xlmr import base_fingerprint
 
     dual, en_tok, _ = setup
     ru_tok = train_target_tokenizer(read_sample("ru-synodal.train")[:300], vocab_size=200, show_progress=False)

@@ -3,6 +3,7 @@ import json
 import datasets
 import pytest
 
+from hf_minimodel import hub as hub_access
 from hf_minimodel.checks import speaking_to_the_command_line
 
 from hf_minimodel.tasks import xtreme
@@ -61,7 +62,7 @@ def hub(monkeypatch):
         return answers[path]
 
     monkeypatch.setattr(xtreme.datasets, "load_dataset", load_dataset)
-    monkeypatch.setattr(xtreme, "_hub_unreachable", lambda name: None)  # this stand-in Hub answers
+    monkeypatch.setattr(hub_access, "unreachable", lambda name, repo_type: None)  # this stand-in Hub answers
     return calls, answers
 
 
@@ -75,9 +76,11 @@ def test_an_unreachable_hub_is_said_at_once_without_asking_datasets(monkeypatch,
 
     monkeypatch.setattr(xtreme.datasets, "load_dataset", load_dataset)
     monkeypatch.setattr(xtreme.datasets.config, "HF_DATASETS_CACHE", str(tmp_path))  # no copy kept here
-    monkeypatch.setattr(xtreme, "_hub_unreachable", lambda name: "ConnectError: Name or service not known")
-    with pytest.raises(xtreme.BenchmarkDataError, match="Hugging Face Hub cannot be reached.*pass source= a local .jsonl"):
-        load_xnli("sw", split="test")
+    monkeypatch.setattr(hub_access, "unreachable", lambda name, repo_type: "ConnectError: Name or service not known")
+    from hf_minimodel import InputError
+
+    with pytest.raises(InputError, match="Hugging Face Hub cannot be reached.*pass source= a local .jsonl"):
+        load_xnli("sw", split="test")  # the user's to fix, so the CLI tells it in one line (an InputError)
     with speaking_to_the_command_line(), pytest.raises(xtreme.BenchmarkDataError, match="pass --test-file with a local .jsonl"):
         load_xnli("sw", split="test")  # the same advice, in the command line's terms
     assert calls == []
@@ -269,7 +272,7 @@ def test_hub_failure_says_to_pass_a_local_source(monkeypatch):
         raise ConnectionError("Couldn't reach 'facebook/xnli' on the Hub (LocalEntryNotFoundError)\nmore details")
 
     monkeypatch.setattr(xtreme.datasets, "load_dataset", unreachable)
-    monkeypatch.setattr(xtreme, "_hub_unreachable", lambda name: None)  # the probe got through; loading failed
+    monkeypatch.setattr(hub_access, "unreachable", lambda name, repo_type: None)  # the probe got through; loading failed
     with pytest.raises(BenchmarkDataError) as info:
         load_xnli("fr")
     message = str(info.value)

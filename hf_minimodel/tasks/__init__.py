@@ -5,12 +5,24 @@
 columns (`source=`).
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
 
-from datasets import Dataset
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..checks import InputError
+
+if TYPE_CHECKING:  # the task names below are read by `minimodel --help`, which imports no datasets
+    from datasets import Dataset
 
 TASKS = ("bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad", "mlqa")
 QA_TASKS = ("squad", "mlqa")  # extractive question answering; the others are classification
+# Step 4 without step 3, for embedding models (`transfer.evaluate_retrieval`): no task model, so no `load_task`.
+RETRIEVAL = "bible-retrieval"
+# What step 3 trains on in the source language (MLQA has no training split: SQuAD is its English training set), and
+# what step 4 evaluates in the target languages (SQuAD is English only).
+SOURCE_TASKS = ("bible-genre", "bible-paraphrase", "xnli", "pawsx", "squad")
+TARGET_TASKS = ("bible-genre", "bible-paraphrase", RETRIEVAL, "xnli", "pawsx", "mlqa")
 
 
 def task_kind(name: str) -> str:
@@ -36,7 +48,7 @@ def load_task(name: str, language: str, split: str, *, source=None, max_examples
         from .bible_tasks import PARAPHRASE_PAIRS, paraphrase_task
 
         if language not in PARAPHRASE_PAIRS:
-            raise ValueError(f"bible-paraphrase needs two translations of one language: choose from {', '.join(sorted(PARAPHRASE_PAIRS))}")
+            raise InputError(f"bible-paraphrase needs two translations of one language: choose from {', '.join(sorted(PARAPHRASE_PAIRS))}")
         dataset = paraphrase_task(*PARAPHRASE_PAIRS[language], split, max_pairs=max_examples, seed=seed)
     elif name in ("xnli", "pawsx"):
         from .xtreme import load_pawsx, load_xnli
@@ -47,7 +59,7 @@ def load_task(name: str, language: str, split: str, *, source=None, max_examples
 
         dataset = load_squad(split=split, source=source) if name == "squad" else load_mlqa(language, split=split, source=source)
     else:
-        raise ValueError(f"unknown task {name!r}: choose from {', '.join(TASKS)}")
+        raise InputError(f"unknown task {name!r}: choose from {', '.join(TASKS)}")
     if name in ("xnli", "pawsx", "squad", "mlqa") and max_examples is not None and len(dataset) > max_examples:
         dataset = dataset.shuffle(seed=seed).select(range(max_examples))  # the Bible tasks subsample by verse id
     if task_kind(name) == "qa":

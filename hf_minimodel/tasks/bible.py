@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..checks import InputError
+
 VerseId = tuple[int, int, int]
 Split = Literal["train", "test"]
 
@@ -102,7 +104,7 @@ def bible_db_path() -> Path:
 def _translation(code: str) -> Translation:
     if code not in TRANSLATIONS:
         known = ", ".join(f"{t.code} ({t.language} {t.name})" for t in TRANSLATIONS.values())
-        raise ValueError(f"unknown Bible translation code {code!r}: use one of {known}")
+        raise InputError(f"unknown Bible translation code {code!r}: use one of {known}")
     return TRANSLATIONS[code]
 
 
@@ -157,7 +159,7 @@ def verse_split(verse_id: VerseId, test_fraction: float = TEST_FRACTION) -> Spli
     below `test_fraction`, a smaller fraction gives a subset of a larger one's test split.
     """
     if not 0.0 <= test_fraction <= 1.0:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+        raise InputError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     return "test" if _chapter_bucket(*verse_id[:2]) < test_fraction else "train"
 
 
@@ -184,12 +186,12 @@ _GENRE_OF_BOOK = (
 def book_genre(book_number: int) -> str:
     """Genre of a book, numbered 1 (Genesis) to 66 (Revelation) as in the database."""
     if not 1 <= book_number <= len(_GENRE_OF_BOOK):
-        raise ValueError(f"book numbers run from 1 (Genesis) to 66 (Revelation), got {book_number}")
+        raise InputError(f"book numbers run from 1 (Genesis) to 66 (Revelation), got {book_number}")
     return _GENRE_OF_BOOK[book_number - 1]
 
 
 def verses_for(code: str, split: Split) -> list[tuple[VerseId, str]]:
     """`(verse_id, text)` pairs of one translation on one side of the fixed split, in Bible order."""
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise InputError(f"split must be 'train' or 'test', got {split!r}")
     return [(verse_id, text) for verse_id, text in _read_verses(code).items() if verse_split(verse_id) == split]

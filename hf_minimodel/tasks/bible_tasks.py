@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import datasets
 
+from ..checks import InputError
+from ..defaults import RETRIEVAL_CANDIDATES
 from . import bible
 from .bible import GENRES, TRANSLATIONS, Split, VerseId
 
@@ -67,8 +69,26 @@ def default_code(language: str) -> str:
     """One translation per ISO 639-1 language: the first public-domain one, else the first listed in `TRANSLATIONS`."""
     codes = [t for t in TRANSLATIONS.values() if t.language == language]
     if not codes:
-        raise ValueError(f"no Bible translation in language {language!r}: use one of {', '.join(LANGUAGES)}")
+        raise InputError(f"no Bible translation in language {language!r}: use one of {', '.join(LANGUAGES)}")
     return next((t.code for t in codes if t.public_domain), codes[0].code)
+
+
+def language_texts(language: str, split: Split = "train", max_verses: int | None = None) -> list[str]:
+    """A language's Bible text for masked LM (steps 1 and 2): both its translations where it has two
+    (`PARAPHRASE_PAIRS`; English: KJV and WEB, both public domain), else its default one, on one side of the fixed
+    split; with `max_verses`, at most that many of each translation, evenly spaced over the Bible (quick trials)."""
+    texts = []
+    for code in PARAPHRASE_PAIRS.get(language, (default_code(language),)):
+        verses = [text for _, text in bible.verses_for(code, split)]
+        texts += verses[:: max(1, len(verses) // max_verses)][:max_verses] if max_verses else verses
+    return texts
+
+
+def retrieval_codes(source_language: str, language: str) -> tuple[str, str]:
+    """The translations of a retrieval probe from `source_language` to `language`: the queries' default one, and for
+    the pool the language's, or in the source language itself its second translation (English: the WEB's verses)."""
+    pool = PARAPHRASE_PAIRS[language][1] if language == source_language else default_code(language)
+    return default_code(source_language), pool
 
 
 def _verse_key(verse_id: VerseId) -> str:
@@ -170,7 +190,7 @@ def paraphrase_task(
     `PARAPHRASE_PAIRS` gives the codes to use per language (two English translations for step 3).
     """
     if code_a == code_b:
-        raise ValueError(
+        raise InputError(
             f"paraphrase pairs need two different translations, got {code_a!r} twice: see PARAPHRASE_PAIRS"
         )
     a, b = _split_verses(code_a, split), _split_verses(code_b, split)
@@ -226,7 +246,7 @@ def retrieval_task(
     code_target: str,
     split: Split,
     *,
-    num_candidates: int | None = 100,
+    num_candidates: int | None = RETRIEVAL_CANDIDATES,
     max_queries: int | None = None,
     seed: int = 0,
 ) -> RetrievalProbe:
@@ -248,12 +268,12 @@ def retrieval_task(
         seen_target.add(target[verse_id])
         chosen.append(verse_id)
     if num_candidates is not None and len(chosen) < num_candidates:
-        raise ValueError(
+        raise InputError(
             f"the {split} split has only {len(chosen)} distinct verses in both {code_source!r} and {code_target!r}, "
             f"fewer than num_candidates={num_candidates}: ask for fewer candidates, or None for all of them"
         )
     if len(chosen) < 2:
-        raise ValueError("retrieval needs at least 2 candidates, or every answer is right by chance")
+        raise InputError("retrieval needs at least 2 candidates, or every answer is right by chance")
     queries = chosen[:max_queries]  # already in seeded order
     pool = sorted(chosen)
     index = {verse_id: i for i, verse_id in enumerate(pool)}

@@ -18,6 +18,8 @@ import datasets
 import evaluate
 import torch
 
+from ..checks import InputError
+
 _HERE = Path(__file__).resolve().parent / "metric_scripts"
 METRICS = ("accuracy", "squad")
 
@@ -28,7 +30,7 @@ def load_metric(name: str, **kwargs) -> evaluate.EvaluationModule:
     `kwargs` go to `evaluate.load`, e.g. `keep_in_memory=True` or `experiment_id=` for distributed evaluation.
     """
     if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}: hf_minimodel ships {', '.join(METRICS)}")
+        raise InputError(f"unknown metric {name!r}: hf_minimodel ships {', '.join(METRICS)}")
     # The path of the script itself, not its folder: evaluate then reads it as a local file and never asks the Hub.
     # It still copies the script into its module cache (HF_MODULES_CACHE, under HF_HOME) to import it from there.
     return evaluate.load(str(_HERE / name / f"{name}.py"), **kwargs)
@@ -38,7 +40,7 @@ def majority_baseline(dataset: datasets.Dataset) -> float:
     """Accuracy of always answering the most frequent label: the score a task model must beat."""
     labels = list(dataset["label"])
     if not len(labels):
-        raise ValueError("majority_baseline needs a dataset with at least one example")
+        raise InputError("majority_baseline needs a dataset with at least one example")
     return Counter(labels).most_common(1)[0][1] / len(labels)
 
 
@@ -50,12 +52,12 @@ def retrieval_accuracy(query_vectors: torch.Tensor, candidate_vectors: torch.Ten
     """
     gold = torch.as_tensor(gold, device=query_vectors.device)
     if query_vectors.ndim != 2 or candidate_vectors.ndim != 2 or query_vectors.shape[1] != candidate_vectors.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"expected (queries, dim) and (candidates, dim) vectors, got {tuple(query_vectors.shape)} and "
             f"{tuple(candidate_vectors.shape)}"
         )
     if gold.shape != (query_vectors.shape[0],):
-        raise ValueError(f"need one gold index per query: {query_vectors.shape[0]} queries, gold {tuple(gold.shape)}")
+        raise InputError(f"need one gold index per query: {query_vectors.shape[0]} queries, gold {tuple(gold.shape)}")
     queries = torch.nn.functional.normalize(query_vectors.float(), dim=-1)
     candidates = torch.nn.functional.normalize(candidate_vectors.float(), dim=-1)
     return (queries @ candidates.T).argmax(dim=-1).eq(gold).float().mean().item()

@@ -14,15 +14,17 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..checks import InputError
+
 
 def _tokenize(examples, tokenizer, max_length: int, stride: int):
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(
+        raise InputError(
             f"{type(tokenizer).__name__} is not a fast tokenizer: extractive QA needs its offset mappings; "
             f"load one with AutoTokenizer.from_pretrained(..., use_fast=True)"
         )
     if stride >= max_length:
-        raise ValueError(f"stride={stride} must be smaller than max_length={max_length}: the windows must advance")
+        raise InputError(f"stride={stride} must be smaller than max_length={max_length}: the windows must advance")
     # As in run_qa.py the context, the sequence that is truncated and windowed, sits on the padding side: after the
     # question for tokenizers that pad on the right, like XLM-R's.
     question_first = tokenizer.padding_side == "right"
@@ -119,7 +121,7 @@ def postprocess_qa_predictions(
     start_logits, end_logits = np.asarray(start_logits), np.asarray(end_logits)
     feature_example_ids, feature_offsets = list(features["example_id"]), list(features["offset_mapping"])
     if not len(start_logits) == len(end_logits) == len(feature_example_ids):
-        raise ValueError(
+        raise InputError(
             f"{len(start_logits)} start and {len(end_logits)} end logit rows for {len(feature_example_ids)} features: "
             f"pass the logits of exactly these features, in their order"
         )

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import datasets
 
-from ..checks import fix
-from ..corpus import _from_disk, _is_saved_dataset, first_line
+from .. import hub
+from ..checks import InputError, fix
+from ..corpus import _from_disk, _is_saved_dataset
 
 PathLike = str | os.PathLike
 
@@ -51,8 +52,8 @@ QA_FEATURES = datasets.Features(
 _QA_REQUIRED = ("id", "context", "question", "answers")
 
 
-class BenchmarkDataError(ValueError):
-    """A benchmark cannot be loaded; the message says what is wrong and how to fix it."""
+class BenchmarkDataError(InputError):
+    """A benchmark cannot be loaded; the message says what is wrong and how to fix it (an InputError: the user's)."""
 
 
 # -- reading a source ------------------------------------------------------------------------------------------------
@@ -62,36 +63,13 @@ def _from_hub(name: str, config: str | None, split: str, revision: str | None, c
     flag = "--train-file" if split == "train" else "--test-file"
     local_copy = (f"{fix('pass source=', f'pass {flag} with')} a local .jsonl file, .tsv file or save_to_disk folder with the "
                   f"columns {', '.join(columns)}")
-    unreachable = None if _in_datasets_cache(name) else _hub_unreachable(name)
-    if unreachable:  # say so at once: datasets would retry for half a minute before failing the same way
+    unreachable = None if hub.in_datasets_cache(name) else hub.unreachable(name, "dataset")
+    if unreachable and unreachable != "not found":  # say so at once: datasets would retry for half a minute first
         raise BenchmarkDataError(f"the Hub dataset {name!r} is not on this machine and the Hugging Face Hub cannot be "
                                  f"reached ({unreachable}): {local_copy}, or connect and retry")
-    try:
-        return datasets.load_dataset(name, config, split=split, revision=revision)
-    except Exception as err:  # network, missing config or split, legacy loading script: all mean the same here
-        raise BenchmarkDataError(
-            f"could not load the Hub dataset {name!r} (config {config!r}, split {split!r}: {type(err).__name__}: "
-            f"{first_line(err)}); offline? {local_copy}"
-        ) from err
-
-
-def _in_datasets_cache(name: str) -> bool:
-    """Whether `datasets` has kept a copy of the Hub dataset `name` (it then loads offline, after its retries)."""
-    return (Path(datasets.config.HF_DATASETS_CACHE) / name.replace("/", "___")).is_dir()
-
-
-def _hub_unreachable(name: str) -> str | None:
-    """Why the Hub cannot be asked about dataset `name` (DNS, proxy, TLS, timeout), or None if it answered at all."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        HfApi().dataset_info(name, timeout=10)
-    except HfHubHTTPError:
-        return None  # it answered (not found, gated, rate-limited): load_dataset's own error explains it best
-    except Exception as error:  # noqa: BLE001 - every other failure means no answer
-        return f"{type(error).__name__}: {first_line(error)}"
-    return None
+    # Not found, a missing config or split, a legacy loading script: load_dataset's own error explains it best.
+    return hub.load_dataset(name, config, split, revision=revision, error=BenchmarkDataError, advice=f"offline? {local_copy}",
+                            what=f"could not load the Hub dataset {name!r}, config {config!r}, split {split!r}")
 
 
 def _read_json(path: Path) -> list[dict]:

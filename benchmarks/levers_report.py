@@ -1,0 +1,110 @@
+"""The step-2 lever runs side by side: one table row per run of `step2_levers.py` (start, best, end and gain of
+retrieval@1, held-out MLM loss, the rows' cosine with the body's own, the tokens and seconds it took), and their
+retrieval curves against step-2 tokens, step 0 included.
+
+    python benchmarks/levers_report.py benchmarks/results/step2-levers --output benchmarks/results/step2-levers/levers
+
+writes levers.md and (with matplotlib) levers.png. Runs are grouped by body, method and language, so that the runs a
+lever was varied over sit together.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from hf_minimodel import speedup
+
+
+def load(folder: Path) -> list[dict]:
+    runs = []
+    for path in sorted(folder.glob("*.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        if "curve" in run and "settings" in run:
+            runs.append(run | {"file": path.name})
+    return sorted(runs, key=lambda r: (body_of(r), r["settings"]["method"], r["settings"]["language"], r["file"]))
+
+
+def body_of(run: dict) -> str:
+    return Path(run["settings"]["source"]).parent.name.split("-")[0]  # runs/levers/e5-plain/step-2000 -> e5
+
+
+def lever(run: dict) -> str:
+    """What sets this run apart: its init, the new rows' spread, the rates."""
+    s = run["settings"]
+    noise = s.get("init_noise")
+    parts = [s["init"], f"lr {s['lr']:g}"]
+    if noise is not None and not (s["init"] == "random" and noise == 1.0):
+        parts.append(f"spread {noise:g}")
+    if s.get("start_lr"):
+        parts.append(f"copied rows' lr {s['start_lr']:g}")
+    return ", ".join(parts)
+
+
+def row(run: dict) -> list[str]:
+    curve, s = run["curve"], run["settings"]
+    accuracy = [point | {"accuracy": point["retrieval_at_1"]} for point in curve]
+    summary = speedup.start_best_gain(accuracy)
+    first, last = curve[0], curve[-1]
+    gained = speedup.real_gain(accuracy, s["candidates"])
+    return [body_of(run), s["method"], s["language"], lever(run), f"{summary['start']:.3f}", f"{summary['best']:.3f}",
+            f"{last['retrieval_at_1']:.3f}", f"{summary['gain']:+.3f}" + ("" if gained else " (none)"),
+            f"{run['own_vocabulary_retrieval_at_1']:.3f}",
+            f"{first['heldout_mlm_loss']:.2f} -> {last['heldout_mlm_loss']:.2f}",
+            " -> ".join(f"{p['shared_row_cosine']:.3f}" if "shared_row_cosine" in p else "n/a" for p in (first, last)),
+            f"{last['tokens'] / 1e6:.1f}M", f"{run.get('train_seconds', last['seconds']):.0f}"]
+
+
+HEADER = ["body", "method", "language", "init and rates", "retrieval@1 step 0", "best", "end", "gain",
+          "own vocabulary", "held-out MLM loss", "cosine with own rows", "tokens", "train s"]
+
+
+def markdown(runs: list[dict]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row(run)) + " |" for run in runs]
+    return ("Step-2 lever runs (`benchmarks/step2_levers.py`), retrieval@1 of English KJV verses among 1,000 "
+            "(the control: among the WEB's; chance 0.001), measured through the full body at every snapshot. "
+            f"A gain is marked (none) below {speedup.MIN_GAIN} or within {speedup.NOISE_SIGMAS:g} standard errors of "
+            "the start.\n\n" + "\n".join(lines) + "\n")
+
+
+def plot(runs: list[dict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    groups = {}
+    for run in runs:
+        groups.setdefault((body_of(run), run["settings"]["language"]), []).append(run)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    for ax, ((body, language), members) in zip(axes[0], sorted(groups.items())):
+        for run in members:
+            curve = run["curve"]
+            ax.plot([p["tokens"] / 1e6 for p in curve], [p["retrieval_at_1"] for p in curve], marker="o",
+                    label=f"{run['settings']['method']}: {lever(run)}")
+        ax.axhline(members[0]["own_vocabulary_retrieval_at_1"], color="grey", linestyle="--", label="own vocabulary")
+        ax.set(title=f"{body}, {'en relearned' if language == 'en' else language}", xlabel="step-2 tokens (M)",
+               ylabel="retrieval@1 among 1,000", ylim=(0, 1.02))
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--output", type=Path, required=True, help="path without suffix: .md and .png are written")
+    args = parser.parse_args(argv)
+    runs = load(args.folder)
+    if not runs:
+        raise SystemExit(f"levers_report.py: no step2_levers.py result in {args.folder}: run benchmarks/step2_levers.py")
+    args.output.with_suffix(".md").write_text(markdown(runs), encoding="utf-8")
+    plotted = plot(runs, args.output.with_suffix(".png"))
+    print(f"{len(runs)} runs: {args.output.with_suffix('.md')}" + (f", {args.output.with_suffix('.png')}" if plotted else ""))
+
+
+if __name__ == "__main__":
+    main()
