@@ -14,7 +14,7 @@ decides every row (`initial_target_embeddings`); each init names which rules it 
   from its own token's contexts), and step 2 never shrinks a drawn row's noise (without weight decay only gradients
   move a row, and a rare token's row gets few), so noise drawn at the source's spread stays beside what is learned
   and outweighs it: from `random` rows the relearning control stays at chance retrieval, from `mean` rows it learns
-  (README, "Why step 2 did not learn").
+  (README, Results, "Step 2 learns").
 - `overlap`: rows of tokens both vocabularies hold (the same string, or the same special-token role) copied with
   their bias; the rest as `mean` (AdapterHub's `add_embeddings` copies the same way).
 - `anchored`: `overlap`'s start; step 2 then holds the copied rows where they are (`target_embeddings.anchor_rows_`).
