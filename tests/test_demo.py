@@ -30,7 +30,7 @@ def test_demo_leaves_models_packs_and_results(demo_run):
         assert (out / method / "model" / "model.safetensors").exists()
         assert (out / method / "pack" / "language_pack.safetensors").exists()
     on_disk = json.loads((out / "results.json").read_text())
-    assert [row["method"] for row in on_disk["rows"]] == ["own vocabulary", "overlap init, no step 2", "standard",
+    assert [row["method"] for row in on_disk["rows"]] == ["own vocabulary", "compose init, no step 2", "standard",
                                                           "minijoint", "minipost"]
     assert on_disk["total_seconds"] == results["total_seconds"] > 0
 
@@ -44,7 +44,7 @@ def test_demo_figures_are_measured(demo_run):
     assert len(trained) == 3 and all(row["step2_seconds"] > 0 for row in trained)
     assert rows["own vocabulary"]["heldout_loss"] is None  # another vocabulary: no loss to compare
     assert all(0 < row["heldout_loss"] < 20 for row in rows.values() if row["heldout_loss"] is not None)
-    start = rows["overlap init, no step 2"]
+    start = rows["compose init, no step 2"]
     for row in trained:  # what step 2 added, measured from the init alone
         assert row["loss_gain"] == pytest.approx(start["heldout_loss"] - row["heldout_loss"])
         assert row["retrieval_gain"] == pytest.approx(row["retrieval_at_1"] - start["retrieval_at_1"])
