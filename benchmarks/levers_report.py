@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hf_minimodel import speedup
+from hf_minimodel import initialisation, speedup
 
 
 def load(folder: Path) -> list[dict]:
@@ -29,11 +29,16 @@ def body_of(run: dict) -> str:
 
 
 def lever(run: dict) -> str:
-    """What sets this run apart: its init, the new rows' spread, the rates."""
+    """What sets this run apart: its init, the new rows' spread where it is not the init's own, the rates."""
     s = run["settings"]
+    own = initialisation.own_noise(s["init"])
     noise = s.get("init_noise")
+    if noise is None:  # the init's own, which before init mean existed (no "mean" rows in reports) was 1 for all
+        noise = own if "mean" in run["init_report"]["rows"] else (None if own is None else 1.0)
+    if s["init"] == "random" and noise == 0:  # what init mean is, run before it had its name
+        return ", ".join(["mean (random at spread 0)", f"lr {s['lr']:g}"])
     parts = [s["init"], f"lr {s['lr']:g}"]
-    if noise is not None and not (s["init"] == "random" and noise == 1.0):
+    if noise is not None and noise != own:
         parts.append(f"spread {noise:g}")
     if s.get("start_lr"):
         parts.append(f"copied rows' lr {s['start_lr']:g}")
@@ -61,8 +66,10 @@ HEADER = ["body", "method", "language", "init and rates", "retrieval@1 step 0", 
 def markdown(runs: list[dict]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row(run)) + " |" for run in runs]
-    return ("Step-2 lever runs (`benchmarks/step2_levers.py`), retrieval@1 of English KJV verses among 1,000 "
-            "(the control: among the WEB's; chance 0.001), measured through the full body at every snapshot. "
+    candidates = sorted({run["settings"]["candidates"] for run in runs})
+    return (f"Step-2 lever runs (`benchmarks/step2_levers.py`), retrieval@1 of English KJV verses among "
+            f"{' or '.join(f'{n:,}' for n in candidates)} (the control: among the WEB's; chance 1 in that many), measured "
+            "through the full body at every snapshot. "
             f"A gain is marked (none) below {speedup.MIN_GAIN} or within {speedup.NOISE_SIGMAS:g} standard errors of "
             "the start.\n\n" + "\n".join(lines) + "\n")
 
@@ -86,7 +93,7 @@ def plot(runs: list[dict], path: Path) -> bool:
                     label=f"{run['settings']['method']}: {lever(run)}")
         ax.axhline(members[0]["own_vocabulary_retrieval_at_1"], color="grey", linestyle="--", label="own vocabulary")
         ax.set(title=f"{body}, {'en relearned' if language == 'en' else language}", xlabel="step-2 tokens (M)",
-               ylabel="retrieval@1 among 1,000", ylim=(0, 1.02))
+               ylabel=f"retrieval@1 among {members[0]['settings']['candidates']:,}", ylim=(0, 1.02))
         ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

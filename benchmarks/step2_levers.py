@@ -8,7 +8,7 @@ the control, the World English Bible), and the held-out masked-LM loss of the fu
 language's test verses. One JSON file per run in --output; a finished run is skipped when run again.
 
     python benchmarks/step2_levers.py --source runs/levers/e5-plain/step-2000 --method minipost \\
-        --minipost runs/levers/e5-minipost --language en --init random --lr 3e-3 --steps 2000
+        --minipost runs/levers/e5-minipost --language en --init mean --lr 1e-3 --steps 2000
 """
 
 import argparse
@@ -47,7 +47,7 @@ def parse_args(argv=None):
     parser.add_argument("--minipost-lr", type=float, default=1e-4)
     parser.add_argument("--language", default="en", help="'en': the relearning control; else a target language")
     parser.add_argument("--vocab-size", type=int, default=16000)
-    parser.add_argument("--init", default="random")
+    parser.add_argument("--init", default="mean", choices=initialisation.INITS)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--start-lr", type=float, help="the rate of rows the init took from the source")
     parser.add_argument("--init-noise", type=float,
@@ -82,8 +82,9 @@ def run_name(args) -> str:
              args.init, f"lr{args.lr:g}", f"s{args.steps}", f"b{args.batch_size}x{args.max_seq_length}"]
     if args.start_lr is not None:
         parts.append(f"slr{args.start_lr:g}")
-    if args.init_noise is not None:
-        parts.append(f"noise{args.init_noise:g}")
+    noise = initialisation.own_noise(args.init) if args.init_noise is None else args.init_noise
+    if noise is not None and noise != 1.0:  # the old rule (1.0 went unnamed), so earlier files keep their names
+        parts.append(f"noise{noise:g}")
     if args.scheduler != "linear":
         parts.append(args.scheduler)
     if args.weight_decay:

@@ -40,6 +40,12 @@ from .methods import DEFAULT_INIT, INITS, NEEDS_SOURCE_TOKENIZER
 # A script's own statistics are used for random rows only where the source vocabulary has this many rows of it;
 # fewer give a noisy mean and std, and the rows are drawn at the statistics of the whole source vocabulary instead.
 MIN_ROWS_PER_SCRIPT = 100
+def own_noise(init: str) -> float | None:
+    """The spread an init draws the rows no other rule sets at, in source standard deviations, when not told: 1 for
+    `random`, 0 (the script's mean row) for the others, None for `random-paper` (its own N(0, initializer_range))."""
+    return None if init == "random-paper" else 1.0 if init == "random" else 0.0
+
+
 # Row origins, in the order an init's rules apply; InitReport counts rows by these names. A row no rule of the
 # source vocabulary sets is "mean" when it starts at its script's mean row, "random" when it was drawn.
 ORIGINS = ("copied", "composed", "similar", "mean", "random")
@@ -58,6 +64,7 @@ class InitReport:
     source_norm_std: float
     norm_by_origin: dict = field(default_factory=dict)  # origin -> mean row norm
     step0: dict = field(default_factory=dict)
+    noise: float | None = None  # the spread the unset rows were drawn at (own_noise unless asked); None: random-paper
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,7 +115,7 @@ def _check_init(init, source_tokenizer):
         raise InputError(f"init={init!r} is not one of {INITS}: " + fix("pass one of them as init=", "pass one of them to --init"))
     if init in NEEDS_SOURCE_TOKENIZER and source_tokenizer is None:
         raise InputError(f"init={init!r} reads the source vocabulary: " + fix(
-            "pass source_tokenizer, or use init='random'", "pass --source-tokenizer, or use --init random"))
+            "pass source_tokenizer, or use init='mean'", "pass --source-tokenizer, or use --init mean"))
 
 
 @torch.no_grad()
@@ -124,15 +131,14 @@ def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, in
     source, source_bias = _source_rows(model)
     vocab, hidden = len(target_tokenizer), source.shape[1]
     generator = torch.Generator().manual_seed(seed)
-    if noise is None:
-        noise = 1.0 if init == "random" else 0.0
+    noise = own_noise(init) if noise is None or init == "random-paper" else noise
     if init == "random-paper":
         embeddings = torch.randn(vocab, hidden, generator=generator) * model.config.initializer_range
         bias = torch.zeros(vocab)
     else:
         embeddings, bias = _draw_at_source_statistics(source, source_bias, target_tokenizer, source_tokenizer, generator,
                                                       noise)
-    origin = ["mean" if noise == 0 and init != "random-paper" else "random"] * vocab
+    origin = ["mean" if noise == 0 else "random"] * vocab
     copied = {}
     if init in NEEDS_SOURCE_TOKENIZER:
         copied = shared_tokens(target_tokenizer, source_tokenizer, source.shape[0])
@@ -147,7 +153,7 @@ def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, in
         for i, (rows, weights) in focus_rows(target_tokenizer, copied, corpus, seed=seed).items():
             embeddings[i] = weights @ source[rows]
             bias[i], origin[i] = weights @ source_bias[rows], "similar"
-    return TargetStart(embeddings, bias, origin, copied, _report(init, embeddings, origin, source))
+    return TargetStart(embeddings, bias, origin, copied, _report(init, embeddings, origin, source, noise))
 
 
 def _draw_at_source_statistics(source, source_bias, target_tokenizer, source_tokenizer, generator, noise=1.0):
@@ -172,7 +178,7 @@ def _draw_at_source_statistics(source, source_bias, target_tokenizer, source_tok
     return mean + std * draws * noise, torch.full((vocab,), float(source_bias.mean()))
 
 
-def _report(init, embeddings, origin, source) -> InitReport:
+def _report(init, embeddings, origin, source, noise) -> InitReport:
     source_norms = source.norm(dim=1)
     norms = embeddings.norm(dim=1)
     by_origin = {}
@@ -187,6 +193,7 @@ def _report(init, embeddings, origin, source) -> InitReport:
         source_norm_mean=round(float(source_norms.mean()), 4),
         source_norm_std=round(float(source_norms.std()), 4),
         norm_by_origin=by_origin,
+        noise=noise,
     )
 
 

@@ -36,7 +36,7 @@ def anchor_rows_(model, rows) -> None:
     """
     if not rows:
         raise InputError("init='anchored' found no token the source and target vocabularies share: "
-                         + fix("use init='random'", "use --init random"))
+                         + fix("use init='mean'", "use --init mean"))
     index = torch.tensor(sorted(rows), dtype=torch.long)
     on_device = {}  # one copy of the index per device, made on the first backward pass
 
@@ -188,7 +188,7 @@ def train_target_embeddings(
     settings = dict(language=language, base_model=base_model, base_fingerprint=fingerprint, init=init,
                     license=license or base_license(base_model), max_seq_length=max_seq_length, batch_size=batch_size,
                     learning_rate=learning_rate, start_rows_learning_rate=start_rows_learning_rate,
-                    **({"init_noise": init_noise} if init_noise is not None else {}))
+                    **({"init_noise": start.report.noise} if start.report.noise is not None else {}))
     return LanguagePack(tokenizer=target_tokenizer, embeddings=work.get_input_embeddings().weight.detach().clone(),
                         output_bias=work.lm_head.bias.detach().clone(),
                         metadata=_step2_record(work, method, start, report) | settings)

@@ -158,3 +158,12 @@ def test_same_seed_gives_the_same_tasks():
 def test_paraphrase_needs_two_translations():
     with pytest.raises(ValueError, match="two different translations"):
         paraphrase_task("k", "k", "test")
+
+
+def test_retrieval_codes_pair_two_translations_and_refuse_a_language_with_one():
+    from hf_minimodel import InputError
+    from hf_minimodel.tasks.bible_tasks import retrieval_codes
+
+    assert retrieval_codes("en", "en") == ("k", "4") and retrieval_codes("en", "fr")[1] != "k"
+    with pytest.raises(InputError, match="no second Bible translation in 'ru'"):
+        retrieval_codes("ru", "ru")

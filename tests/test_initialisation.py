@@ -130,6 +130,10 @@ def test_mean_starts_every_row_at_the_mean_and_the_other_inits_leave_the_rest_th
     assert len(torch.unique(overlap.embeddings[rest], dim=0)) <= len({script_of(token) for token in vocab})
     drawn = initial_target_embeddings(source, fr_tok, en_tok, "overlap", seed=1, noise=1.0)  # the old start, asked for
     assert drawn.rows("random") == rest and not torch.allclose(drawn.embeddings[rest], overlap.embeddings[rest])
+    assert (mean.report.noise, overlap.report.noise, drawn.report.noise) == (0.0, 0.0, 1.0)
+    paper = initial_target_embeddings(source, fr_tok, None, "random-paper", noise=0.0)  # its own draw, always
+    assert paper.report.rows["random"] == len(fr_tok) and paper.report.noise is None
+    assert initial_target_embeddings(source, fr_tok, None, "random", noise=0.0).report.rows["mean"] == len(fr_tok)
 
 
 def test_random_rows_take_their_scripts_statistics_where_the_source_has_that_script(tokenizers):
@@ -216,6 +220,7 @@ def test_rows_from_the_source_train_at_their_own_rate(source, tokenizers, texts,
     assert moved(slow, from_source).sum() < 0.3 * moved(same, from_source).sum()
     assert moved(frozen_like, from_source).max() < 1e-6
     assert moved(frozen_like, new_rows).sum() > 0
+    assert same.metadata["init_noise"] == 0.0 and same.metadata["init_report"]["noise"] == 0.0  # the spread used
     torch.testing.assert_close(frozen_like.output_bias[from_source], begin.output_bias[from_source], atol=1e-6, rtol=0)
 
 

@@ -87,6 +87,9 @@ def language_texts(language: str, split: Split = "train", max_verses: int | None
 def retrieval_codes(source_language: str, language: str) -> tuple[str, str]:
     """The translations of a retrieval probe from `source_language` to `language`: the queries' default one, and for
     the pool the language's, or in the source language itself its second translation (English: the WEB's verses)."""
+    if language == source_language and language not in PARAPHRASE_PAIRS:
+        raise InputError(f"no second Bible translation in {language!r} to search its verses among: a probe within one "
+                         f"language needs one of {', '.join(sorted(PARAPHRASE_PAIRS))}")
     pool = PARAPHRASE_PAIRS[language][1] if language == source_language else default_code(language)
     return default_code(source_language), pool
 
