@@ -85,8 +85,12 @@ def plot(runs: list[dict], path: Path) -> bool:
     groups = {}
     for run in runs:
         groups.setdefault((body_of(run), run["settings"]["language"]), []).append(run)
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
-    for ax, ((body, language), members) in zip(axes[0], sorted(groups.items())):
+    columns = min(4, len(groups))
+    rows = -(-len(groups) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax, ((body, language), members) in zip(axes.flat, sorted(groups.items())):
         for run in members:
             curve = run["curve"]
             ax.plot([p["tokens"] / 1e6 for p in curve], [p["retrieval_at_1"] for p in curve], marker="o",
