@@ -56,6 +56,29 @@ def first_reaching(curve: list[dict], accuracy: float) -> dict | None:
     return next((point for point in curve if point["accuracy"] >= accuracy), None)
 
 
+def flops_to_reach(curve: list[dict], accuracy: float) -> float | None:
+    """The step-2 FLOPs at which `curve` first reaches `accuracy`, read on a straight line between the two snapshots
+    around it (None if it never does). Where a mini-model stays below the standard's best, `first_reaching` alone
+    charges the standard approach its next snapshot; this asks what the standard approach needed for the accuracy
+    the mini-model did reach, so snapshots far apart do not pass for a saving."""
+    for before, after in zip(curve, curve[1:]):
+        if before["accuracy"] >= accuracy:
+            return before["flops"]
+        if after["accuracy"] >= accuracy:
+            share = (accuracy - before["accuracy"]) / (after["accuracy"] - before["accuracy"])
+            return before["flops"] + share * (after["flops"] - before["flops"])
+    return curve[-1]["flops"] if curve and curve[-1]["accuracy"] >= accuracy else None
+
+
+def equal_accuracy_speedup(standard: list[dict], mini: list[dict]) -> float | None:
+    """The standard approach's FLOPs to the mini-model's best accuracy (`flops_to_reach`) over the mini-model's FLOPs
+    to that best: above 1 the mini-model got there cheaper. None where the mini-model's best is its start (no
+    step-2 compute) or the standard approach never got there (then the mini-model did better outright)."""
+    best = max(mini, key=lambda point: point["accuracy"])
+    needed = flops_to_reach(standard, best["accuracy"])
+    return needed / best["flops"] if needed is not None and best["flops"] else None
+
+
 def compare(runs: list[dict]) -> list[dict]:
     """Per (language, task): each method's start, best and gain (`start_best_gain`), whether the standard approach
     gained (`standard_gained`), and for each mini-model method either its speed-up in FLOPs and seconds and its

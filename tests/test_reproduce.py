@@ -76,13 +76,14 @@ def test_a_tiny_run_end_to_end_with_two_inits_and_the_control_then_again_from_th
     # Step 0 is the init alone: the same rows for the standard approach and MiniPost (one plain source model; the
     # output bias is each one's own head's).
     for language in ("fr", "ru"):
-        standard, minipost = (LanguagePack.from_pretrained(work / "packs" / f"{language}-{m}-compose-4steps" / "step-0")
-                              for m in ("standard", "minipost"))
+        standard, minipost = (
+            LanguagePack.from_pretrained(work / "packs" / f"{language}-{m}-compose-noise0-4steps" / "step-0")
+            for m in ("standard", "minipost"))
         torch.testing.assert_close(standard.embeddings, minipost.embeddings)
         assert standard.metadata["init_report"]["rows"]["composed"] > 0
     assert set(results["summary"]) == {"overlap", "compose"}
     assert {r["task"] for r in results["control"]} == {"bible-genre", "bible-paraphrase", "bible-retrieval"}
-    relearned = LanguagePack.from_pretrained(work / "packs" / "en-relearned-standard-mean-4steps" / "step-4")
+    relearned = LanguagePack.from_pretrained(work / "packs" / "en-relearned-standard-mean-noise0-4steps" / "step-4")
     assert relearned.metadata["init"] == "mean" and relearned.metadata["init_rows_copied"] == 0
     assert relearned.tokenizer.get_vocab() == transformers.AutoTokenizer.from_pretrained(work / "tokenizers" / "en-new").get_vocab()
     # Step 1 continued the encoder with its vocabulary kept.

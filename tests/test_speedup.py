@@ -85,3 +85,15 @@ def test_compute_to_reach_charges_every_init_against_one_reference():
     assert by["standard", "random"]["speedup"] == 1.0
     assert by["minipost", "compose"]["speedup"] == 20 / 2
     assert by["standard", "compose"]["at_start"] and by["standard", "compose"]["speedup"] is None
+
+
+def test_equal_accuracy_reads_the_standard_curve_between_its_snapshots():
+    # MiniPost's best, 0.55 at 10 FLOPs: the standard approach passes 0.55 halfway from 20 FLOPs (0.5) to 30 (0.6).
+    minipost = run("minipost", [0.30, (5, 1, 0.45), (10, 2, 0.55), (15, 3, 0.5)])
+    assert speedup.flops_to_reach(STANDARD["curve"], 0.55) == pytest.approx(25)
+    assert speedup.flops_to_reach(STANDARD["curve"], 0.4) == 10 and speedup.flops_to_reach(STANDARD["curve"], 0.3) == 0
+    assert speedup.flops_to_reach(STANDARD["curve"], 0.61) is None
+    assert speedup.equal_accuracy_speedup(STANDARD["curve"], minipost["curve"]) == pytest.approx(25 / 10)
+    # Better than the standard's best: no standard compute reaches it; at its start: no mini-model compute.
+    assert speedup.equal_accuracy_speedup(STANDARD["curve"], run("minipost", [0.3, (5, 1, 0.7)])["curve"]) is None
+    assert speedup.equal_accuracy_speedup(STANDARD["curve"], run("minipost", [0.5, (5, 1, 0.4)])["curve"]) is None
