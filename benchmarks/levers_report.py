@@ -35,9 +35,10 @@ def lever(run: dict) -> str:
     noise = s.get("init_noise")
     if noise is None:  # the init's own, which before init mean existed (no "mean" rows in reports) was 1 for all
         noise = own if "mean" in run["init_report"]["rows"] else (None if own is None else 1.0)
-    if s["init"] == "random" and noise == 0:  # what init mean is, run before it had its name
-        return ", ".join(["mean (random at spread 0)", f"lr {s['lr']:g}"])
-    parts = [s["init"], f"lr {s['lr']:g}"]
+    init = s["init"]
+    if init == "random" and noise == 0:  # init mean, run (and its file named) before it had its name
+        init, own = "mean", 0.0
+    parts = [init, f"lr {s['lr']:g}"]
     if noise is not None and noise != own:
         parts.append(f"spread {noise:g}")
     if s.get("start_lr"):
@@ -103,7 +104,8 @@ def versus(runs: list[dict]) -> str:
             f"{paper['speedup']:.2f}x" + ("" if paper["reached"] else " (never reached: at its own best)"))
         lines.append(f"| {body} | {language} | {how} | {standard['start']:.3f} | {standard['best']:.3f} | "
                      f"{mini['best']:.3f} | {mini['best'] / standard['best']:.3f} | {per_step:.2f}x | {paper_text} | "
-                     + (f"{equal:.2f}x" if equal else "n/a") + " |")
+                     + (f"{equal:.2f}x" if equal else "standard never got there" if mini["best"] > standard["best"]
+                        else "n/a") + " |")
     if not lines:
         return ""
     header = ["body", "language", "init and rates", "step 0", "standard best", "MiniPost best", "MiniPost / standard",
