@@ -10,6 +10,7 @@ lever was varied over sit together.
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
 
 from hf_minimodel import initialisation, speedup
@@ -60,6 +61,7 @@ def row(run: dict) -> list[str]:
             f"{last['tokens'] / 1e6:.1f}M", f"{run.get('train_seconds', last['seconds']):.0f}"]
 
 
+WIDTH = 117  # the prose lines of README.md, which quotes levers.md
 HEADER = ["body", "method", "language", "init and rates", "retrieval@1 step 0", "best", "end", "gain",
           "own vocabulary", "held-out MLM loss", "cosine with own rows", "tokens", "train s"]
 
@@ -68,11 +70,12 @@ def markdown(runs: list[dict]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row(run)) + " |" for run in runs]
     candidates = sorted({run["settings"]["candidates"] for run in runs})
-    return (f"Step-2 lever runs (`benchmarks/step2_levers.py`), retrieval@1 of English KJV verses among "
-            f"{' or '.join(f'{n:,}' for n in candidates)} (the control: among the WEB's; chance 1 in that many), measured "
-            "through the full body at every snapshot. "
-            f"A gain is marked (none) below {speedup.MIN_GAIN} or within {speedup.NOISE_SIGMAS:g} standard errors of "
-            "the start.\n\n" + "\n".join(lines) + "\n" + versus(runs))
+    return (textwrap.fill(
+        f"Step-2 lever runs (`benchmarks/step2_levers.py`), retrieval@1 of English KJV verses among "
+        f"{' or '.join(f'{n:,}' for n in candidates)} (the control: among the WEB's; chance 1 in that many), measured "
+        "through the full body at every snapshot. "
+        f"A gain is marked (none) below {speedup.MIN_GAIN} or within {speedup.NOISE_SIGMAS:g} standard errors of "
+        "the start.", WIDTH) + "\n\n" + "\n".join(lines) + "\n" + versus(runs))
 
 
 def accuracy_curve(run: dict) -> list[dict]:
@@ -110,10 +113,11 @@ def versus(runs: list[dict]) -> str:
         return ""
     header = ["body", "language", "init and rates", "step 0", "standard best", "MiniPost best", "MiniPost / standard",
               "FLOPs per step, standard / MiniPost", "paper's speed-up", "speed-up at MiniPost's best accuracy"]
-    return ("\nMiniPost against the standard approach, where both ran. The paper's speed-up divides the standard "
-            "approach's step-2 FLOPs to its best by MiniPost's to reach it (to its own best where it never does); the "
-            "last column divides the standard approach's FLOPs to MiniPost's best accuracy, read on a straight line "
-            "between snapshots, by MiniPost's: above 1, MiniPost got there cheaper.\n\n"
+    return ("\n" + textwrap.fill(
+        "MiniPost against the standard approach, where both ran. The paper's speed-up divides the standard approach's "
+        "step-2 FLOPs to its best by MiniPost's to reach it (to its own best where it never does); the last column "
+        "divides the standard approach's FLOPs to MiniPost's best accuracy, read on a straight line between snapshots, "
+        "by MiniPost's: above 1, MiniPost got there cheaper.", WIDTH) + "\n\n"
             + "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n" + "\n".join(lines) + "\n")
 
 
