@@ -107,7 +107,8 @@ def versus(runs: list[dict]) -> str:
             f"{paper['speedup']:.2f}x" + ("" if paper["reached"] else " (never reached: at its own best)"))
         lines.append(f"| {body} | {language} | {how} | {standard['start']:.3f} | {standard['best']:.3f} | "
                      f"{mini['best']:.3f} | {mini['best'] / standard['best']:.3f} | {per_step:.2f}x | {paper_text} | "
-                     + (f"{equal:.2f}x" if equal else "standard never got there" if mini["best"] > standard["best"]
+                     + ("no gain to compare" if not compared["standard_gained"] else f"{equal:.2f}x"
+                        if equal is not None else "standard never got there" if mini["best"] > standard["best"]
                         else "n/a") + " |")
     if not lines:
         return ""

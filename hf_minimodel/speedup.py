@@ -73,7 +73,8 @@ def flops_to_reach(curve: list[dict], accuracy: float) -> float | None:
 def equal_accuracy_speedup(standard: list[dict], mini: list[dict]) -> float | None:
     """The standard approach's FLOPs to the mini-model's best accuracy (`flops_to_reach`) over the mini-model's FLOPs
     to that best: above 1 the mini-model got there cheaper. None where the mini-model's best is its start (no
-    step-2 compute) or the standard approach never got there (then the mini-model did better outright)."""
+    step-2 compute) or the standard approach never got there (then the mini-model did better outright). Both
+    curves start at step 0 and are not empty (`LearningCurve`'s)."""
     best = max(mini, key=lambda point: point["accuracy"])
     needed = flops_to_reach(standard, best["accuracy"])
     return needed / best["flops"] if needed is not None and best["flops"] else None
