@@ -127,7 +127,9 @@ def measure(args, source, full, source_tokenizer, tokenizer, snapshots, device):
     body_rows = source.get_input_embeddings().weight.detach().float()[source_rows]
     points = []
     for snapshot in snapshots:
-        snapshot.save_pretrained(args.work / "packs" / run_name(args) / f"step-{snapshot.metadata['train_steps']}")
+        # The result file marks a run done; snapshots left by a run killed before writing it are replaced.
+        snapshot.save_pretrained(args.work / "packs" / run_name(args) / f"step-{snapshot.metadata['train_steps']}",
+                                 overwrite=True)
         meta = snapshot.metadata
         merged = snapshot.apply(MiniModelAdapter(source).full_masked_lm()).eval().to(device)
         points.append({
