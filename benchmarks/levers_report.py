@@ -105,11 +105,15 @@ def versus(runs: list[dict]) -> str:
         per_step = curves["standard"][-1]["flops"] / curves["minipost"][-1]["flops"]
         paper_text = paper if isinstance(paper, str) else (
             f"{paper['speedup']:.2f}x" + ("" if paper["reached"] else " (never reached: at its own best)"))
+        if not compared["standard_gained"]:
+            equal_text = "no gain to compare"
+        elif equal is not None:
+            equal_text = f"{equal:.2f}x"
+        else:
+            equal_text = "standard never got there" if mini["best"] > standard["best"] else "n/a"
         lines.append(f"| {body} | {language} | {how} | {standard['start']:.3f} | {standard['best']:.3f} | "
                      f"{mini['best']:.3f} | {mini['best'] / standard['best']:.3f} | {per_step:.2f}x | {paper_text} | "
-                     + ("no gain to compare" if not compared["standard_gained"] else f"{equal:.2f}x"
-                        if equal is not None else "standard never got there" if mini["best"] > standard["best"]
-                        else "n/a") + " |")
+                     f"{equal_text} |")
     if not lines:
         return ""
     header = ["body", "language", "init and rates", "step 0", "standard best", "MiniPost best", "MiniPost / standard",

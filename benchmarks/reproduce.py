@@ -28,8 +28,7 @@ from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassificatio
 
 from hf_minimodel import (
     LanguagePack, LearningCurve, MiniModelAdapter, MiniModelForMaskedLM, XLMRobertaForDualMLM, ZeroShotEvaluation,
-    all_minilm_l6, e5_small, finetune, initialisation, load_task, load_task_model, pretrain_mlm, source_config,
-    train_target_tokenizer,
+    all_minilm_l6, e5_small, finetune, load_task, load_task_model, pretrain_mlm, source_config, train_target_tokenizer,
 )
 from hf_minimodel.methods import METHODS
 from hf_minimodel.tasks import RETRIEVAL
@@ -37,7 +36,7 @@ from hf_minimodel.tasks.bible import TRANSLATIONS
 from hf_minimodel.tasks.bible_tasks import PARAPHRASE_PAIRS, default_code, language_texts
 
 import report
-from work import cached_folder, cached_json, cached_step, check_settings, progress
+from work import cached_folder, cached_json, cached_step, check_settings, progress, spread_tag
 
 TASKS = ("bible-genre", "bible-paraphrase", RETRIEVAL)  # retrieval: step 4 without step 3, no task model
 SOURCE_OF = {"standard": "plain", "minipost": "plain", "minijoint": "dual"}  # which step-1 model each method adapts
@@ -194,11 +193,8 @@ def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, 
             snapshot.save_pretrained(tmp / f"step-{snapshot.metadata['train_steps']}")
         progress("step 2", language, method, init, since=started)
 
-    # The unset rows' spread is in the name, as in step2_levers.py: packs cached before the fallback rows moved to
-    # their script's mean (drawn at spread 1 then, unnamed) are not reused for today's inits.
-    noise = initialisation.own_noise(init)
-    spread = f"-noise{noise:g}" if noise is not None and noise != 1.0 else ""
-    return cached_folder(args.work / "packs" / f"{language}-{method}-{init}{spread}-{args.step2_steps}steps", make)
+    return cached_folder(args.work / "packs" / f"{language}-{method}-{init}{spread_tag(init)}-{args.step2_steps}steps",
+                         make)
 
 
 def task_model_folder(args, source_name, model, tokenizer, task_name) -> Path:

@@ -35,6 +35,9 @@ from hf_minimodel.saving import atomic_directory, save_trained
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes, retrieval_task
 
+from work import spread_tag
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -82,9 +85,8 @@ def run_name(args) -> str:
              args.init, f"lr{args.lr:g}", f"s{args.steps}", f"b{args.batch_size}x{args.max_seq_length}"]
     if args.start_lr is not None:
         parts.append(f"slr{args.start_lr:g}")
-    noise = initialisation.own_noise(args.init) if args.init_noise is None else args.init_noise
-    if noise is not None and noise != 1.0:  # the old rule (1.0 went unnamed), so earlier files keep their names
-        parts.append(f"noise{noise:g}")
+    if spread := spread_tag(args.init, args.init_noise):
+        parts.append(spread.removeprefix("-"))
     if args.scheduler != "linear":
         parts.append(args.scheduler)
     if args.weight_decay:

@@ -6,9 +6,18 @@ import json
 import time
 from pathlib import Path
 
+from hf_minimodel import initialisation
 from hf_minimodel.saving import atomic_directory, save_trained
 
 import report
+
+
+def spread_tag(init: str, noise: float | None = None) -> str:
+    """`-noise{n}` where the unset rows' spread (`noise`, else the init's own) is not 1, for the names of cached packs
+    and result files: 1 went unnamed before the fallback rows moved to their script's mean, so files made with rows
+    drawn at spread 1 keep their names and are never taken for today's."""
+    noise = initialisation.own_noise(init) if noise is None else noise
+    return f"-noise{noise:g}" if noise is not None and noise != 1.0 else ""
 
 
 def cached_folder(folder: Path, make) -> Path:
