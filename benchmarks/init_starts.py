@@ -3,6 +3,9 @@ per language, on one source body (`compare_inits`, what `minimodel inits` prints
 every learning curve of the benchmark begins from.
 
     python benchmarks/init_starts.py --source runs/levers/e5-plain/step-2000 --languages fr es de ru ar
+    python benchmarks/init_starts.py --source runs/levers/minilm-plain/step-2000 --languages en fr es de ru ar
+
+"en" is the relearning control (a new English tokenizer, KJV verses found among the WEB's).
 
 Tokenizers are shared with benchmarks/step2_levers.py (--work/tokenizers/<language>-<vocab size>). One JSON per
 language and source in --output.
@@ -19,7 +22,7 @@ from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 from hf_minimodel import compare_inits, evaluate_retrieval, train_target_tokenizer
 from hf_minimodel.saving import atomic_directory
 from hf_minimodel.tasks.bible import verses_for
-from hf_minimodel.tasks.bible_tasks import default_code, language_texts, retrieval_task
+from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes, retrieval_task
 
 
 def parse_args(argv=None):
@@ -54,8 +57,9 @@ def main(argv=None):
             with atomic_directory(folder) as tmp:
                 train_target_tokenizer(train, vocab_size=args.vocab_size).save_pretrained(tmp)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        pool = default_code(language)
-        probe = retrieval_task("k", pool, "test", num_candidates=args.candidates, seed=0)
+        # As step2_levers.py: English ("en", the relearning control) finds KJV verses among the WEB's.
+        query, pool = retrieval_codes("en", language)
+        probe = retrieval_task(query, pool, "test", num_candidates=args.candidates, seed=0)
         heldout = [text for _, text in verses_for(pool, "test")][: args.heldout_verses]
         own = evaluate_retrieval(model, source_tokenizer, probe, tokenizer=source_tokenizer)["retrieval_at_1"]
         reports = compare_inits(model, tokenizer, heldout, source_tokenizer=source_tokenizer, inits=args.inits,
