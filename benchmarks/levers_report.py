@@ -143,10 +143,12 @@ def plot(runs: list[dict], path: Path) -> bool:
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
     for ax, ((body, language), members) in zip(axes.flat, sorted(groups.items())):
-        for run in members:
+        labels = [f"{run['settings']['method']}: {lever(run)}" for run in members]
+        for run, label in zip(members, labels):
             curve = run["curve"]
-            ax.plot([p["tokens"] / 1e6 for p in curve], [p["retrieval_at_1"] for p in curve], marker="o",
-                    label=f"{run['settings']['method']}: {lever(run)}")
+            if labels.count(label) > 1:  # the same lever run for longer: a schedule of its own, so a curve of its own
+                label += f", {run['settings']['steps']:,} steps"
+            ax.plot([p["tokens"] / 1e6 for p in curve], [p["retrieval_at_1"] for p in curve], marker="o", label=label)
         ax.axhline(members[0]["own_vocabulary_retrieval_at_1"], color="grey", linestyle="--", label="own vocabulary")
         ax.set(title=f"{body}, {'en relearned' if language == 'en' else language}", xlabel="step-2 tokens (M)",
                ylabel=f"retrieval@1 among {members[0]['settings']['candidates']:,}", ylim=(0, 1.02))
