@@ -193,8 +193,8 @@ def snapshot_packs(args, source_name, model, tokenizer, language, method, mini, 
             snapshot.save_pretrained(tmp / f"step-{snapshot.metadata['train_steps']}")
         progress("step 2", language, method, init, since=started)
 
-    return cached_folder(args.work / "packs" / f"{language}-{method}-{init}{spread_tag(init)}-{args.step2_steps}steps",
-                         make)
+    name = "-".join(part for part in (language, method, init, spread_tag(init), f"{args.step2_steps}steps") if part)
+    return cached_folder(args.work / "packs" / name, make)
 
 
 def task_model_folder(args, source_name, model, tokenizer, task_name) -> Path:

@@ -86,7 +86,7 @@ def run_name(args) -> str:
     if args.start_lr is not None:
         parts.append(f"slr{args.start_lr:g}")
     if spread := spread_tag(args.init, args.init_noise):
-        parts.append(spread.removeprefix("-"))
+        parts.append(spread)
     if args.scheduler != "linear":
         parts.append(args.scheduler)
     if args.weight_decay:

@@ -13,11 +13,11 @@ import report
 
 
 def spread_tag(init: str, noise: float | None = None) -> str:
-    """`-noise{n}` where the unset rows' spread (`noise`, else the init's own) is not 1, for the names of cached packs
-    and result files: 1 went unnamed before the fallback rows moved to their script's mean, so files made with rows
-    drawn at spread 1 keep their names and are never taken for today's."""
+    """`noise{n}` where the unset rows' spread (`noise`, else the init's own) is not 1, else "": a part of the names of
+    cached packs and result files. 1 went unnamed before the fallback rows moved to their script's mean, so files
+    made with rows drawn at spread 1 keep their names and are never taken for today's."""
     noise = initialisation.own_noise(init) if noise is None else noise
-    return f"-noise{noise:g}" if noise is not None and noise != 1.0 else ""
+    return f"noise{noise:g}" if noise is not None and noise != 1.0 else ""
 
 
 def cached_folder(folder: Path, make) -> Path:
