@@ -116,16 +116,21 @@ def versus(runs: list[dict]) -> str:
         lines.append(f"| {body} | {language} | {how} | {standard['start']:.3f} | {standard['best']:.3f} | "
                      f"{mini['best']:.3f} | {mini['best'] / standard['best']:.3f} | {per_step:.2f}x | {paper_text} | "
                      f"{equal_text} |")
-    if not lines:
-        return ""
     header = ["body", "language", "init and rates", "step 0", "standard best", "MiniPost best", "MiniPost / standard",
               "FLOPs per step, standard / MiniPost", "paper's speed-up", "speed-up at MiniPost's best accuracy"]
-    return ("\n" + textwrap.fill(
+    return captioned_table(
         "MiniPost against the standard approach, where both ran. The paper's speed-up divides the standard approach's "
         "step-2 FLOPs to its best by MiniPost's to reach it (to its own best where it never does); the last column "
         "divides the standard approach's FLOPs to MiniPost's best accuracy, read on a straight line between snapshots, "
-        "by MiniPost's: above 1, MiniPost got there cheaper.", WIDTH) + "\n\n"
-            + "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n" + "\n".join(lines) + "\n")
+        "by MiniPost's: above 1, MiniPost got there cheaper.", header, lines)
+
+
+def captioned_table(caption: str, header: list[str], lines: list[str]) -> str:
+    """A paragraph and the markdown table under it, or nothing where no row applies."""
+    if not lines:
+        return ""
+    return ("\n" + textwrap.fill(caption, WIDTH) + "\n\n" + "| " + " | ".join(header) + " |\n|" + "---|" * len(header)
+            + "\n" + "\n".join(lines) + "\n")
 
 
 # The standard approach's runs from these inits set the goals of `to_reach`: the paper's random rows, the source's
@@ -168,16 +173,13 @@ def to_reach(runs: list[dict]) -> str:
                     at_snapshot, read = f"{needed / point['flops']:.1f}x", f"{needed / between:.1f}x"
                 lines.append(f"| {body} | {language} | standard: {lever(reference)} | {goal:.3f} | {needed:.2e} | "
                              f"{run['settings']['method']}: {lever(run)}, {run['settings']['steps']:,} steps | {reached} | {at_snapshot} | {read} |")
-    if not lines:
-        return ""
     header = ["body", "language", "reference", "its best", "its FLOPs to it", "run", "FLOPs to reach it",
               "less compute, at snapshots", "less compute, between snapshots"]
-    return ("\n" + textwrap.fill(
+    return captioned_table(
         "Compute to reach the standard approach's best from a reference init (the paper's random rows, the source's "
         "statistics, copying alone, or the control's mean rows), for every other run with that body and language: "
         "step-2 FLOPs at the first snapshot at or above it, and the reference's FLOPs to its best divided by those, "
-        "at snapshots and read on a straight line between them.", WIDTH) + "\n\n"
-            + "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n" + "\n".join(lines) + "\n")
+        "at snapshots and read on a straight line between them.", header, lines)
 
 
 def plot(runs: list[dict], path: Path) -> bool:
