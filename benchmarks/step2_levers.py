@@ -12,6 +12,7 @@ language's test verses. One JSON file per run in --output; a finished run is ski
 """
 
 import argparse
+import copy
 import json
 import os
 import time
@@ -134,6 +135,14 @@ def mini_model(args, source, source_tokenizer):
     return MiniModelForMaskedLM.from_pretrained(args.minipost)
 
 
+def within_pack_retrieval(full, pack, probe) -> float:
+    """The control read inside the relearned vocabulary: KJV and WEB verses both embedded with the pack. Beside the
+    own -> pack measure it tells a pack that cannot read English from one that reads it in a sentence space of its
+    own (`control_within.py`)."""
+    merged = pack.apply(copy.deepcopy(full))
+    return evaluate_retrieval(merged, pack.tokenizer, probe, tokenizer=pack.tokenizer)["retrieval_at_1"]
+
+
 def measure(args, source, full, source_tokenizer, tokenizer, snapshots, device):
     """The body's own-vocabulary retrieval@1, and per snapshot (each saved under --work): retrieval@1, held-out MLM
     loss and where the shared rows went."""
@@ -162,7 +171,7 @@ def measure(args, source, full, source_tokenizer, tokenizer, snapshots, device):
             "heldout_mlm_loss": heldout_mlm_loss(merged, tokenizer, heldout, max_seq_length=args.max_seq_length),
             "shared_row_cosine": torch.nn.functional.cosine_similarity(
                 snapshot.embeddings.float()[target_rows], body_rows, dim=-1).mean().item(),
-        })
+        } | ({"within_pack_retrieval_at_1": within_pack_retrieval(full, snapshot, probe)} if args.language == "en" else {}))
         print(json.dumps(points[-1]), flush=True)
     return own, points
 
