@@ -180,7 +180,7 @@ def test_subcommand_help_shows_the_defaults(capsys):
     for default in ("optimizer steps (default: 10000)", "sequences per step (default: 32)", "(default: 128)", "random seed (default: 0)"):
         assert default in shown
     assert main(["demo", "--help"]) == 0
-    assert "(default: 300)" in " ".join(capsys.readouterr().out.split())
+    assert "(default: 250), 300 with --source toy" in " ".join(capsys.readouterr().out.split())
 
 
 def test_threads_are_fewer_on_a_busy_machine():

