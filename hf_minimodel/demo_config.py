@@ -12,7 +12,7 @@ from .defaults import BATCH_SIZE, MAX_SEQ_LENGTH, TARGET_VOCAB_SIZE, TOY_SOURCE,
 from .methods import DEFAULT_INIT, METHODS
 
 SOURCES = ("toy", "e5-small")
-DEFAULT_SOURCE = "e5-small"  # `minimodel demo`'s body: the real one, now that step 2 gains on it within the demo's budget
+DEFAULT_SOURCE = "e5-small"  # `minimodel demo`'s body: the real one, since step 2 ends above its start there in budget
 # The target languages shipped as samples (hf_minimodel/data), by sample name; English is the source.
 TARGETS = ("ru-synodal", "fr-segond")
 
@@ -56,9 +56,9 @@ class DemoConfig:
         16 x 64 tokens as MiniJoint's dual model (head after layer 4 of 12, the vocabulary kept), step 2 runs 250
         steps of the same batches. A shorter step 1 (150 steps of 8 x 64) left a head too weak for step 2 to keep
         `compose`'s start (retrieval -0.013 to -0.028); at these sizes every method ends above it (README, "The
-        demo"). The new heads train at 1e-3 and the body at 1e-5, the rates the
-        benchmark's step-1 sweep chose on French (`benchmarks/step1_sweep.py`: they kept e5's own en->fr retrieval
-        at 0.971; one rate of 1e-4 for all left 0.727)."""
+        demo"). The new heads train at 1e-3 and the body at 1e-5, the rates the benchmark's step-1 sweep chose on
+        French (`benchmarks/step1_sweep.py`: they kept e5's own en->fr retrieval at 0.971; one rate of 1e-4 for all
+        left 0.727)."""
         if base not in SOURCES:
             raise InputError(f"unknown demo source {base!r}: choose from {', '.join(SOURCES)}")
         real = dict(base=base, mini_num_layers=4, max_seq_length=64, batch_size=16, source_steps=250,
