@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 from hf_minimodel import initialisation, speedup
+from hf_minimodel.methods import LABELS
 
 
 def load(folder: Path) -> list[dict]:
@@ -26,7 +27,9 @@ def load(folder: Path) -> list[dict]:
 
 
 def body_of(run: dict) -> str:
-    return Path(run["settings"]["source"]).parent.name.split("-")[0]  # runs/levers/e5-plain/step-2000 -> e5
+    """The body and its step 1: runs/levers/e5-plain/step-2000 -> "e5" (the plain masked LM), runs/levers/e5-dual/...
+    -> "e5-dual" (MiniJoint's dual model), so that only runs over the same step-1 model are compared."""
+    return Path(run["settings"]["source"]).parent.name.removesuffix("-plain")
 
 
 def lever(run: dict) -> str:
@@ -85,44 +88,46 @@ def accuracy_curve(run: dict) -> list[dict]:
 
 
 def versus(runs: list[dict]) -> str:
-    """MiniPost against the standard approach wherever both ran with the same body, language and lever: the
-    paper's speed-up (`speedup.compare`: the standard's FLOPs to its best over MiniPost's to reach it, or to its own
-    best where it never does) beside the speed-up at equal accuracy (`speedup.equal_accuracy_speedup`: the
-    standard's FLOPs to MiniPost's best, read between snapshots)."""
+    """Each mini method against the standard approach wherever both ran with the same body (and step 1), language
+    and lever: the paper's speed-up (`speedup.compare`: the standard's FLOPs to its best over the mini method's to
+    reach it, or to its own best where it never does) beside the speed-up at equal accuracy
+    (`speedup.equal_accuracy_speedup`: the standard's FLOPs to the mini method's best, read between snapshots)."""
     pairs = {}
     for run in runs:
         s = run["settings"]
         pairs.setdefault((body_of(run), s["language"], lever(run), s["steps"]), {})[s["method"]] = run
     lines = []
     for (body, language, how, _), methods in sorted(pairs.items()):
-        if not {"standard", "minipost"} <= methods.keys():
-            continue
-        curves = {method: accuracy_curve(methods[method]) for method in ("standard", "minipost")}
-        n = methods["standard"]["settings"]["candidates"]
-        (compared,) = speedup.compare([{"language": language, "task": "retrieval", "method": method, "n": n,
-                                        "majority_baseline": 1 / n, "curve": curve} for method, curve in curves.items()])
-        paper = compared["minipost"]
-        standard, mini = (compared["methods"][method] for method in ("standard", "minipost"))
-        equal = speedup.equal_accuracy_speedup(curves["standard"], curves["minipost"])
-        per_step = curves["standard"][-1]["flops"] / curves["minipost"][-1]["flops"]
-        paper_text = paper if isinstance(paper, str) else (
-            f"{paper['speedup']:.2f}x" + ("" if paper["reached"] else " (never reached: at its own best)"))
-        if not compared["standard_gained"]:
-            equal_text = "no gain to compare"
-        elif equal is not None:
-            equal_text = f"{equal:.2f}x"
-        else:
-            equal_text = "standard never got there" if mini["best"] > standard["best"] else "n/a"
-        lines.append(f"| {body} | {language} | {how} | {standard['start']:.3f} | {standard['best']:.3f} | "
-                     f"{mini['best']:.3f} | {mini['best'] / standard['best']:.3f} | {per_step:.2f}x | {paper_text} | "
-                     f"{equal_text} |")
-    header = ["body", "language", "init and rates", "step 0", "standard best", "MiniPost best", "MiniPost / standard",
-              "FLOPs per step, standard / MiniPost", "paper's speed-up", "speed-up at MiniPost's best accuracy"]
+        for method in speedup.MINI_METHODS:
+            if not {"standard", method} <= methods.keys():
+                continue
+            curves = {name: accuracy_curve(methods[name]) for name in ("standard", method)}
+            n = methods["standard"]["settings"]["candidates"]
+            (compared,) = speedup.compare([{"language": language, "task": "retrieval", "method": name, "n": n,
+                                            "majority_baseline": 1 / n, "curve": curve} for name, curve in curves.items()])
+            paper = compared[method]
+            standard, mini = (compared["methods"][name] for name in ("standard", method))
+            equal = speedup.equal_accuracy_speedup(curves["standard"], curves[method])
+            per_step = curves["standard"][-1]["flops"] / curves[method][-1]["flops"]
+            paper_text = paper if isinstance(paper, str) else (
+                f"{paper['speedup']:.2f}x" + ("" if paper["reached"] else " (never reached: at its own best)"))
+            if not compared["standard_gained"]:
+                equal_text = "no gain to compare"
+            elif equal is not None:
+                equal_text = f"{equal:.2f}x"
+            else:
+                equal_text = "standard never got there" if mini["best"] > standard["best"] else "n/a"
+            lines.append(f"| {body} | {language} | {how} | {LABELS[method]} | {standard['start']:.3f} | "
+                         f"{standard['best']:.3f} | {mini['best']:.3f} | {mini['best'] / standard['best']:.3f} | "
+                         f"{per_step:.2f}x | {paper_text} | {equal_text} |")
+    header = ["body", "language", "init and rates", "mini method", "step 0", "standard best", "mini best",
+              "mini / standard", "FLOPs per step, standard / mini", "paper's speed-up", "speed-up at the mini best"]
     return captioned_table(
-        "MiniPost against the standard approach, where both ran. The paper's speed-up divides the standard approach's "
-        "step-2 FLOPs to its best by MiniPost's to reach it (to its own best where it never does); the last column "
-        "divides the standard approach's FLOPs to MiniPost's best accuracy, read on a straight line between snapshots, "
-        "by MiniPost's: above 1, MiniPost got there cheaper.", header, lines)
+        "Each mini-model method against the standard approach over the same step-1 model, where both ran. The paper's "
+        "speed-up divides the standard approach's step-2 FLOPs to its best by the mini method's to reach it (to its "
+        "own best where it never does); the last column divides the standard approach's FLOPs to the mini method's "
+        "best accuracy, read on a straight line between snapshots, by the mini method's: above 1, the mini-model got "
+        "there cheaper.", header, lines)
 
 
 def captioned_table(caption: str, header: list[str], lines: list[str]) -> str:
