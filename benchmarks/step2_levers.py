@@ -185,7 +185,13 @@ def main(argv=None):
         print(f"{path} exists: skipped")
         return json.loads(path.read_text())
     started = time.perf_counter()
-    source_class = XLMRobertaForDualMLM if args.method == "minijoint" else XLMRobertaForMaskedLM
+    # A dual model (MiniJoint's step 1) loads as one for every method, so that the standard approach over it is the
+    # same full model MiniJoint's mini-model was cut from (full_masked_lm drops the secondary head).
+    dual = "XLMRobertaForDualMLM" in json.loads((Path(args.source) / "config.json").read_text()).get("architectures", [])
+    if args.method == "minijoint" and not dual:
+        raise SystemExit(f"step2_levers.py: --method minijoint needs MiniJoint's dual model as --source; {args.source} "
+                         "is a plain masked LM (benchmarks/step1_source.py --dual-layers N makes one)")
+    source_class = XLMRobertaForDualMLM if dual else XLMRobertaForMaskedLM
     device = "cuda" if torch.cuda.is_available() else "cpu"  # the Trainer moves what it trains; this is for measuring
     source = source_class.from_pretrained(args.source).eval()
     source_tokenizer = AutoTokenizer.from_pretrained(args.source)
