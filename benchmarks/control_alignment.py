@@ -28,8 +28,7 @@ from pathlib import Path
 
 import torch
 
-from hf_minimodel import LanguagePack, initialisation
-from hf_minimodel.pooling import sentence_embeddings
+from hf_minimodel import LanguagePack, initialisation, sentence_embeddings
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes
 from hf_minimodel.tasks.metrics import retrieval_accuracy

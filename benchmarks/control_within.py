@@ -28,8 +28,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 
-from hf_minimodel import LanguagePack, MiniModelAdapter, speedup
-from hf_minimodel.pooling import sentence_embeddings
+from hf_minimodel import LanguagePack, MiniModelAdapter, sentence_embeddings, speedup
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import retrieval_codes
 from hf_minimodel.tasks.metrics import retrieval_accuracy

@@ -43,6 +43,7 @@ _EXPORTS = {
     "finetune": "transfer",
     "evaluate_zero_shot": "transfer",
     "evaluate_retrieval": "transfer",
+    "sentence_embeddings": "pooling",  # sentence vectors as e5 and sentence-transformers make them
     "ZeroShotEvaluation": "transfer",  # step 4 over several language packs
     "heldout_mlm_loss": "training",
     # data, real pretrained bodies in XLM-R layout (offline), errors
@@ -91,6 +92,7 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at 
     from .minilm import all_minilm_l6
     from .modeling_minimodel import DualMaskedLMOutput, MiniModelForMaskedLM, XLMRobertaForDualMLM
     from .pack_metadata import PackMetadata
+    from .pooling import sentence_embeddings
     from .pretraining import pretrain_mlm, source_config
     from .target_embeddings import LearningCurve, compare_inits
     from .tasks import load_task
