@@ -92,6 +92,8 @@ def measure(run: dict, packs: Path, done: dict | None, map_count: int) -> dict:
     points = []
     for point in saved:
         reading = earlier.get(point["step"], {})
+        if reading.get("map_verses", map_count) != map_count:  # a map fit on another number of verses: fit again
+            reading = {key: value for key, value in reading.items() if key not in ("own_to_pack_linear", "map_verses")}
         wanted = {"pack_to_pack"} | ({"own_to_pack_linear"} if point["step"] in ends else set())
         if not wanted <= reading.keys():
             pack = LanguagePack.from_pretrained(packs / run["name"] / f"step-{point['step']}")
