@@ -26,7 +26,7 @@ import textwrap
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, XLMRobertaForMaskedLM
+from transformers import AutoTokenizer
 
 from hf_minimodel import LanguagePack, MiniModelAdapter, sentence_embeddings, speedup
 from hf_minimodel.tasks.bible import verses_for
@@ -34,7 +34,7 @@ from hf_minimodel.tasks.bible_tasks import retrieval_codes
 from hf_minimodel.tasks.metrics import retrieval_accuracy
 
 from levers_report import body_of, lever
-from step2_levers import retrieval_probe, within_pack_retrieval
+from step2_levers import load_source, retrieval_probe, within_pack_retrieval
 
 
 def control_runs(folder: Path, packs: Path) -> list[dict]:
@@ -49,7 +49,7 @@ def control_runs(folder: Path, packs: Path) -> list[dict]:
 @functools.cache
 def source_body(path: str):
     """The step-1 body, its tokenizer and its full masked LM, loaded once per process."""
-    source = XLMRobertaForMaskedLM.from_pretrained(path).eval()
+    source = load_source(path)
     return source, AutoTokenizer.from_pretrained(path), MiniModelAdapter(source).full_masked_lm().eval()
 
 
@@ -70,13 +70,12 @@ def own_vectors(path: str, texts: tuple) -> torch.Tensor:
 def linear_map_retrieval(path: str, merged, tokenizer, probe, texts: tuple) -> float:
     """own -> pack with the pack's sentence vectors sent through the least-squares affine map that takes them to the
     own vocabulary's on `texts` (train verses), then normalised as the rest."""
-    _, source_tokenizer, full = source_body(path)
     def with_ones(vectors):
         return torch.cat([vectors, torch.ones(len(vectors), 1)], dim=1)
     fitted = torch.linalg.lstsq(with_ones(sentence_embeddings(merged, tokenizer, list(texts))), own_vectors(path, texts),
                                 driver="gelsd").solution
     pool = torch.nn.functional.normalize(with_ones(sentence_embeddings(merged, tokenizer, probe.pool)) @ fitted, dim=-1)
-    return retrieval_accuracy(sentence_embeddings(full, source_tokenizer, probe.queries), pool, probe.gold)
+    return retrieval_accuracy(own_vectors(path, tuple(probe.queries)), pool, probe.gold)
 
 
 def measure(run: dict, packs: Path, done: dict | None, map_count: int) -> dict:

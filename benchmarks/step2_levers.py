@@ -134,6 +134,15 @@ def mini_model(args, source, source_tokenizer):
     return MiniModelForMaskedLM.from_pretrained(args.minipost)
 
 
+def load_source(path):
+    """Step 1's model in eval mode. A dual model (MiniJoint's step 1) loads as one for every method, so that the
+    standard approach over it is the same full model MiniJoint's mini-model was cut from (full_masked_lm drops the
+    secondary head)."""
+    architectures = json.loads((Path(path) / "config.json").read_text()).get("architectures", [])
+    model_class = XLMRobertaForDualMLM if "XLMRobertaForDualMLM" in architectures else XLMRobertaForMaskedLM
+    return model_class.from_pretrained(path).eval()
+
+
 def retrieval_probe(language: str, candidates: int, seed: int):
     """The control finds KJV verses among the World English Bible's (a translation the body knows, read through the
     relearned vocabulary); a target language among its own translation's."""
@@ -185,15 +194,11 @@ def main(argv=None):
         print(f"{path} exists: skipped")
         return json.loads(path.read_text())
     started = time.perf_counter()
-    # A dual model (MiniJoint's step 1) loads as one for every method, so that the standard approach over it is the
-    # same full model MiniJoint's mini-model was cut from (full_masked_lm drops the secondary head).
-    dual = "XLMRobertaForDualMLM" in json.loads((Path(args.source) / "config.json").read_text()).get("architectures", [])
-    if args.method == "minijoint" and not dual:
+    source = load_source(args.source)
+    if args.method == "minijoint" and not isinstance(source, XLMRobertaForDualMLM):
         raise SystemExit(f"step2_levers.py: --method minijoint needs MiniJoint's dual model as --source; {args.source} "
                          "is a plain masked LM (benchmarks/step1_source.py --dual-layers N makes one)")
-    source_class = XLMRobertaForDualMLM if dual else XLMRobertaForMaskedLM
     device = "cuda" if torch.cuda.is_available() else "cpu"  # the Trainer moves what it trains; this is for measuring
-    source = source_class.from_pretrained(args.source).eval()
     source_tokenizer = AutoTokenizer.from_pretrained(args.source)
     full = MiniModelAdapter(source).full_masked_lm().eval().to(device)
     mini = mini_model(args, source, source_tokenizer)
