@@ -83,7 +83,7 @@ def measure(run: dict, packs: Path) -> dict:
         return retrieval_accuracy(queries.float(), torch.nn.functional.normalize(candidates.float(), dim=-1), probe.gold)
 
     result = {"body": body_of(run), "method": settings["method"], "lever": lever(run), "step": step,
-              "own_to_pack": found(pool),
+              "own_to_pack_step0": run["curve"][0]["retrieval_at_1"], "own_to_pack": found(pool),
               "mean_matched": found(pool - ours.mean(0) + own.mean(0)),
               "mean_and_covariance_matched": found((pool - ours.mean(0)) @ matrix_power(torch.cov(ours.T), -0.5)
                                                    @ matrix_power(torch.cov(own.T), 0.5) + own.mean(0))}
@@ -108,7 +108,7 @@ def measure(run: dict, packs: Path) -> dict:
     return result
 
 
-COLUMNS = {"own_to_pack": "as trained", "mean_matched": "pool's mean moved", "mean_and_covariance_matched":
+COLUMNS = {"own_to_pack_step0": "step 0 (the init alone)", "own_to_pack": "as trained", "mean_matched": "pool's mean moved", "mean_and_covariance_matched":
            "mean and covariance", "rows_recentred": "rows re-centred", "rows_recentred_by_frequency":
            "rows re-centred, by frequency", "special_rows_copied": "special rows copied"}
 
@@ -119,8 +119,9 @@ def markdown(results: dict) -> str:
     for r in sorted(results.values(), key=lambda r: (r["body"], r["method"])):
         lines.append(f"| {r['body']} | {r['method']} | {r['lever']} | {r['step']:,} | "
                      + " | ".join(f"{r[key]:.3f}" for key in COLUMNS) + " |")
-    caption = ("The relearning control's last snapshot, own -> pack retrieval@1 of KJV verses among 1,000 of the WEB's, "
-               "as trained and after each correction that needs no parallel text (control_alignment.py's docstring).")
+    caption = ("The relearning control's last snapshot, own -> pack retrieval@1 of KJV verses among 1,000 of the WEB's "
+               "(chance 0.001), beside its step 0 (step2_levers.py's record), as trained and after each correction that "
+               "needs no parallel text (control_alignment.py's docstring).")
     return textwrap.fill(caption, 117) + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -133,11 +134,12 @@ def main(argv=None):
     out = args.folder / "control-alignment.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     for name in args.runs:
-        if name in results:
-            continue
         run = json.loads((args.folder / f"{name}.json").read_text()) | {"name": name}
-        results[name] = measure(run, args.packs)
-        print(name, json.dumps(results[name]), flush=True)
+        if name in results:  # measured already; step 0 is the run's own record
+            results[name].setdefault("own_to_pack_step0", run["curve"][0]["retrieval_at_1"])
+        else:
+            results[name] = measure(run, args.packs)
+            print(name, json.dumps(results[name]), flush=True)
         tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
         tmp.write_text(json.dumps(results, indent=2) + "\n")
         os.replace(tmp, out)
