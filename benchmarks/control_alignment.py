@@ -22,7 +22,6 @@ import copy
 import json
 import os
 import random
-import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes
 from hf_minimodel.tasks.metrics import retrieval_accuracy
 
 from control_within import source_body
-from levers_report import body_of, lever
+from levers_report import body_of, captioned_table, lever
 from step2_levers import retrieval_probe
 
 VERSES = 4000  # per side, for the moments; and the English train verses the token frequencies are counted on
@@ -114,15 +113,14 @@ COLUMNS = {"own_to_pack_step0": "step 0 (the init alone)", "own_to_pack": "as tr
 
 
 def markdown(results: dict) -> str:
-    lines = ["| body | method | init and rates | step | " + " | ".join(COLUMNS.values()) + " |",
-             "|---|---|---|---|" + "---|" * len(COLUMNS)]
+    lines = []
     for r in sorted(results.values(), key=lambda r: (r["body"], r["method"])):
         lines.append(f"| {r['body']} | {r['method']} | {r['lever']} | {r['step']:,} | "
                      + " | ".join(f"{r[key]:.3f}" for key in COLUMNS) + " |")
     caption = ("The relearning control's last snapshot, own -> pack retrieval@1 of KJV verses among 1,000 of the WEB's "
                "(chance 0.001), beside its step 0 (step2_levers.py's record), as trained and after each correction that "
                "needs no parallel text (control_alignment.py's docstring).")
-    return textwrap.fill(caption, 117) + "\n\n" + "\n".join(lines) + "\n"
+    return captioned_table(caption, ["body", "method", "init and rates", "step", *COLUMNS.values()], lines).lstrip()
 
 
 def main(argv=None):

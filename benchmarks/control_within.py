@@ -22,7 +22,6 @@ import functools
 import json
 import os
 import random
-import textwrap
 from pathlib import Path
 
 import torch
@@ -33,7 +32,7 @@ from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import retrieval_codes
 from hf_minimodel.tasks.metrics import retrieval_accuracy
 
-from levers_report import body_of, lever
+from levers_report import body_of, captioned_table, lever
 from step2_levers import load_source, retrieval_probe, within_pack_retrieval
 
 
@@ -110,9 +109,7 @@ def measure(run: dict, packs: Path, done: dict | None, map_count: int) -> dict:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| body | method | init and rates | own vocabulary | own -> pack, step 0 -> end | pack -> pack, by snapshot "
-             "(step 0 first) | pack -> pack: start / best (gain) | best / own vocabulary | own -> pack through a linear map, "
-             "step 0 -> end |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = []
     for name, r in sorted(results.items(), key=lambda item: (item[1]["body"], item[1]["method"], item[0])):
         curve = r["curve"]
         summary = speedup.start_best_gain([p | {"accuracy": p["pack_to_pack"]} for p in curve])
@@ -132,7 +129,10 @@ def markdown(results: dict) -> str:
                "(mean). The linear map: least squares from the pack's sentence vectors of World English Bible train verses "
                "to the own vocabulary's (--map-verses, 4,000), applied to the pool's: how far own -> pack falls short because the "
                "pack's sentence space is a linear map away from the body's.")
-    return textwrap.fill(caption, 117) + "\n\n" + "\n".join(lines) + "\n"
+    header = ["body", "method", "init and rates", "own vocabulary", "own -> pack, step 0 -> end",
+              "pack -> pack, by snapshot (step 0 first)", "pack -> pack: start / best (gain)", "best / own vocabulary",
+              "own -> pack through a linear map, step 0 -> end"]
+    return captioned_table(caption, header, lines).lstrip()
 
 
 def main(argv=None):
