@@ -115,8 +115,8 @@ def compared_pairs(runs: list[dict]) -> list[dict]:
 
 def versus(runs: list[dict]) -> str:
     """`compared_pairs` as a table, one line per pair, then their means over the target languages."""
-    lines = []
-    for pair in compared_pairs(runs):
+    pairs, lines = compared_pairs(runs), []
+    for pair in pairs:
         row, method = pair["row"], pair["method"]
         paper = row[method]
         standard, mini = (row["methods"][name] for name in ("standard", method))
@@ -138,7 +138,7 @@ def versus(runs: list[dict]) -> str:
         "speed-up divides the standard approach's step-2 FLOPs to its best by the mini method's to reach it (to its "
         "own best where it never does); the last column divides the standard approach's FLOPs to the mini method's "
         "best accuracy, read on a straight line between snapshots, by the mini method's: above 1, the mini-model got "
-        "there cheaper.", header, lines) + versus_means(compared_pairs(runs))
+        "there cheaper.", header, lines) + versus_means(pairs)
 
 
 def versus_means(pairs: list[dict]) -> str:
@@ -159,12 +159,13 @@ def versus_means(pairs: list[dict]) -> str:
         beyond = sum(pair["equal"] is None and pair["row"]["methods"][method]["best"]
                      > pair["row"]["methods"]["standard"]["best"] for pair in gained)
         ratio, paper = summary["mean_accuracy_ratio"], summary["mean_speedup_reached"]
+        reached = any(isinstance(pair["row"][method], dict) and pair["row"][method]["reached"] for pair in group)
         equal_text = "n/a" if not equal else f"{math.exp(statistics.fmean(math.log(x) for x in equal)):.2f}x" + (
             f" ({min(equal):.2f}x-{max(equal):.2f}x)" if len(equal) > 1 else "")
         lines.append(f"| {body} | {LABELS[method]} | {how} | {', '.join(pair['language'] for pair in group)} | "
                      f"{len(gained)} of {len(group)} | " + ("n/a" if ratio is None else f"{ratio:.3f}")
                      + f" | {summary['reached']} | "
-                     + (f"{paper:.2f}x" if paper is not None else "none reached" if summary["reached"][0] == "0" else "n/a")
+                     + (f"{paper:.2f}x" if paper is not None else "n/a" if reached else "none reached")
                      + f" | {equal_text}" + (f"; {beyond} past the standard's best" if beyond else "") + " |")
     header = ["body", "mini method", "init and rates", "languages", "standard gained", "mean mini / standard",
               "reached the standard's best", "paper's speed-up, mean where reached",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
 def run(method: str, language: str, accuracies: list[float], flops_per_point: float, body: str = "e5") -> dict:
     return {
         "settings": {"source": f"runs/levers/{body}-plain/step-2000", "method": method, "language": language,
