@@ -610,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "rows' statistics; mean: every row at its script's mean source row; overlap: shared tokens copied, "
                  "the rest at the mean; anchored: overlap, the copied rows held; compose: overlap, then tokens the "
                  "source spells as the mean of their pieces (FVT); focus: overlap, then FOCUS's similarity-weighted "
-                 "mixes (pip install 'hf-minimodel[focus]')")
+                 "mixes (pip install 'hf-minimodel[focus]'); focus-compose: focus, then compose for the tokens "
+                 "FOCUS left")
     _option(emb, "--start-rows-learning-rate", type=positive_float,
             help="the rate of the rows the init took from the source (default: --learning-rate for all rows)")
     _option(emb, "--language", help="the target language code, for the pack's metadata and card")
@@ -623,8 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     _option(inits, "--tokenizer", required=True, help="the target tokenizer folder")
     _option(inits, "--heldout", required=True, help="held-out target-language text (files, folder or dataset)")
     _option(inits, "--source-tokenizer", help="the source vocabulary (default: the one saved with --model)")
-    _option(inits, "--inits", nargs="+", choices=INITS, help="the inits to compare (default: all but anchored and focus)")
-    _option(inits, "--train", help="target-language training text: what --inits focus trains its fastText vectors on")
+    _option(inits, "--inits", nargs="+", choices=INITS, help="the inits to compare (default: all but anchored and the focus ones)")
+    _option(inits, "--train", help="target-language training text: what --inits focus and focus-compose train fastText vectors on")
     _option(inits, "--retrieval-language", help="also measure English->this language bible-retrieval at step 0 "
                                                 "(embedding models such as multilingual-e5)")
     _option(inits, "--num-candidates", type=positive_int, default=RETRIEVAL_CANDIDATES, help="bible-retrieval: verses to choose among")

@@ -10,10 +10,12 @@ LABELS = {"standard": "standard", "minijoint": "MiniJoint", "minipost": "MiniPos
 
 # Step 2's starting rows, by the names packs record and `--init` offers (`initialisation` says what each does); here,
 # with no torch, so that `minimodel --help` lists them without importing it.
-INITS = ("random-paper", "random", "mean", "overlap", "anchored", "compose", "focus")
+INITS = ("random-paper", "random", "mean", "overlap", "anchored", "compose", "focus", "focus-compose")
 # The default: shared tokens copied, spellable ones composed (FVT). The closest start that needs no optional package,
 # and the best measured after step 2 (README, "Step 2 learns").
 DEFAULT_INIT = "compose"
 # The inits that read the source tokenizer (shared and spellable tokens); `random` and `mean` read it if given
 # (per-script statistics); `random-paper` never does.
-NEEDS_SOURCE_TOKENIZER = ("overlap", "anchored", "compose", "focus")
+NEEDS_SOURCE_TOKENIZER = ("overlap", "anchored", "compose", "focus", "focus-compose")
+# The inits that train fastText vectors on the target text (the optional extra).
+NEEDS_CORPUS = ("focus", "focus-compose")

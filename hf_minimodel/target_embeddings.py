@@ -19,7 +19,7 @@ from .xlmr import base_fingerprint, check_pad_id
 from .mini_model import method_of
 from .initialisation import InitReport, TargetStart, initial_target_embeddings
 from .defaults import BATCH_SIZE, STEP2
-from .methods import DEFAULT_INIT, INITS, NEEDS_SOURCE_TOKENIZER
+from .methods import DEFAULT_INIT, INITS, NEEDS_CORPUS, NEEDS_SOURCE_TOKENIZER
 from .tokenizer import check_mlm_tokenizer
 from .checks import InputError, check_positive_float, fix
 from .blocks import check_one_block, mlm_blocks
@@ -65,10 +65,10 @@ def compare_inits(model, target_tokenizer, heldout_texts, *, source_tokenizer=No
     `InitReport` (rows per rule, norms) with `step0` holding the held-out masked-LM loss of `model` (a full masked
     LM, left as it is) speaking the target vocabulary from that start, and `retrieval(pack)` if given (for embedding
     models: e.g. `lambda pack: evaluate_retrieval(model, tokenizer, probe, pack=pack)["retrieval_at_1"]`).
-    `corpus` (target text) is what `init="focus"` trains its fastText vectors on. `inits` defaults to every init that
+    `corpus` (target text) is what `init="focus"` (and `"focus-compose"`) trains its fastText vectors on. `inits` defaults to every init that
     needs no optional package and no more than is given (the source tokenizer)."""
     if inits is None:
-        inits = [init for init in INITS if init not in ("anchored", "focus")
+        inits = [init for init in INITS if init != "anchored" and init not in NEEDS_CORPUS
                  and (source_tokenizer is not None or init not in NEEDS_SOURCE_TOKENIZER)]
     reports = []
     for init in inits:

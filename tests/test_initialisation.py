@@ -182,13 +182,30 @@ def test_focus_mixes_copied_rows_with_weights_that_sum_to_one(source, tokenizers
         assert torch.equal(start.embeddings[i], rows[j])
 
 
+def test_focus_compose_keeps_focus_rows_and_composes_only_what_focus_left(source, tokenizers, texts):
+    pytest.importorskip("gensim")
+    en_tok, fr_tok = tokenizers
+    focus = initial_target_embeddings(source, fr_tok, en_tok, "focus", corpus=texts[1])
+    compose = initial_target_embeddings(source, fr_tok, en_tok, "compose")
+    both = initial_target_embeddings(source, fr_tok, en_tok, "focus-compose", corpus=texts[1])
+    assert both.rows("copied") == focus.rows("copied") and both.rows("similar") == focus.rows("similar")
+    for i in focus.rows("copied", "similar"):  # FOCUS's rows win where it has a vector
+        assert torch.equal(both.embeddings[i], focus.embeddings[i]) and both.output_bias[i] == focus.output_bias[i]
+    left = set(focus.rows("mean"))
+    composed = both.rows("composed")
+    assert composed and set(composed) <= left and set(composed) <= set(compose.rows("composed"))
+    for i in composed:  # the rest as compose would set them: its pieces' mean
+        assert torch.equal(both.embeddings[i], compose.embeddings[i])
+    assert set(both.rows("mean")) == left - set(composed)
+
+
 def test_inits_that_read_the_source_vocabulary_ask_for_it(source, tokenizers):
-    for init in ("overlap", "compose", "focus", "anchored"):
+    for init in ("overlap", "compose", "focus", "focus-compose", "anchored"):
         with pytest.raises(InputError, match="source_tokenizer"):
             initial_target_embeddings(source, tokenizers[1], None, init)
     with pytest.raises(InputError, match="not one of"):
         initial_target_embeddings(source, tokenizers[1], tokenizers[0], "fvt")
-    assert "compose" in INITS and "focus" in INITS
+    assert "compose" in INITS and "focus" in INITS and "focus-compose" in INITS
 
 
 def test_the_pack_records_the_init_report(source, tokenizers, texts, tmp_path):
