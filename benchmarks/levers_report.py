@@ -18,6 +18,9 @@ from pathlib import Path
 from hf_minimodel import initialisation, speedup
 from hf_minimodel.methods import LABELS
 
+# The target vocabulary's size every run has unless its label says otherwise (step2_levers.py's default).
+DEFAULT_VOCAB_SIZE = 16000
+
 
 def load(folder: Path) -> list[dict]:
     runs = []
@@ -51,6 +54,8 @@ def lever(run: dict) -> str:
         parts.append(f"copied rows' lr {s['start_lr']:g}")
     if s.get("mean_at_row_norm"):
         parts.append("mean rows at a row's norm")
+    if s.get("vocab_size", DEFAULT_VOCAB_SIZE) != DEFAULT_VOCAB_SIZE:  # another tokenizer: a lever, never paired across
+        parts.append(f"{s['vocab_size']:,}-token vocabulary")
     return ", ".join(parts)
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(method: str, language: str, accuracies: list[float], flops_per_point: float, body: str = "e5") -> dict:
+def run(method: str, language: str, accuracies: list[float], flops_per_point: float, body: str = "e5",
+        vocab_size: int = 16000) -> dict:
     return {
         "settings": {"source": f"runs/levers/{body}-plain/step-2000", "method": method, "language": language,
-                     "init": "compose", "lr": 1e-3, "steps": 2000, "candidates": 1000},
+                     "init": "compose", "lr": 1e-3, "steps": 2000, "candidates": 1000, "vocab_size": vocab_size},
         "init_report": {"rows": {"copied": 1, "composed": 1}}, "own_vocabulary_retrieval_at_1": 0.99,
         "curve": [{"step": i, "retrieval_at_1": a, "flops": i * flops_per_point, "seconds": float(i),
                    "tokens": i * 1000, "heldout_mlm_loss": 9.0 - i} for i, a in enumerate(accuracies)],
@@ -46,3 +47,16 @@ def test_the_mean_over_languages_is_geometric_for_speedups_and_leaves_the_contro
     assert "| 0.842 |" in mean and "| 0 of 2 |" in mean and "none reached" in mean
     (flat,) = [line for line in lines if line.startswith("| minilm | MiniPost |")]
     assert flat.endswith("| fr | 0 of 1 | +0.010 / +0.020 | n/a | 0 of 0 | none reached | n/a |"), flat
+
+
+def test_a_run_with_another_vocabulary_is_labelled_and_never_paired_across_vocabularies(tmp_path):
+    runs = {"ru-standard": run("standard", "ru", [0.50, 0.90, 0.95], 4.0),
+            "ru-minipost-8k": run("minipost", "ru", [0.60, 0.80, 0.90], 1.0, vocab_size=8000)}
+    for name, value in runs.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(value))
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "levers_report.py"), str(tmp_path), "--output",
+                    str(tmp_path / "levers")], check=True, capture_output=True)
+    lines = (tmp_path / "levers.md").read_text().splitlines()
+    (labelled,) = [line for line in lines if line.startswith("| e5 | minipost | ru | ")]
+    assert "8,000-token vocabulary |" in labelled.split(" | ")[3] + " |"
+    assert not [line for line in lines if line.startswith("| e5 | ru | ") and " | MiniPost | " in line]
