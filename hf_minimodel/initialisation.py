@@ -23,8 +23,8 @@ decides every row (`initial_target_embeddings`); each init names which rules it 
 - `focus`: `overlap`, then FOCUS (Dobler & de Melo, 2023): a new token starts at a sparsemax-weighted mix of copied
   rows, weighted by how alike the tokens are in fastText vectors trained on the target text (`hf_minimodel.focus`,
   optional: `pip install "hf-minimodel[focus]"`); the rest as `mean`.
-- `focus-compose`: `focus`, then `compose` for the tokens FOCUS left (seen too rarely for a fastText vector); the rest
-  as `mean`. FOCUS's own fallback is a random row; on e5 that was 8,170 of Russian's 16,000 rows at the mean, and
+- `focus-compose`: `focus`, then `compose` for the tokens FOCUS left (seen too rarely for a fastText vector; all of
+  them where no token both copied and new has one); the rest as `mean`. FOCUS's own fallback is a random row; on e5 that was 8,170 of Russian's 16,000 rows at the mean, and
   Russian's FOCUS curve fell back to its start during step 2 while `compose`'s kept rising.
 
 What each init did is an `InitReport`: how many rows each rule set, and their norms against the source rows'.
@@ -49,7 +49,7 @@ def own_noise(init: str) -> float | None:
     return None if init == "random-paper" else 1.0 if init == "random" else 0.0
 
 
-# Row origins, in the order an init's rules apply; InitReport counts rows by these names. A row no rule of the
+# Row origins (`focus-compose` applies "similar" before "composed"); InitReport counts rows by these names. A row no rule of the
 # source vocabulary sets is "mean" when it starts at its script's mean row, "random" when it was drawn.
 ORIGINS = ("copied", "composed", "similar", "mean", "random")
 
