@@ -66,8 +66,8 @@ def token_vectors(tokenizer, corpus, *, dim: int = 100, epochs: int = 3, min_cou
     try:
         from gensim.models import FastText
     except ImportError:
-        raise InputError('init="focus" and "focus-compose" train fastText vectors with gensim, which is not installed: pip install '
-                         '"hf-minimodel[focus]" (or pip install gensim), or ' + fix('use init="compose"', "use --init compose")) from None
+        raise InputError('init="focus" and "focus-compose" train fastText vectors with gensim, which is not '
+                         'installed: pip install "hf-minimodel[focus]" (or pip install gensim), or ' + fix('use init="compose"', "use --init compose")) from None
     if corpus is None:
         raise InputError('init="focus" and "focus-compose" train fastText vectors on the target text: ' + fix(
             'pass corpus= (train_target_embeddings passes its train_data), or use init="compose"', "pass --train"))
@@ -76,8 +76,8 @@ def token_vectors(tokenizer, corpus, *, dim: int = 100, epochs: int = 3, min_cou
     model = FastText(vector_size=dim, sg=1, min_count=min_count, seed=seed, workers=1)
     model.build_vocab(corpus_iterable=sentences)
     if not len(model.wv):
-        raise InputError(f'init="focus" and "focus-compose": no target token occurs {min_count} times in the corpus: pass more text, or '
-                         + fix('use init="compose"', "use --init compose"))
+        raise InputError(f'init="focus" and "focus-compose": no target token occurs {min_count} times in the corpus: '
+                         'pass more text, or ' + fix('use init="compose"', "use --init compose"))
     model.train(corpus_iterable=sentences, total_examples=model.corpus_count, epochs=epochs)
     vocab = tokenizer.get_vocab()
     return {vocab[token]: torch.from_numpy(model.wv.get_vector(token).copy()) for token in model.wv.key_to_index}

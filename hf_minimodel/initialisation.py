@@ -24,8 +24,8 @@ decides every row (`initial_target_embeddings`); each init names which rules it 
   rows, weighted by how alike the tokens are in fastText vectors trained on the target text (`hf_minimodel.focus`,
   optional: `pip install "hf-minimodel[focus]"`); the rest as `mean`.
 - `focus-compose`: `focus`, then `compose` for the tokens FOCUS left (seen too rarely for a fastText vector; all of
-  them where no token both copied and new has one); the rest as `mean`. FOCUS's own fallback is a random row; on e5 that was 8,170 of Russian's 16,000 rows at the mean, and
-  Russian's FOCUS curve fell back to its start during step 2 while `compose`'s kept rising.
+  them where FOCUS finds nothing to mix); the rest as `mean`. `focus` leaves those rows at the mean (8,170 of
+  Russian's 16,000 on e5), and Russian's `focus` curve fell back to its start during step 2 while `compose`'s rose.
 
 What each init did is an `InitReport`: how many rows each rule set, and their norms against the source rows'.
 """
@@ -49,8 +49,8 @@ def own_noise(init: str) -> float | None:
     return None if init == "random-paper" else 1.0 if init == "random" else 0.0
 
 
-# Row origins (`focus-compose` applies "similar" before "composed"); InitReport counts rows by these names. A row no rule of the
-# source vocabulary sets is "mean" when it starts at its script's mean row, "random" when it was drawn.
+# Row origins (`focus-compose` sets "similar" rows before "composed" ones); InitReport counts rows by these names. A
+# row no rule of the source vocabulary sets is "mean" when it starts at its script's mean row, "random" when drawn.
 ORIGINS = ("copied", "composed", "similar", "mean", "random")
 
 
@@ -125,7 +125,8 @@ def _check_init(init, source_tokenizer):
 def initial_target_embeddings(model, target_tokenizer, source_tokenizer=None, init: str = DEFAULT_INIT, seed: int = 0,
                               *, corpus=None, noise: float | None = None) -> TargetStart:
     """Starting values for `target_tokenizer`'s rows over `model`'s body (its word embeddings and MLM head bias are
-    the source rows). `corpus` (target-language text) is read by `init="focus"` and `"focus-compose"` only. Module docstring: the inits.
+    the source rows). `corpus` (target-language text) is read by `init="focus"` and `"focus-compose"` only. Module
+    docstring: the inits.
 
     `noise` scales the spread of the rows no other rule sets around their script's mean row, in source standard
     deviations: 1 draws them at the source's statistics, 0 starts every one at the mean. None (the default) takes
