@@ -18,7 +18,7 @@ from pathlib import Path
 from hf_minimodel import initialisation, speedup
 from hf_minimodel.methods import LABELS
 
-# The target vocabulary's size every run has unless its label says otherwise (step2_levers.py's default).
+# The target vocabulary's size every run has unless its label says otherwise: step2_levers.py's --vocab-size default.
 DEFAULT_VOCAB_SIZE = 16000
 
 

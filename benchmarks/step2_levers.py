@@ -35,6 +35,7 @@ from hf_minimodel.saving import atomic_directory, save_trained
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes, retrieval_task
 
+from levers_report import DEFAULT_VOCAB_SIZE
 from work import spread_tag
 
 
@@ -49,7 +50,7 @@ def parse_args(argv=None):
     parser.add_argument("--minipost-steps", type=int, default=600)
     parser.add_argument("--minipost-lr", type=float, default=1e-4)
     parser.add_argument("--language", default="en", help="'en': the relearning control; else a target language")
-    parser.add_argument("--vocab-size", type=int, default=16000)
+    parser.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE)
     parser.add_argument("--init", default="mean", choices=initialisation.INITS)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--start-lr", type=float, help="the rate of rows the init took from the source")

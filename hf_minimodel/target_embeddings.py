@@ -65,8 +65,8 @@ def compare_inits(model, target_tokenizer, heldout_texts, *, source_tokenizer=No
     `InitReport` (rows per rule, norms) with `step0` holding the held-out masked-LM loss of `model` (a full masked
     LM, left as it is) speaking the target vocabulary from that start, and `retrieval(pack)` if given (for embedding
     models: e.g. `lambda pack: evaluate_retrieval(model, tokenizer, probe, pack=pack)["retrieval_at_1"]`).
-    `corpus` (target text) is what `init="focus"` (and `"focus-compose"`) trains its fastText vectors on. `inits` defaults to every init that
-    needs no optional package and no more than is given (the source tokenizer)."""
+    `corpus` (target text) is what `init="focus"` and `"focus-compose"` train fastText vectors on. `inits` defaults
+    to every init that needs no optional package and no more than is given (the source tokenizer)."""
     if inits is None:
         inits = [init for init in INITS if init != "anchored" and init not in NEEDS_CORPUS
                  and (source_tokenizer is not None or init not in NEEDS_SOURCE_TOKENIZER)]
