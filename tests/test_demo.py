@@ -1,5 +1,6 @@
 """`minimodel demo` and the command line, on a tiny geometry so the suite stays fast."""
 
+import dataclasses
 import importlib.util
 import json
 
@@ -53,6 +54,38 @@ def test_demo_figures_are_measured(demo_run):
     assert all(0 <= row["retrieval_at_1"] <= 1 for row in rows.values())
     table = format_table(results)
     assert "minijoint" in table and "held-out loss" in table and "retrieval@1" in table
+
+
+def test_demo_from_focus_compose_shows_compose_beside_its_start_and_gains_from_its_start(demo_run, tmp_path):
+    """The e5 demo's init: the rows before step 2 are the body's own vocabulary, `compose` (the start that needs no
+    extra) and `focus-compose` itself, which is what step 2's gain is measured from."""
+    pytest.importorskip("gensim")
+    config, _, _ = demo_run  # its cache holds step 1: same source key
+    results = run_demo(dataclasses.replace(config, init="focus-compose", methods=("minipost",)))
+    rows = results["rows"]
+    assert [row["method"] for row in rows] == ["own vocabulary", "compose init, no step 2",
+                                                "focus-compose init, no step 2", "minipost"]
+    assert [bool(row.get("start")) for row in rows] == [False, False, True, False]
+    assert rows[3]["retrieval_gain"] == pytest.approx(rows[3]["retrieval_at_1"] - rows[2]["retrieval_at_1"])
+    assert rows[3]["loss_gain"] == pytest.approx(rows[2]["heldout_loss"] - rows[3]["heldout_loss"])
+    assert rows[1]["heldout_loss"] != rows[2]["heldout_loss"]  # two different starts, both measured
+    table = format_table(results)
+    assert "the focus-compose init alone" in table
+    assert len({len(line) for line in table.splitlines()[:6]}) == 1  # the longer method names keep columns aligned
+
+
+def test_e5_demo_starts_from_focus_compose_where_gensim_is_installed_else_from_compose(monkeypatch):
+    find_spec = importlib.util.find_spec
+    present = lambda name, *rest: object() if name == "gensim" else find_spec(name, *rest)  # noqa: E731
+    absent = lambda name, *rest: None if name == "gensim" else find_spec(name, *rest)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", present)
+    assert DemoConfig.preset("e5-small").init == "focus-compose"
+    assert DemoConfig.preset("e5-small", init=None).init == "focus-compose"  # the CLI's "not given"
+    assert DemoConfig.preset("e5-small", init="overlap").init == "overlap"
+    assert DemoConfig.preset("toy").init == "compose"  # not measured on the toy: the library's default
+    assert build_parser().parse_args(["demo"]).init is None  # the preset decides
+    monkeypatch.setattr(importlib.util, "find_spec", absent)
+    assert DemoConfig.preset("e5-small").init == "compose"
 
 
 def test_demo_models_load_in_stock_transformers_and_match_their_packs(demo_run):
