@@ -5,7 +5,7 @@ A recipe over hf_minimodel's API: the body from `e5_small()` or `all_minilm_l6()
 frozen, the new MLM head(s) at --head-lr and the body at --body-lr, on the KJV and WEB train split.
 
     python benchmarks/step1_source.py --body e5-small --steps 2000 --batch-size 16 --keep 250 500 1000 2000 \\
-        --output runs/levers/e5-plain
+        --output runs/levers/e5-plain --save-steps 250 --resume    # --resume: picks up where a lost session stopped
     python benchmarks/step1_source.py --body minilm --dual-layers 2 --output runs/levers/minilm-dual
 """
 
@@ -36,6 +36,10 @@ def parse_args(argv=None):
     parser.add_argument("--keep", type=int, nargs="+", help="steps at which to save the model (default: the last)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
+    parser.add_argument("--save-steps", type=int,
+                        help="a Trainer checkpoint every N steps in OUTPUT/ckpt (the last two kept), for --resume")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint in OUTPUT/ckpt, if there is one (a run spans sessions)")
     parser.add_argument("--output", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -63,18 +67,23 @@ def main(argv=None):
              else XLMRobertaForDualMLM.from_pretrained(body, mini_num_layers=args.dual_layers))
     tokenizer = AutoTokenizer.from_pretrained(body)
     english = language_texts("en")  # KJV and WEB
+    checkpoints = sorted((args.output / "ckpt").glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    resume = str(checkpoints[-1]) if args.resume and checkpoints else None
+    print(f"resuming from {resume}" if resume else "starting at step 0", flush=True)
     started = time.perf_counter()
     report = pretrain_mlm(model, tokenizer, english, args.output / "ckpt", max_steps=args.steps,
                           learning_rate=args.head_lr, body_learning_rate=args.body_lr, batch_size=args.batch_size,
                           max_seq_length=args.max_seq_length, weight_decay=0.01, train_word_embeddings=False,
                           seed=args.seed, callbacks=[Keep(args.output, tokenizer, args.keep or [args.steps])],
-                          logging_steps=25, disable_tqdm=True, **({"bf16": True} if args.bf16 else {}))
+                          logging_steps=25, disable_tqdm=True, save_steps=args.save_steps, resume_from_checkpoint=resume,
+                          **({"bf16": True} if args.bf16 else {}))
     (args.output / "log_history.json").write_text(json.dumps(report.log_history))
     (args.output / "step1.json").write_text(json.dumps(
         {"settings": {k: str(v) for k, v in vars(args).items()}, "steps": report.steps, "tokens": report.tokens,
          "flops": report.flops, "seconds": round(time.perf_counter() - started, 1), "final_loss": report.final_loss,
+         "resumed_from": resume,  # then seconds count this part only
          "torch_threads": torch.get_num_threads()}, indent=2))
-    print(f"step 1 done: {report.steps} steps, final loss {report.final_loss:.3f}, {report.seconds:.0f} s")
+    print(f"step 1 done: {report.steps} steps, final loss {report.final_loss}, {report.seconds:.0f} s")
 
 
 if __name__ == "__main__":
