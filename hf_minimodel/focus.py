@@ -60,14 +60,21 @@ class _TokenizedCorpus:
                 yield self.tokenizer.convert_ids_to_tokens(ids)
 
 
-def token_vectors(tokenizer, corpus, *, dim: int = 100, epochs: int = 3, min_count: int = 10, seed: int = 0) -> dict:
-    """fastText (skip-gram with character n-grams) vectors of the target tokens, trained on `corpus` cut by
-    `tokenizer`: target row -> vector, for the tokens seen at least `min_count` times."""
+def require_gensim():
+    """gensim's FastText class, or the one-line error that names the extra to install (recipes ask before their
+    long steps, so a missing extra is not found after them)."""
     try:
         from gensim.models import FastText
     except ImportError:
         raise InputError('init="focus" and "focus-compose" train fastText vectors with gensim, which is not '
                          'installed: pip install "hf-minimodel[focus]" (or pip install gensim), or ' + fix('use init="compose"', "use --init compose")) from None
+    return FastText
+
+
+def token_vectors(tokenizer, corpus, *, dim: int = 100, epochs: int = 3, min_count: int = 10, seed: int = 0) -> dict:
+    """fastText (skip-gram with character n-grams) vectors of the target tokens, trained on `corpus` cut by
+    `tokenizer`: target row -> vector, for the tokens seen at least `min_count` times."""
+    FastText = require_gensim()  # noqa: N806 (a class)
     if corpus is None:
         raise InputError('init="focus" and "focus-compose" train fastText vectors on the target text: ' + fix(
             'pass corpus= (train_target_embeddings passes its train_data), or use init="compose"', "pass --train"))

