@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, TrainerCallback, XLMRobertaForMaskedLM
+from transformers.trainer_utils import get_last_checkpoint
 
 from hf_minimodel import XLMRobertaForDualMLM, all_minilm_l6, e5_small, pretrain_mlm
 from hf_minimodel.tasks.bible_tasks import language_texts
@@ -67,8 +68,11 @@ def main(argv=None):
              else XLMRobertaForDualMLM.from_pretrained(body, mini_num_layers=args.dual_layers))
     tokenizer = AutoTokenizer.from_pretrained(body)
     english = language_texts("en")  # KJV and WEB
-    checkpoints = sorted((args.output / "ckpt").glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
-    resume = str(checkpoints[-1]) if args.resume and checkpoints else None
+    resume = None
+    if args.resume and (args.output / "ckpt").is_dir():
+        resume = get_last_checkpoint(str(args.output / "ckpt"))  # None where there is none yet
+    if args.resume and not args.save_steps:
+        print("note: --resume without --save-steps writes no checkpoint, so this run cannot be resumed in turn")
     print(f"resuming from {resume}" if resume else "starting at step 0", flush=True)
     started = time.perf_counter()
     report = pretrain_mlm(model, tokenizer, english, args.output / "ckpt", max_steps=args.steps,
