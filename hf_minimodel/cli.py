@@ -339,14 +339,28 @@ def _merge_cmd(args) -> int:
     return 0
 
 
+def _demo_config(args):
+    """The demo's settings from the command line: the preset's, with what the user gave (an option left out, None,
+    keeps the preset's value)."""
+    from .demo_config import DemoConfig
+
+    optional = {"init": args.init, "step2_steps": args.steps, "source_steps": args.source_steps,
+                "minipost_steps": args.minipost_steps}
+    return DemoConfig.preset(args.source, methods=tuple(args.methods), target=f"{args.target}.train",
+                             target_test=f"{args.target}.test", language=args.target.split("-")[0],
+                             **{name: value for name, value in optional.items() if value is not None})
+
+
 def _demo(args) -> int:
-    from .demo import DemoConfig, format_table, run_demo
+    from .demo import format_table, run_demo
+    from .demo_config import BEST_INIT
 
     if args.output:
         _claim_output(args)
-    config = DemoConfig.preset(args.source, init=args.init, methods=tuple(args.methods), target=f"{args.target}.train",
-                               target_test=f"{args.target}.test", language=args.target.split("-")[0],
-                               step2_steps=args.steps, source_steps=args.source_steps, minipost_steps=args.minipost_steps)
+    config = _demo_config(args)
+    if args.init is None and config.base == "e5-small" and config.init != BEST_INIT:  # said before the work, not after
+        print(f"Init: {config.init}; {BEST_INIT}, the closest start measured on e5, needs gensim: "
+              "pip install 'hf-minimodel[focus]'", flush=True)
     _begin_work(args)
     results = run_demo(config, output=args.output, overwrite=args.overwrite)
     print()
@@ -543,8 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
     def per_source(name):
         return f"(default: {getattr(e5_defaults, name)}), {getattr(demo_defaults, name)} with --source toy"
 
-    _option(demo, "--init", choices=INITS, help=f"step-2 initialisation, see train-embeddings {per_source('init')} "
-                 "(e5's default is compose where gensim, the focus extra, is not installed)")
+    _option(demo, "--init", choices=INITS, help=f"step-2 initialisation (train-embeddings says what each does) "
+                 f"{per_source('init')}; e5's is compose where gensim, the focus extra, is not installed")
     _option(demo, "--steps", type=step_count, help=f"step-2 steps per method {per_source('step2_steps')}")
     _option(demo, "--source-steps", type=step_count, help=f"step-1 steps for the source model {per_source('source_steps')}")
     _option(demo, "--minipost-steps", type=step_count, help=f"step-1b steps {per_source('minipost_steps')}")

