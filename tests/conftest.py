@@ -1,3 +1,4 @@
+import builtins
 import os
 
 import pytest
@@ -35,6 +36,23 @@ def stock_checkpoint(tmp_path, tiny_xlmr_config):
     path = tmp_path / "stock"
     model.save_pretrained(path)
     return path, model
+
+
+@pytest.fixture
+def gensim_fails(monkeypatch):
+    """`gensim_fails(error)`: from then on, importing gensim raises `error`, as if it were missing (ImportError) or
+    installed but broken (anything else)."""
+    real_import = builtins.__import__
+
+    def fail_with(error):
+        def guarded(name, *args, **kwargs):
+            if name.startswith("gensim"):
+                raise error
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", guarded)
+
+    return fail_with
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """`minimodel demo` and the command line, on a tiny geometry so the suite stays fast."""
 
-import builtins
 import dataclasses
 import importlib.util
 import json
@@ -177,15 +176,8 @@ def test_e5_demo_without_gensim_says_what_it_would_start_from_before_any_work(tm
     assert "Init:" not in capsys.readouterr().out
 
 
-def test_demo_from_a_focus_init_without_gensim_names_the_fix_before_any_work(tmp_path, monkeypatch, capsys):
-    real_import = builtins.__import__
-
-    def no_gensim(name, *args, **kwargs):
-        if name.startswith("gensim"):
-            raise ImportError("no gensim here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_gensim)
+def test_demo_from_a_focus_init_without_gensim_names_the_fix_before_any_work(tmp_path, monkeypatch, capsys, gensim_fails):
+    gensim_fails(ImportError("no gensim here"))
     monkeypatch.setenv("HF_MINIMODEL_CACHE", str(tmp_path / "cache"))
     assert main(["demo", "--source", "toy", "--init", "focus-compose", "--output", str(tmp_path / "out")]) == 2
     stderr = capsys.readouterr().err

@@ -274,29 +274,16 @@ def test_the_cli_prints_and_writes_each_inits_report(source, tokenizers, texts, 
     assert [r["init"] for r in saved] == ["random", "compose"] and saved[0]["step0"]["heldout_mlm_loss"] > 0
 
 
-def test_focus_without_gensim_or_without_text_says_what_to_do(source, tokenizers, texts, monkeypatch):
-    import builtins
-
+def test_focus_without_gensim_or_without_text_says_what_to_do(source, tokenizers, texts, gensim_fails):
     en_tok, fr_tok = tokenizers
     with pytest.raises(InputError, match="pass corpus="):
         initial_target_embeddings(source, fr_tok, en_tok, "focus")
-    real_import = builtins.__import__
-
-    def no_gensim(name, *args, **kwargs):
-        if name.startswith("gensim"):
-            raise ImportError("no gensim here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_gensim)
+    gensim_fails(ImportError("no gensim here"))
     with pytest.raises(InputError, match=r'pip install "hf-minimodel\[focus\]"'):
         initial_target_embeddings(source, fr_tok, en_tok, "focus", corpus=texts[1])
 
-    def broken_gensim(name, *args, **kwargs):  # installed, but built against another numpy
-        if name.startswith("gensim"):
-            raise ValueError("numpy.dtype size changed, may indicate binary incompatibility.\nExpected 96 from C header")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", broken_gensim)
+    # installed, but built against another numpy
+    gensim_fails(ValueError("numpy.dtype size changed, may indicate binary incompatibility.\nExpected 96 from C header"))
     with pytest.raises(InputError) as refused:
         initial_target_embeddings(source, fr_tok, en_tok, "focus-compose", corpus=texts[1])
     message = str(refused.value)
