@@ -62,8 +62,8 @@ class DemoConfig:
     @classmethod
     def preset(cls, base: str = "toy", **overrides) -> "DemoConfig":
         """The demo's settings for a source body: "toy" (the dataclass's defaults) or "e5-small" (what `minimodel
-        demo` runs), sized to fit 15 minutes on 2 CPU cores (691 s measured from `compose`; 1,518 s from `focus-compose`
-        on a machine 2.1x slower at step 1, README "The demo"): step 1 continues e5 for 250 steps of
+        demo` runs), sized to fit 15 minutes on 2 CPU cores (691 s measured from `compose`; 1,518 s from
+        `focus-compose` on a machine 2.1x slower at step 1, README "The demo"): step 1 continues e5 for 250 steps of
         16 x 64 tokens as MiniJoint's dual model (head after layer 4 of 12, the vocabulary kept), step 2 runs 250
         steps of the same batches. A shorter step 1 (150 steps of 8 x 64) left a head too weak for step 2 to keep
         `compose`'s start (retrieval -0.013 to -0.028); at these sizes every method ends above it (README, "The
