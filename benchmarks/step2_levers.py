@@ -65,6 +65,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--warmup-ratio", type=float, default=0.05)
     parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--mlm-probability", type=float, default=0.15, help="the share of tokens step 2 masks")
     parser.add_argument("--scheduler", default="linear", help="the Trainer's lr_scheduler_type")
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--heldout-verses", type=int, default=500)
@@ -97,6 +98,8 @@ def run_name(args) -> str:
         parts.append(args.scheduler)
     if args.weight_decay:
         parts.append(f"wd{args.weight_decay:g}")
+    if args.mlm_probability != 0.15:
+        parts.append(f"mask{args.mlm_probability:g}")
     return args.name or "-".join(parts)
 
 
@@ -214,7 +217,8 @@ def main(argv=None):
         init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
         start_rows_learning_rate=args.start_lr, init_noise=args.init_noise, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
         warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,
-        seed=args.seed, callbacks=[curve], disable_tqdm=True, **({"bf16": True} if args.bf16 else {}),
+        mlm_probability=args.mlm_probability, seed=args.seed, callbacks=[curve], disable_tqdm=True,
+        **({"bf16": True} if args.bf16 else {}),
     )
     trained = time.perf_counter() - started
     own, points = measure(args, source, full, source_tokenizer, tokenizer, curve.packs(pack), device)

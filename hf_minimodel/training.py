@@ -6,6 +6,7 @@ cost, and the held-out MLM loss. The steps themselves (what is frozen, what is t
 import contextlib
 import logging
 import math
+import numbers
 import os
 import time
 import types
@@ -209,6 +210,7 @@ def run_mlm_training(
     disable_tqdm: bool | None = None,
     callbacks=None,
     parameter_groups: list[dict] | None = None,
+    mlm_probability: float = 0.15,
     **training_args,
 ) -> TrainingReport:
     """Train `model`'s trainable parameters by masked LM on `train_blocks` (from `mlm_blocks`) with the Trainer.
@@ -217,9 +219,12 @@ def run_mlm_training(
     this run created it and left it empty); pass `resume_from_checkpoint=True` or a checkpoint path to continue
     an interrupted run. Progress shows as one bar on stderr (`TrainingProgress`); the logs are in the report.
     `parameter_groups` (torch's optimizer groups, each with its own "lr") replace the Trainer's single AdamW group;
-    the warm-up and linear decay still scale every group.
+    the warm-up and linear decay still scale every group. `mlm_probability`: the share of tokens masked (BERT's
+    15% by default); held-out losses (`heldout_mlm_loss`) always mask 15%, so runs stay comparable.
     """
     check_positive(save_steps=save_steps)
+    if isinstance(mlm_probability, bool) or not isinstance(mlm_probability, numbers.Real) or not 0 < mlm_probability < 1:
+        raise InputError(f"mlm_probability={mlm_probability!r}: must be a share of the tokens, above 0 and below 1")
     args = training_arguments(
         output_dir, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
         weight_decay=weight_decay, seed=seed, logging_steps=logging_steps or max(1, max_steps // 20),
@@ -232,7 +237,7 @@ def run_mlm_training(
     if first is None:
         raise InputError(too_short("max_seq_length"))
     sequence_length(model.config, len(first["input_ids"]), "training blocks")
-    collator = mlm_collator(tokenizer, seed=seed)
+    collator = mlm_collator(tokenizer, mlm_probability=mlm_probability, seed=seed)
     callbacks = [*(callbacks or []), MaskingEpoch(collator)]
     optimizer = None
     if parameter_groups is not None:

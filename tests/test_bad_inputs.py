@@ -528,6 +528,8 @@ API_KINDS = {
                                                                 max_seq_length=SEQ), InputError, "learning_rate=-1.0"),
         ("fractional save steps", lambda fx, out: run_mlm_training(fx.source, fx.en_tok, mlm_blocks(fx.en, fx.en_tok, SEQ), out, max_steps=2,
                                                                    learning_rate=1e-3, save_steps=0.5), InputError, "save_steps=0.5"),
+        ("masking every token", lambda fx, out: run_mlm_training(fx.source, fx.en_tok, mlm_blocks(fx.en, fx.en_tok, SEQ), out, max_steps=2,
+                                                                 learning_rate=1e-3, mlm_probability=1.0), InputError, "mlm_probability=1.0"),
         ("negative demo steps", lambda fx, out: run_demo(DemoConfig(step2_steps=-3, cache_dir=out / "cache"), output=out), InputError, "step2_steps=-3"),
         ("zero block length", lambda fx, out: mlm_blocks(fx.en, fx.en_tok, max_seq_length=0), InputError, "max_seq_length=0"),
         ("hidden size not a multiple of the heads", lambda fx, out: source_config(fx.en_tok, hidden_size=30, num_heads=4), InputError, "hidden_size=30"),

@@ -60,10 +60,12 @@ def test_shallower_mini_model_costs_less():
     assert bottom < full / 2
 
 
-def test_a_run_records_the_flops_of_its_steps_as_the_formula_counts_them(tmp_path):
+@pytest.mark.parametrize("mlm_probability", [0.15, 0.4])
+def test_a_run_records_the_flops_of_its_steps_as_the_formula_counts_them(tmp_path, mlm_probability):
     """What a report (and a pack's train_flops) says a run cost: per step, mlm_step_flops at the step's batch shape
     and its number of masked positions (the head runs there only), summed. Every block is in every step here (one
-    batch per epoch), so each step's masks are the collator's for that epoch and the sum can be counted by hand."""
+    batch per epoch), so each step's masks are the collator's for that epoch and the sum can be counted by hand; at
+    40% masked the count holds only if the run masked 40% too."""
     from hf_minimodel.sample import read_sample
     from hf_minimodel.tokenizer import train_target_tokenizer
     from hf_minimodel.blocks import mlm_blocks, mlm_collator
@@ -76,8 +78,8 @@ def test_a_run_records_the_flops_of_its_steps_as_the_formula_counts_them(tmp_pat
     model = XLMRobertaForMaskedLM(XLMRobertaConfig(**{**GEOMETRY, "vocab_size": len(tokenizer)}))
     _freeze(model, "top_layer")  # the trainable parameters decide the backward pass's cost
     report = run_mlm_training(model, tokenizer, blocks, tmp_path, max_steps=3, learning_rate=1e-3, batch_size=len(blocks),
-                              disable_tqdm=True)
-    collator, expected = mlm_collator(tokenizer, seed=0), 0
+                              mlm_probability=mlm_probability, disable_tqdm=True)
+    collator, expected = mlm_collator(tokenizer, mlm_probability=mlm_probability, seed=0), 0
     for epoch in range(3):
         collator.epoch = epoch
         masked = int((collator([blocks[i] for i in range(len(blocks))])["labels"] != -100).sum())
