@@ -56,8 +56,6 @@ def lever(run: dict) -> str:
         parts.append("mean rows at a row's norm")
     if s.get("mlm_probability", 0.15) != 0.15:
         parts.append(f"{s['mlm_probability']:.0%} masked")
-    if s["method"] == "minipost" and s.get("minipost_steps", 600) != 600:
-        parts.append(f"MiniPost's step 1b {s['minipost_steps']:,} steps")
     if s.get("vocab_size", DEFAULT_VOCAB_SIZE) != DEFAULT_VOCAB_SIZE:  # another tokenizer: a lever, never paired across
         parts.append(f"{s['vocab_size']:,}-token vocabulary")
     return ", ".join(parts)
