@@ -26,7 +26,6 @@ BATCH_SIZE = 32  # sequences (examples, for step 3) per optimizer step and proce
 MAX_SEQ_LENGTH = 128
 TARGET_VOCAB_SIZE = 8000  # pieces of a new target tokenizer, the 5 special tokens included
 RETRIEVAL_CANDIDATES = 1000  # bible-retrieval in step 4: verses to find each translation among
-MLM_PROBABILITY = 0.15  # the share of tokens a masked-LM step masks (BERT's); held-out losses always use it
 MINIPOST_NEW_LAYERS = 1  # MiniPost's new layers on top of the extracted ones (`mini_model.build_minipost` says why)
 
 

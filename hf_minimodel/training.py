@@ -19,7 +19,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 from .blocks import MaskingEpoch, mlm_blocks, mlm_collator, too_short
 from .checks import InputError, check_positive, check_positive_float, check_step_budget
 from .configuration_minimodel import is_mini_config
-from .defaults import BATCH_SIZE, MLM_PROBABILITY
+from .defaults import BATCH_SIZE
 from .flops import mlm_step_flops
 from .modeling_minimodel import mlm_logits_and_loss
 from .progress import TiedWeightsNotMissing, close_progress, readable_progress
@@ -210,7 +210,7 @@ def run_mlm_training(
     disable_tqdm: bool | None = None,
     callbacks=None,
     parameter_groups: list[dict] | None = None,
-    mlm_probability: float = MLM_PROBABILITY,
+    mlm_probability: float = 0.15,
     **training_args,
 ) -> TrainingReport:
     """Train `model`'s trainable parameters by masked LM on `train_blocks` (from `mlm_blocks`) with the Trainer.
@@ -219,8 +219,8 @@ def run_mlm_training(
     this run created it and left it empty); pass `resume_from_checkpoint=True` or a checkpoint path to continue
     an interrupted run. Progress shows as one bar on stderr (`TrainingProgress`); the logs are in the report.
     `parameter_groups` (torch's optimizer groups, each with its own "lr") replace the Trainer's single AdamW group;
-    the warm-up and linear decay still scale every group. `mlm_probability`: the share of tokens masked (`MLM_PROBABILITY`,
-    BERT's 15%, by default); held-out losses (`heldout_mlm_loss`) always mask that, so runs stay comparable.
+    the warm-up and linear decay still scale every group. `mlm_probability`: the share of tokens masked (BERT's
+    15% by default); held-out losses (`heldout_mlm_loss`) always mask 15%, so runs stay comparable.
     """
     check_positive(save_steps=save_steps)
     if isinstance(mlm_probability, bool) or not isinstance(mlm_probability, numbers.Real) or not 0 < mlm_probability < 1:
