@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hf_minimodel import initialisation, speedup
 from hf_minimodel.methods import LABELS
+from hf_minimodel.training import MLM_PROBABILITY
 
 # The target vocabulary's size every run has unless its label says otherwise: step2_levers.py's --vocab-size default.
 DEFAULT_VOCAB_SIZE = 16000
@@ -54,7 +55,7 @@ def lever(run: dict) -> str:
         parts.append(f"copied rows' lr {s['start_lr']:g}")
     if s.get("mean_at_row_norm"):
         parts.append("mean rows at a row's norm")
-    if s.get("mlm_probability", 0.15) != 0.15:
+    if s.get("mlm_probability", MLM_PROBABILITY) != MLM_PROBABILITY:
         parts.append(f"{s['mlm_probability']:.0%} masked")
     if s.get("vocab_size", DEFAULT_VOCAB_SIZE) != DEFAULT_VOCAB_SIZE:  # another tokenizer: a lever, never paired across
         parts.append(f"{s['vocab_size']:,}-token vocabulary")

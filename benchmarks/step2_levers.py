@@ -32,6 +32,7 @@ from hf_minimodel import (
 )
 from hf_minimodel.methods import METHODS
 from hf_minimodel.saving import atomic_directory, save_trained
+from hf_minimodel.training import MLM_PROBABILITY
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes, retrieval_task
 
@@ -65,7 +66,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--warmup-ratio", type=float, default=0.05)
     parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--mlm-probability", type=float, default=0.15, help="the share of tokens step 2 masks")
+    parser.add_argument("--mlm-probability", type=float, default=MLM_PROBABILITY, help="the share of tokens step 2 masks")
     parser.add_argument("--scheduler", default="linear", help="the Trainer's lr_scheduler_type")
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--heldout-verses", type=int, default=500)
@@ -98,7 +99,7 @@ def run_name(args) -> str:
         parts.append(args.scheduler)
     if args.weight_decay:
         parts.append(f"wd{args.weight_decay:g}")
-    if args.mlm_probability != 0.15:
+    if args.mlm_probability != MLM_PROBABILITY:
         parts.append(f"mask{args.mlm_probability:g}")
     return args.name or "-".join(parts)
 

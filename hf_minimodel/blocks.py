@@ -14,7 +14,7 @@ from transformers import DataCollatorForLanguageModeling, TrainerCallback
 
 from .checks import InputError, check_sequence_length, fix
 from .corpus import split_long_text
-from .defaults import MAX_SEQ_LENGTH
+from .defaults import MAX_SEQ_LENGTH, MLM_PROBABILITY
 
 
 # Characters of text tokenised in one call while packing blocks: enough for the Rust tokenizer's batching to pay,
@@ -112,7 +112,7 @@ def too_short(max_seq_length) -> str:
 
 
 class BlockMasking:
-    """BERT masking (15% of tokens; of those 80% `<mask>`, 10% random, 10% kept) in which every block's masks are
+    """BERT masking (`mlm_probability` of the tokens, 15% by default; of those 80% `<mask>`, 10% random, 10% kept) in which every block's masks are
     drawn from its own generator, seeded by `(seed, block number, epoch)`.
 
     A block is therefore masked the same way whichever process collates it and whenever: a run split over N
@@ -123,7 +123,7 @@ class BlockMasking:
     without a number (not from `mlm_blocks`) fall back to the stock collator, one generator seeded by `seed`.
     """
 
-    def __init__(self, tokenizer, mlm_probability: float = 0.15, seed: int = 0):
+    def __init__(self, tokenizer, mlm_probability: float = MLM_PROBABILITY, seed: int = 0):
         self.fallback = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
         self.mlm_probability, self.seed, self.epoch = mlm_probability, seed, 0
         self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)))
@@ -173,7 +173,7 @@ class MaskingEpoch(TrainerCallback):
         self.epochs_begun += 1
 
 
-def mlm_collator(tokenizer, mlm_probability: float = 0.15, seed: int = 0) -> BlockMasking:
+def mlm_collator(tokenizer, mlm_probability: float = MLM_PROBABILITY, seed: int = 0) -> BlockMasking:
     """The masking collator of every MLM step (`BlockMasking`): with one `seed`, the same masks on every run, which
     is what makes held-out losses of different methods comparable and resumed runs exact."""
     return BlockMasking(tokenizer, mlm_probability=mlm_probability, seed=seed)

@@ -24,6 +24,9 @@ BATCH_SIZE = 32  # sequences (examples, for step 3) per optimizer step and proce
 # Tokens per sequence when none is asked for: this many, or what the model's position table holds if that is fewer
 # (`xlmr.sequence_length`, the one policy); a new source model's position table is made this long.
 MAX_SEQ_LENGTH = 128
+# The share of tokens masked language modelling masks (BERT's). Step 2 may train at another (`run_mlm_training`'s
+# `mlm_probability`); held-out losses always mask this one, so runs trained at different shares stay comparable.
+MLM_PROBABILITY = 0.15
 TARGET_VOCAB_SIZE = 8000  # pieces of a new target tokenizer, the 5 special tokens included
 RETRIEVAL_CANDIDATES = 1000  # bible-retrieval in step 4: verses to find each translation among
 MINIPOST_NEW_LAYERS = 1  # MiniPost's new layers on top of the extracted ones (`mini_model.build_minipost` says why)

@@ -18,7 +18,7 @@ from .merge import merge_embeddings
 from .xlmr import base_fingerprint, check_pad_id
 from .mini_model import method_of
 from .initialisation import InitReport, TargetStart, initial_target_embeddings
-from .defaults import BATCH_SIZE, STEP2
+from .defaults import BATCH_SIZE, MLM_PROBABILITY, STEP2
 from .methods import DEFAULT_INIT, INITS, NEEDS_CORPUS, NEEDS_SOURCE_TOKENIZER
 from .tokenizer import check_mlm_tokenizer
 from .checks import InputError, check_positive_float, fix
@@ -160,7 +160,8 @@ def train_target_embeddings(
     `init_report`; `init_noise`: `initialisation.initial_target_embeddings`'s `noise`, None for the init's own).
     `start_rows_learning_rate` trains the rows the init took from the source (copied, composed or FOCUS-mixed) at
     their own rate, while the other rows train at `learning_rate`: a rate high enough to move a new row into place
-    moves a row that started in place out of it.
+    moves a row that started in place out of it. The rest (`mlm_probability`, `save_steps`, `callbacks`...) go to
+    `training.run_mlm_training`; the pack records the masking share with the other settings.
 
     The pack records the method ("standard", "minijoint", "minipost"): "standard" for a full model, else what the
     mini-model recorded when it was cut (`mini_model.py`). `method=` states it where the run starts, and is checked
@@ -188,6 +189,7 @@ def train_target_embeddings(
     settings = dict(language=language, base_model=base_model, base_fingerprint=fingerprint, init=init,
                     license=license or base_license(base_model), max_seq_length=max_seq_length, batch_size=batch_size,
                     learning_rate=learning_rate, start_rows_learning_rate=start_rows_learning_rate,
+                    mlm_probability=training_kwargs.get("mlm_probability", MLM_PROBABILITY),
                     **({"init_noise": start.report.noise} if start.report.noise is not None else {}))
     return LanguagePack(tokenizer=target_tokenizer, embeddings=work.get_input_embeddings().weight.detach().clone(),
                         output_bias=work.lm_head.bias.detach().clone(),

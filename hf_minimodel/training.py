@@ -19,7 +19,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 from .blocks import MaskingEpoch, mlm_blocks, mlm_collator, too_short
 from .checks import InputError, check_positive, check_positive_float, check_step_budget
 from .configuration_minimodel import is_mini_config
-from .defaults import BATCH_SIZE
+from .defaults import BATCH_SIZE, MLM_PROBABILITY
 from .flops import mlm_step_flops
 from .modeling_minimodel import mlm_logits_and_loss
 from .progress import TiedWeightsNotMissing, close_progress, readable_progress
@@ -210,7 +210,7 @@ def run_mlm_training(
     disable_tqdm: bool | None = None,
     callbacks=None,
     parameter_groups: list[dict] | None = None,
-    mlm_probability: float = 0.15,
+    mlm_probability: float = MLM_PROBABILITY,
     **training_args,
 ) -> TrainingReport:
     """Train `model`'s trainable parameters by masked LM on `train_blocks` (from `mlm_blocks`) with the Trainer.

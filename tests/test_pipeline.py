@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, TrainerCallback
 
-from hf_minimodel import MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM
+from hf_minimodel import LanguagePack, MiniModelAdapter, MiniModelConfig, XLMRobertaForDualMLM
 from hf_minimodel.xlmr import base_fingerprint
 from hf_minimodel.sample import read_sample
 from hf_minimodel.target_embeddings import LearningCurve, initial_target_embeddings, start_target_vocabulary, train_target_embeddings
@@ -87,6 +87,10 @@ def test_step2_costs_less_on_the_mini_model(source, tokenizers, texts, tmp_path)
     mini = adapter.train_embeddings(ru_tok, texts[1], tmp_path / "m", mini_model=adapter.export_mini_model(), **kwargs)
     assert standard.metadata["method"] == "standard" and standard.metadata["step2_num_layers"] == 3
     assert mini.metadata["step2_num_layers"] == 1
+    # The masking share is a setting of step 2, so the pack records it and keeps it through a save.
+    assert standard.metadata["mlm_probability"] == 0.15
+    masked = adapter.train_embeddings(ru_tok, texts[1], tmp_path / "x", mlm_probability=0.4, **{**kwargs, "max_steps": 1})
+    assert LanguagePack.from_pretrained(masked.save_pretrained(tmp_path / "pack")).metadata["mlm_probability"] == 0.4
     assert 1.5 < standard.metadata["train_flops"] / mini.metadata["train_flops"] < 3
 
 
