@@ -112,8 +112,8 @@ def too_short(max_seq_length) -> str:
 
 
 class BlockMasking:
-    """BERT masking (`mlm_probability` of the tokens, 15% by default; of those 80% `<mask>`, 10% random, 10% kept) in which every block's masks are
-    drawn from its own generator, seeded by `(seed, block number, epoch)`.
+    """BERT masking (`mlm_probability` of the tokens, 15% by default; of those 80% `<mask>`, 10% random, 10% kept)
+    in which every block's masks are drawn from its own generator, seeded by `(seed, block number, epoch)`.
 
     A block is therefore masked the same way whichever process collates it and whenever: a run split over N
     processes sees exactly the masks of the same run in one process, and a run resumed from a checkpoint (killed in

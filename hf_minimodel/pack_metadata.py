@@ -56,7 +56,8 @@ class PackMetadata(MutableMapping):
     max_seq_length: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
-    mlm_probability: float | None = None  # the share of tokens step 2 masked (None: not recorded; packs before it masked 15%)
+    # the share of tokens step 2 masked (None: not recorded; packs made before it was, all masked 15%)
+    mlm_probability: float | None = None
     license: str | None = None  # a Hub licence id; the card says "unknown" when None
     created_with: str | None = None
     evaluations: list | None = None  # LanguagePack.add_evaluation's entries, for the card's model-index
