@@ -346,9 +346,11 @@ def write_training_log(folder: str | os.PathLike, history: list) -> None:
 @contextmanager
 def scratch_folder(path: str | os.PathLike) -> Iterator[Path]:
     """`path` for a tool that may or may not write there (the Trainer and its checkpoints, which are only kept
-    with `save_steps`): afterwards, success or not, it is removed again if this call created it and it is empty."""
+    with `save_steps`): afterwards, success or not, it is removed again if this call created it and it is empty.
+    Only the first process of a multi-process run counts it as its own: every rank may find it missing, and a rank
+    that ended first would otherwise remove it while the first one (the Trainer's only writer) still writes there."""
     path = Path(path)
-    created = [path, *_missing_parents(path)] if not path.exists() else []
+    created = [path, *_missing_parents(path)] if is_main_process() and not path.exists() else []
     try:
         yield path
     finally:

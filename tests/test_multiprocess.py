@@ -158,6 +158,17 @@ def test_only_the_first_process_writes(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_another_process_leaves_the_scratch_folder_to_the_first(tmp_path, monkeypatch):
+    """Every rank finds the checkpoint folder missing; a rank that ends first must not remove it (empty for now)
+    from under the first rank's Trainer, which may still write there."""
+    from hf_minimodel.saving import scratch_folder
+
+    monkeypatch.setenv("RANK", "1")
+    with scratch_folder(tmp_path / "pack.checkpoints") as folder:
+        folder.mkdir()  # the first rank's Trainer, meanwhile
+    assert folder.is_dir()
+
+
 # accelerate's own launcher on CPUs: --multi_gpu is the flag that makes it start N processes (through torchrun's
 # machinery); the Trainer then finds no GPU and hf-minimodel's use_cpu gives gloo. (--cpu alone starts one process.)
 LAUNCHERS = {
