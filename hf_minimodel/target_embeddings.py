@@ -96,7 +96,7 @@ def device_name(device) -> str:
 def check_step2(config, target_tokenizer, train_data=None, *, init: str = DEFAULT_INIT, max_steps: int = STEP2.steps,
                 learning_rate: float = STEP2.learning_rate, start_rows_learning_rate: float | None = None,
                 batch_size: int = BATCH_SIZE, max_seq_length: int | None = None, weight_decay: float | None = None,
-                save_steps: int | None = None) -> int:
+                save_steps: int | None = None, mlm_probability: float = MLM_PROBABILITY) -> int:
     """Step 2's checks that need no weights, only the config of the model it runs on: a target tokenizer for masked
     LM, the run's numbers, the model's pad id kept, and with `train_data`, text that fills one block (read only as
     far as that takes). Returns the blocks' length (`xlmr.sequence_length`). `train_target_embeddings` makes them
@@ -108,7 +108,7 @@ def check_step2(config, target_tokenizer, train_data=None, *, init: str = DEFAUL
     if start_rows_learning_rate is not None:
         check_positive_float(start_rows_learning_rate=start_rows_learning_rate)
     max_seq_length = check_run(config, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
-                               max_seq_length=max_seq_length, save_steps=save_steps)
+                               max_seq_length=max_seq_length, save_steps=save_steps, mlm_probability=mlm_probability)
     check_pad_id(target_tokenizer.pad_token_id, config.pad_token_id)
     if train_data is not None:
         check_one_block(train_data, target_tokenizer, max_seq_length)
@@ -144,6 +144,7 @@ def train_target_embeddings(
     learning_rate: float = STEP2.learning_rate,
     start_rows_learning_rate: float | None = None,
     init_noise: float | None = None,
+    mlm_probability: float = MLM_PROBABILITY,
     batch_size: int = BATCH_SIZE,
     max_seq_length: int | None = None,
     seed: int = 0,
@@ -160,8 +161,9 @@ def train_target_embeddings(
     `init_report`; `init_noise`: `initialisation.initial_target_embeddings`'s `noise`, None for the init's own).
     `start_rows_learning_rate` trains the rows the init took from the source (copied, composed or FOCUS-mixed) at
     their own rate, while the other rows train at `learning_rate`: a rate high enough to move a new row into place
-    moves a row that started in place out of it. The rest (`mlm_probability`, `save_steps`, `callbacks`...) go to
-    `training.run_mlm_training`; the pack records the masking share with the other settings.
+    moves a row that started in place out of it. `mlm_probability`: the share of tokens masked (15% by default),
+    recorded in the pack with the other settings. The rest (`save_steps`, `callbacks`...) go to
+    `training.run_mlm_training`.
 
     The pack records the method ("standard", "minijoint", "minipost"): "standard" for a full model, else what the
     mini-model recorded when it was cut (`mini_model.py`). `method=` states it where the run starts, and is checked
@@ -171,7 +173,7 @@ def train_target_embeddings(
     max_seq_length = check_step2(model.config, target_tokenizer, init=init, max_steps=max_steps, learning_rate=learning_rate,
                                  start_rows_learning_rate=start_rows_learning_rate, batch_size=batch_size,
                                  max_seq_length=max_seq_length, weight_decay=training_kwargs.get("weight_decay"),
-                                 save_steps=training_kwargs.get("save_steps"))
+                                 save_steps=training_kwargs.get("save_steps"), mlm_probability=mlm_probability)
     fingerprint = base_fingerprint(model)
     work = copy.deepcopy(model)
     start = start_target_vocabulary(work, target_tokenizer, source_tokenizer, init, seed, corpus=train_data, noise=init_noise)
@@ -183,13 +185,14 @@ def train_target_embeddings(
     blocks = mlm_blocks(train_data, target_tokenizer, max_seq_length)
     report = run_mlm_training(
         work, target_tokenizer, blocks, output_dir, callbacks=callbacks,
-        max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed, **training_kwargs,
+        max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed,
+        mlm_probability=mlm_probability, **training_kwargs,
     )
     base_model = base_model or getattr(work.config, "name_or_path", None) or None
     settings = dict(language=language, base_model=base_model, base_fingerprint=fingerprint, init=init,
                     license=license or base_license(base_model), max_seq_length=max_seq_length, batch_size=batch_size,
                     learning_rate=learning_rate, start_rows_learning_rate=start_rows_learning_rate,
-                    mlm_probability=training_kwargs.get("mlm_probability", MLM_PROBABILITY),
+                    mlm_probability=mlm_probability,
                     **({"init_noise": start.report.noise} if start.report.noise is not None else {}))
     return LanguagePack(tokenizer=target_tokenizer, embeddings=work.get_input_embeddings().weight.detach().clone(),
                         output_bias=work.lm_head.bias.detach().clone(),

@@ -27,7 +27,14 @@ from .saving import scratch_folder
 from .xlmr import sequence_length
 
 
-def check_run(config, *, max_steps, learning_rate, batch_size, max_seq_length, save_steps=None) -> int:
+def check_mlm_probability(mlm_probability) -> None:
+    """Raise `InputError` unless `mlm_probability` is a share of the tokens, above 0 and below 1."""
+    if isinstance(mlm_probability, bool) or not isinstance(mlm_probability, numbers.Real) or not 0 < mlm_probability < 1:
+        raise InputError(f"mlm_probability={mlm_probability!r}: must be a share of the tokens, above 0 and below 1")
+
+
+def check_run(config, *, max_steps, learning_rate, batch_size, max_seq_length, save_steps=None,
+              mlm_probability=MLM_PROBABILITY) -> int:
     """The checks of a training run that need no data (`run_mlm_training` makes them too, with the blocks it is
     given): callers that tokenise a corpus first make them before it, so that a bad number is refused before the
     work and not after it. `config` is the trained model's. Returns the length of the training blocks
@@ -35,6 +42,7 @@ def check_run(config, *, max_steps, learning_rate, batch_size, max_seq_length, s
     check_step_budget(max_steps)
     check_positive(batch_size=batch_size, save_steps=save_steps)
     check_positive_float(learning_rate=learning_rate)
+    check_mlm_probability(mlm_probability)
     return sequence_length(config, max_seq_length, "training blocks")
 
 
@@ -223,8 +231,7 @@ def run_mlm_training(
     15% by default); held-out losses (`heldout_mlm_loss`) always mask 15%, so runs stay comparable.
     """
     check_positive(save_steps=save_steps)
-    if isinstance(mlm_probability, bool) or not isinstance(mlm_probability, numbers.Real) or not 0 < mlm_probability < 1:
-        raise InputError(f"mlm_probability={mlm_probability!r}: must be a share of the tokens, above 0 and below 1")
+    check_mlm_probability(mlm_probability)
     args = training_arguments(
         output_dir, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
         weight_decay=weight_decay, seed=seed, logging_steps=logging_steps or max(1, max_steps // 20),

@@ -48,7 +48,7 @@ from hf_minimodel.saving import (OutputBusyError, OutputExistsError, OutputNotOu
 from hf_minimodel import source_config
 from hf_minimodel.tasks import load_task
 from hf_minimodel.blocks import check_one_block, mlm_blocks
-from hf_minimodel.target_embeddings import train_target_embeddings
+from hf_minimodel.target_embeddings import check_step2, train_target_embeddings
 from hf_minimodel.xlmr import base_fingerprint
 from hf_minimodel.training import run_mlm_training
 from hf_minimodel.transfer import evaluate_zero_shot, finetune, load_fine_tuned
@@ -530,6 +530,8 @@ API_KINDS = {
                                                                    learning_rate=1e-3, save_steps=0.5), InputError, "save_steps=0.5"),
         ("masking every token", lambda fx, out: run_mlm_training(fx.source, fx.en_tok, mlm_blocks(fx.en, fx.en_tok, SEQ), out, max_steps=2,
                                                                  learning_rate=1e-3, mlm_probability=1.0), InputError, "mlm_probability=1.0"),
+        # Refused with step 2's other numbers, before the init and the model's copy, not when training starts.
+        ("masking no token", lambda fx, out: check_step2(fx.source.config, fx.ru_tok, mlm_probability=0.0), InputError, "mlm_probability=0.0"),
         ("negative demo steps", lambda fx, out: run_demo(DemoConfig(step2_steps=-3, cache_dir=out / "cache"), output=out), InputError, "step2_steps=-3"),
         ("zero block length", lambda fx, out: mlm_blocks(fx.en, fx.en_tok, max_seq_length=0), InputError, "max_seq_length=0"),
         ("hidden size not a multiple of the heads", lambda fx, out: source_config(fx.en_tok, hidden_size=30, num_heads=4), InputError, "hidden_size=30"),
