@@ -57,6 +57,10 @@ def lever(run: dict) -> str:
         parts.append("mean rows at a row's norm")
     if s.get("mlm_probability", MLM_PROBABILITY) != MLM_PROBABILITY:
         parts.append(f"{s['mlm_probability']:.0%} masked")
+    if s.get("scheduler", "linear") != "linear":
+        parts.append(f"{s['scheduler'].replace('_', ' ')} rate")
+    if s.get("weight_decay"):
+        parts.append(f"weight decay {s['weight_decay']:g}")
     if s.get("vocab_size", DEFAULT_VOCAB_SIZE) != DEFAULT_VOCAB_SIZE:  # another tokenizer: a lever, never paired across
         parts.append(f"{s['vocab_size']:,}-token vocabulary")
     return ", ".join(parts)
