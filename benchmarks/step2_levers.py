@@ -68,6 +68,9 @@ def parse_args(argv=None):
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--mlm-probability", type=float, default=MLM_PROBABILITY, help="the share of tokens step 2 masks")
     parser.add_argument("--scheduler", default="linear", help="the Trainer's lr_scheduler_type")
+    parser.add_argument("--decay-share", type=float, default=0.2,
+                        help="with --scheduler warmup_stable_decay: the share of the steps over which the rate decays "
+                        "linearly to zero, after holding it (the rest, less warmup)")
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--heldout-verses", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
@@ -97,11 +100,24 @@ def run_name(args) -> str:
         parts.append("rownorm")
     if args.scheduler != "linear":
         parts.append(args.scheduler)
+    if args.scheduler == "warmup_stable_decay":
+        parts.append(f"d{args.decay_share:g}")
     if args.weight_decay:
         parts.append(f"wd{args.weight_decay:g}")
     if args.mlm_probability != MLM_PROBABILITY:
         parts.append(f"mask{args.mlm_probability:g}")
     return args.name or "-".join(parts)
+
+
+def scheduler_kwargs(args) -> dict:
+    """The rate held after warmup, then decayed linearly over the last `--decay-share` of the steps: the held rate
+    lets rows travel far from their start (it won on short budgets), the decay then settles them (it won on long)."""
+    if args.scheduler != "warmup_stable_decay":
+        return {}
+    if not 0 < args.decay_share <= 1 - args.warmup_ratio:
+        raise SystemExit(f"step2_levers.py: --decay-share {args.decay_share:g} must be above 0 and at most 1 minus "
+                         f"--warmup-ratio ({1 - args.warmup_ratio:g})")
+    return {"lr_scheduler_kwargs": {"num_decay_steps": round(args.decay_share * args.steps), "decay_type": "linear"}}
 
 
 def scale_mean_rows_to_row_norm():
@@ -218,6 +234,7 @@ def main(argv=None):
         init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
         start_rows_learning_rate=args.start_lr, init_noise=args.init_noise, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
         warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,
+        **scheduler_kwargs(args),
         mlm_probability=args.mlm_probability, seed=args.seed, callbacks=[curve], disable_tqdm=True,
         **({"bf16": True} if args.bf16 else {}),
     )
