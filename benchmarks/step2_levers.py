@@ -14,11 +14,13 @@ language's test verses. One JSON file per run in --output; a finished run is ski
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
+from transformers.trainer_utils import get_last_checkpoint
 
 from hf_minimodel import (
     LearningCurve,
@@ -71,6 +73,9 @@ def parse_args(argv=None):
     parser.add_argument("--decay-share", type=float, default=0.2,
                         help="with --scheduler warmup_stable_decay: the share of the steps over which the rate decays "
                         "linearly to zero, after holding it (the rest, less warmup)")
+    parser.add_argument("--save-steps", type=int,
+                        help="checkpoint every N steps, with the snapshots kept on disk: a stopped run, started again "
+                        "with the same command, goes on from its last checkpoint (runs longer than a session)")
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--heldout-verses", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
@@ -228,14 +233,23 @@ def main(argv=None):
     if args.mean_at_row_norm:
         scale_mean_rows_to_row_norm()
     snapshots = args.snapshots or [round(args.steps * i / 4) for i in range(1, 5)]
-    curve = LearningCurve(snapshots)
+    checkpoints = args.work / "ckpt" / run_name(args)
+    resume = None
+    if args.save_steps:
+        curve = LearningCurve(snapshots, folder=args.work / "curves" / run_name(args))
+        resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        if resume:
+            print(f"step2_levers.py: resuming from {resume}", file=sys.stderr)
+    else:
+        curve = LearningCurve(snapshots)
     pack = MiniModelAdapter(source).train_embeddings(
-        tokenizer, train, args.work / "ckpt" / run_name(args), mini_model=mini, source_tokenizer=source_tokenizer,
+        tokenizer, train, checkpoints, mini_model=mini, source_tokenizer=source_tokenizer,
         init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
         start_rows_learning_rate=args.start_lr, init_noise=args.init_noise, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
         warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,
         **scheduler_kwargs(args),
         mlm_probability=args.mlm_probability, seed=args.seed, callbacks=[curve], disable_tqdm=True,
+        save_steps=args.save_steps, resume_from_checkpoint=resume,
         **({"bf16": True} if args.bf16 else {}),
     )
     trained = time.perf_counter() - started
@@ -248,6 +262,7 @@ def main(argv=None):
         "chance": 1 / args.candidates,
         "curve": points,
         "train_seconds": round(trained, 1),
+        "resumed_from": resume and Path(resume).name,  # train_seconds are then this process's; the curve's, the run's
         "torch_threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "seconds": round(time.perf_counter() - started, 1),

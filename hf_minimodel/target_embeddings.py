@@ -5,10 +5,16 @@ mini-model): only the model passed in differs, so the two compare honestly.
 """
 
 import copy
+import json
+import os
 import time
+from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import freezing
 from .cards import base_license
@@ -24,6 +30,7 @@ from .tokenizer import check_mlm_tokenizer
 from .checks import InputError, check_positive_float, fix
 from .blocks import check_one_block, mlm_blocks
 from .training import check_run, heldout_mlm_loss, run_mlm_training
+from .saving import is_main_process
 
 def anchor_rows_(model, rows) -> None:
     """Keep `rows` of the word embeddings (and of each MLM head's output bias) where they are during step 2.
@@ -273,19 +280,53 @@ class LearningCurve(TrainerCallback):
     tokens counted up to that step (a log is forced at each snapshot step, which is when the Trainer brings its
     FLOPs count up to date), and the seconds spent training so far; the time the snapshots themselves take is left
     out.
+
+    With `folder`, a run can stop and go on: each snapshot is also written there (`step-N.safetensors`) and read back
+    by a new curve over the same folder, and each Trainer checkpoint records the seconds so far, so a run resumed
+    from it (`save_steps=...`, then `resume_from_checkpoint=True`) counts on from them.
     """
 
-    def __init__(self, steps):
+    def __init__(self, steps, folder=None):
         steps = sorted(set(int(step) for step in steps))
         if not steps or steps[0] < 0:
             raise InputError(f"LearningCurve steps must be step numbers of at least 0, got {steps}")
         self.steps = steps if steps[0] == 0 else [0, *steps]
         self.taken = {}  # step -> dict of embeddings, output_bias, seconds, flops, tokens
+        self.offset = 0.0  # the training seconds spent before this process resumed the run
+        # With a folder, each finished snapshot is also written there and read back here, so a run resumed from a
+        # Trainer checkpoint (another process, another day) keeps the snapshots taken before it stopped.
+        self.folder = Path(folder) if folder is not None else None
+        if self.folder is not None:
+            for step in self.steps:
+                if (path := self._path(step)).is_file():
+                    self.taken[step] = self._read(path)
+
+    def _path(self, step: int) -> Path:
+        return self.folder / f"step-{step}.safetensors"
+
+    @staticmethod
+    def _read(path: Path) -> dict:
+        with safe_open(path, framework="pt") as snapshot:
+            cost = snapshot.metadata()
+            return {"embeddings": snapshot.get_tensor("embeddings"), "output_bias": snapshot.get_tensor("output_bias"),
+                    "seconds": float(cost["seconds"]), "flops": float(cost["flops"]), "tokens": int(cost["tokens"])}
+
+    def _write(self, step: int) -> None:
+        if self.folder is None:
+            return
+        taken = self.taken[step]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self._path(step).with_name(f".{self._path(step).name}.tmp-{os.getpid()}")
+        save_file({"embeddings": taken["embeddings"].contiguous(), "output_bias": taken["output_bias"].contiguous()},
+                  str(tmp), metadata={key: str(taken[key]) for key in ("seconds", "flops", "tokens")})
+        os.replace(tmp, self._path(step))  # a snapshot is whole or absent, never half-written
 
     def take_start(self, model) -> None:
         """Step 0: `model`'s rows as step 2 starts them (`train_target_embeddings` calls this before training, so a
         resumed run has its start too)."""
         self.taken[0] = {**self._weights(model), "seconds": 0.0, "flops": 0.0, "tokens": 0}
+        if is_main_process():
+            self._write(0)
 
     @staticmethod
     def _weights(model) -> dict:
@@ -296,6 +337,20 @@ class LearningCurve(TrainerCallback):
         self.started, self.paused = time.perf_counter(), 0.0
         if state.global_step == 0 and 0 not in self.taken:
             self.take_start(model)
+        if state.global_step > 0:  # resumed: the seconds go on from those the checkpoint recorded (below)
+            clock = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}" / self.CLOCK
+            self.offset = json.loads(clock.read_text())["seconds"] if clock.is_file() else 0.0
+
+    CLOCK = "learning_curve_seconds.json"
+
+    def _seconds(self) -> float:
+        return self.offset + time.perf_counter() - self.started - self.paused
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.folder is not None and state.is_world_process_zero:
+            checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if checkpoint.is_dir():
+                (checkpoint / self.CLOCK).write_text(json.dumps({"seconds": self._seconds()}) + "\n")
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step not in self.steps:
@@ -303,7 +358,7 @@ class LearningCurve(TrainerCallback):
         if torch.cuda.is_available():
             torch.cuda.synchronize()  # the clock must see the step's kernels finish, not only their launch
         now = time.perf_counter()
-        self.taken[state.global_step] = {**self._weights(model), "seconds": now - self.started - self.paused}
+        self.taken[state.global_step] = {**self._weights(model), "seconds": self.offset + now - self.started - self.paused}
         control.should_log = True  # so that on_log sees state.total_flos brought up to this step
         self.paused += time.perf_counter() - now
         return control
@@ -313,6 +368,8 @@ class LearningCurve(TrainerCallback):
         if taken is not None and "flops" not in taken:
             taken["flops"] = float(state.total_flos)
             taken["tokens"] = int(state.num_input_tokens_seen)
+            if state.is_world_process_zero:
+                self._write(state.global_step)
 
     def packs(self, final: LanguagePack) -> list[LanguagePack]:
         """One language pack per snapshot, in step order from step 0: `final`'s tokenizer and metadata, with the

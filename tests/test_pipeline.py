@@ -1,5 +1,8 @@
 """Steps 1, 1b and 2 on tiny models and the shipped public-domain text."""
 
+import copy
+import json
+
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, TrainerCallback
@@ -224,6 +227,44 @@ def test_learning_curve_takes_packs_along_step2_with_their_cost(source, tokenize
     assert 0.3 < first.metadata["train_flops"] / last.metadata["train_flops"] < 0.7
     assert 0 < first.metadata["train_seconds"] <= last.metadata["train_seconds"]
     assert first.metadata["language"] == pack.metadata["language"] and first.tokenizer is pack.tokenizer
+
+
+class StopAfter(TrainerCallback):
+    """An interruption after step N (its checkpoint written): the process dies before step N + 1."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_a_learning_curve_with_a_folder_survives_a_resumed_run(source, tokenizers, texts, tmp_path):
+    """Interrupted after step 3 of 6 and resumed by another curve over the same folder: the snapshots taken before
+    the stop are read back, the rest taken after it, and the seconds go on from the checkpoint's instead of from 0."""
+    en_tok, ru_tok = tokenizers
+    mini = MiniModelAdapter(source).export_mini_model()
+    run = dict(source_tokenizer=en_tok, max_steps=6, learning_rate=1e-2, save_steps=3, **FAST)
+    whole = LearningCurve(steps=[2, 4, 6])
+    train_target_embeddings(copy.deepcopy(mini), ru_tok, texts[1], tmp_path / "whole", callbacks=[whole], **run)
+    first = LearningCurve(steps=[2, 4, 6], folder=tmp_path / "curve")
+    with pytest.raises(KeyboardInterrupt):
+        train_target_embeddings(copy.deepcopy(mini), ru_tok, texts[1], tmp_path / "ckpt", callbacks=[first, StopAfter(3)], **run)
+    assert sorted(p.name for p in (tmp_path / "curve").iterdir()) == ["step-0.safetensors", "step-2.safetensors"]
+    resumed = LearningCurve(steps=[2, 4, 6], folder=tmp_path / "curve")
+    assert sorted(resumed.taken) == [0, 2]
+    pack = train_target_embeddings(copy.deepcopy(mini), ru_tok, texts[1], tmp_path / "ckpt", callbacks=[resumed],
+                                   resume_from_checkpoint=True, **run)
+    packs, reference = resumed.packs(pack), whole.packs(pack)
+    assert [p.metadata["train_steps"] for p in packs] == [0, 2, 4, 6]
+    for got, want in zip(packs, reference):
+        assert torch.allclose(got.embeddings, want.embeddings, atol=1e-6), got.metadata["train_steps"]
+        assert (got.metadata["train_tokens"], got.metadata["train_flops"]) == (want.metadata["train_tokens"], want.metadata["train_flops"])
+    seconds = [p.metadata["train_seconds"] for p in packs]
+    assert seconds[1] == round(first.taken[2]["seconds"], 3)  # read back from the folder
+    at_stop = json.loads((tmp_path / "ckpt" / "checkpoint-3" / LearningCurve.CLOCK).read_text())["seconds"]
+    assert seconds[1] < at_stop < seconds[2] < seconds[3]  # counted on from step 3's checkpoint, not from the resume
 
 
 def test_learning_curve_steps_beyond_the_run_are_refused(source, tokenizers, texts, tmp_path):
