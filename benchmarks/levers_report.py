@@ -58,9 +58,10 @@ def lever(run: dict) -> str:
     if s.get("mlm_probability", MLM_PROBABILITY) != MLM_PROBABILITY:
         parts.append(f"{s['mlm_probability']:.0%} masked")
     if s.get("scheduler", "linear") != "linear":
-        parts.append({"constant_with_warmup": "constant rate after warmup",
-                      "warmup_stable_decay": f"rate held, then decayed over the last {s.get('decay_share'):.0%}"}
-                     .get(s["scheduler"], f"{s['scheduler']} rate"))
+        if s["scheduler"] == "warmup_stable_decay":
+            parts.append(f"rate held, then decayed over the last {s['decay_share']:.0%}")
+        else:
+            parts.append({"constant_with_warmup": "constant rate after warmup"}.get(s["scheduler"], f"{s['scheduler']} rate"))
     if s.get("weight_decay"):
         parts.append(f"weight decay {s['weight_decay']:g}")
     if s.get("vocab_size", DEFAULT_VOCAB_SIZE) != DEFAULT_VOCAB_SIZE:  # another tokenizer: a lever, never paired across

@@ -60,3 +60,18 @@ def test_a_run_with_another_vocabulary_is_labelled_and_never_paired_across_vocab
     (labelled,) = [line for line in lines if line.startswith("| e5 | minipost | ru | ")]
     assert "8,000-token vocabulary |" in labelled.split(" | ")[3] + " |"
     assert not [line for line in lines if line.startswith("| e5 | ru | ") and " | MiniPost | " in line]
+
+
+def test_each_rate_schedule_is_named_in_the_lever_and_the_default_is_not(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from levers_report import lever
+
+    def label(**settings) -> str:
+        base = run("minipost", "en", [0.0, 0.5], 1.0)
+        base["settings"].update(settings)
+        return lever(base)
+
+    assert "rate" not in label() and "rate" not in label(scheduler="linear")
+    assert label(scheduler="constant_with_warmup").endswith("constant rate after warmup")
+    assert label(scheduler="warmup_stable_decay", decay_share=0.2).endswith("rate held, then decayed over the last 20%")
+    assert label(scheduler="cosine").endswith("cosine rate")
