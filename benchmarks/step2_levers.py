@@ -213,6 +213,17 @@ def measure(args, source, full, source_tokenizer, tokenizer, snapshots, device):
     return own, points
 
 
+def learning_curve(args, snapshots, checkpoints: Path):
+    """The run's learning curve and the checkpoint it resumes from: with --save-steps the snapshots live on disk
+    beside the checkpoints, so a run stopped in one session goes on in the next; without, in memory (None)."""
+    if not args.save_steps:
+        return LearningCurve(snapshots), None
+    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if resume:
+        print(f"step2_levers.py: resuming from {resume}", file=sys.stderr)
+    return LearningCurve(snapshots, folder=args.work / "curves" / run_name(args)), resume
+
+
 def main(argv=None):
     args = parse_args(argv)
     path = args.output / f"{run_name(args)}.json"
@@ -234,14 +245,7 @@ def main(argv=None):
         scale_mean_rows_to_row_norm()
     snapshots = args.snapshots or [round(args.steps * i / 4) for i in range(1, 5)]
     checkpoints = args.work / "ckpt" / run_name(args)
-    resume = None
-    if args.save_steps:
-        curve = LearningCurve(snapshots, folder=args.work / "curves" / run_name(args))
-        resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-        if resume:
-            print(f"step2_levers.py: resuming from {resume}", file=sys.stderr)
-    else:
-        curve = LearningCurve(snapshots)
+    curve, resume = learning_curve(args, snapshots, checkpoints)
     pack = MiniModelAdapter(source).train_embeddings(
         tokenizer, train, checkpoints, mini_model=mini, source_tokenizer=source_tokenizer,
         init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
