@@ -80,7 +80,14 @@ def row(run: dict) -> list[str]:
             f"{run['own_vocabulary_retrieval_at_1']:.3f}",
             f"{first['heldout_mlm_loss']:.2f} -> {last['heldout_mlm_loss']:.2f}",
             " -> ".join(f"{p['shared_row_cosine']:.3f}" if "shared_row_cosine" in p else "n/a" for p in (first, last)),
-            f"{last['tokens'] / 1e6:.1f}M", f"{run.get('train_seconds', last['seconds']):.0f}"]
+            f"{last['tokens'] / 1e6:.1f}M", f"{train_seconds(run):.0f}"]
+
+
+def train_seconds(run: dict) -> float:
+    """The run's step-2 wall time: a resumed run's `train_seconds` are its last process's, its curve's the whole run's."""
+    if run.get("resumed_from") or "train_seconds" not in run:
+        return run["curve"][-1]["seconds"]
+    return run["train_seconds"]
 
 
 WIDTH = 117  # the prose lines of README.md, which quotes levers.md

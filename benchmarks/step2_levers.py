@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
-from transformers.trainer_utils import get_last_checkpoint
 
 from hf_minimodel import (
     LearningCurve,
@@ -213,12 +212,21 @@ def measure(args, source, full, source_tokenizer, tokenizer, snapshots, device):
     return own, points
 
 
+def last_whole_checkpoint(checkpoints: Path) -> str | None:
+    """The newest checkpoint the Trainer finished writing (its state file is written last): a session stopped while
+    writing one leaves a folder without it, and the Trainer keeps the one before (save_total_limit=2)."""
+    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda path: int(path.name.rsplit("-", 1)[1])
+                   if path.name.rsplit("-", 1)[1].isdigit() else -1)
+    whole = [path for path in found if (path / "trainer_state.json").is_file()]
+    return str(whole[-1]) if whole else None
+
+
 def learning_curve(args, snapshots, checkpoints: Path):
     """The run's learning curve and the checkpoint it resumes from: with --save-steps the snapshots live on disk
     beside the checkpoints, so a run stopped in one session goes on in the next; without, in memory (None)."""
     if not args.save_steps:
         return LearningCurve(snapshots), None
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    resume = last_whole_checkpoint(checkpoints)
     if resume:
         print(f"step2_levers.py: resuming from {resume}", file=sys.stderr)
     return LearningCurve(snapshots, folder=args.work / "curves" / run_name(args)), resume

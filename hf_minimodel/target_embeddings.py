@@ -283,7 +283,8 @@ class LearningCurve(TrainerCallback):
 
     With `folder`, a run can stop and go on: each snapshot is also written there (`step-N.safetensors`) and read back
     by a new curve over the same folder, and each Trainer checkpoint records the seconds so far, so a run resumed
-    from it (`save_steps=...`, then `resume_from_checkpoint=True`) counts on from them.
+    from it (`save_steps=...`, then `resume_from_checkpoint=True`) counts on from them (the checkpoints' own saving
+    counts as training time, as in any run that saves them).
     """
 
     def __init__(self, steps, folder=None):
@@ -339,7 +340,10 @@ class LearningCurve(TrainerCallback):
             self.take_start(model)
         if state.global_step > 0:  # resumed: the seconds go on from those the checkpoint recorded (below)
             clock = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}" / self.CLOCK
-            self.offset = json.loads(clock.read_text())["seconds"] if clock.is_file() else 0.0
+            if clock.is_file():
+                self.offset = json.loads(clock.read_text())["seconds"]
+            else:  # a checkpoint from elsewhere, or a stop before its clock was written: the last snapshot's (fewer)
+                self.offset = max(t["seconds"] for step, t in self.taken.items() if step <= state.global_step)
 
     CLOCK = "learning_curve_seconds.json"
 
@@ -369,7 +373,9 @@ class LearningCurve(TrainerCallback):
             taken["flops"] = float(state.total_flos)
             taken["tokens"] = int(state.num_input_tokens_seen)
             if state.is_world_process_zero:
+                began = time.perf_counter()
                 self._write(state.global_step)
+                self.paused += time.perf_counter() - began  # writing a snapshot is not training either
 
     def packs(self, final: LanguagePack) -> list[LanguagePack]:
         """One language pack per snapshot, in step order from step 0: `final`'s tokenizer and metadata, with the
