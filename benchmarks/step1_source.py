@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer, TrainerCallback, XLMRobertaForMaskedLM
-from transformers.trainer_utils import get_last_checkpoint
 
 from hf_minimodel import XLMRobertaForDualMLM, all_minilm_l6, e5_small, pretrain_mlm
 from hf_minimodel.tasks.bible_tasks import language_texts
+from hf_minimodel.training import last_whole_checkpoint
 
 BODIES = {"e5-small": e5_small, "minilm": all_minilm_l6}
 
@@ -70,7 +70,7 @@ def main(argv=None):
     english = language_texts("en")  # KJV and WEB
     resume = None
     if args.resume and (args.output / "ckpt").is_dir():
-        resume = get_last_checkpoint(str(args.output / "ckpt"))  # None where there is none yet
+        resume = last_whole_checkpoint(str(args.output / "ckpt"))  # None where there is none yet
     if args.resume and not args.save_steps:
         print("note: --resume without --save-steps writes no checkpoint, so this run cannot be resumed in turn")
     print(f"resuming from {resume}" if resume else "starting at step 0", flush=True)

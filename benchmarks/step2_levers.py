@@ -33,7 +33,7 @@ from hf_minimodel import (
 )
 from hf_minimodel.methods import METHODS
 from hf_minimodel.saving import atomic_directory, save_trained
-from hf_minimodel.training import MLM_PROBABILITY
+from hf_minimodel.training import MLM_PROBABILITY, last_whole_checkpoint
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes, retrieval_task
 
@@ -210,15 +210,6 @@ def measure(args, source, full, source_tokenizer, tokenizer, snapshots, device):
         } | ({"within_pack_retrieval_at_1": within_pack_retrieval(merged, tokenizer, probe)} if args.language == "en" else {}))
         print(json.dumps(points[-1]), flush=True)
     return own, points
-
-
-def last_whole_checkpoint(checkpoints: Path) -> str | None:
-    """The newest checkpoint the Trainer finished writing (its state file is written last): a session stopped while
-    writing one leaves a folder without it, and the Trainer keeps the one before (save_total_limit=2)."""
-    found = sorted(checkpoints.glob("checkpoint-*"), key=lambda path: int(path.name.rsplit("-", 1)[1])
-                   if path.name.rsplit("-", 1)[1].isdigit() else -1)
-    whole = [path for path in found if (path / "trainer_state.json").is_file()]
-    return str(whole[-1]) if whole else None
 
 
 def learning_curve(args, snapshots, checkpoints: Path):

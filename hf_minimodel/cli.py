@@ -139,9 +139,11 @@ def _training_kwargs(args) -> dict:
 
 
 def _check_resume(args) -> None:
-    if args.resume and not any(_checkpoints(args).glob("checkpoint-*")):
-        raise FileNotFoundError(f"--resume: no checkpoint in {_checkpoints(args)}: run without --resume, with --save-steps "
-                                "so there is one to resume from next time")
+    from .training import last_whole_checkpoint
+
+    if args.resume and last_whole_checkpoint(_checkpoints(args)) is None:
+        raise FileNotFoundError(f"--resume: no finished checkpoint in {_checkpoints(args)}: run without --resume, with "
+                                "--save-steps so there is one to resume from next time")
 
 
 def _pretrain_cmd(args) -> int:
@@ -789,9 +791,11 @@ def _interrupted(args) -> str:
     output = getattr(args, "output", None)
     said = f"interrupted; nothing was written to {output}" if output else "interrupted"
     if output and (getattr(args, "save_steps", None) or getattr(args, "resume", False)):
-        kept = sorted(_checkpoints(args).glob("checkpoint-*"), key=lambda path: int(path.name.rpartition("-")[2] or 0))
+        from .training import last_whole_checkpoint  # an interrupt while a checkpoint was written leaves it partial
+
+        kept = last_whole_checkpoint(_checkpoints(args))
         if kept:
-            said += f"; checkpoint {kept[-1]} is kept: run the same command with --resume to continue from it"
+            said += f"; checkpoint {kept} is kept: run the same command with --resume to continue from it"
     return said
 
 

@@ -11,10 +11,12 @@ import os
 import time
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.modeling_outputs import MaskedLMOutput
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .blocks import MaskingEpoch, mlm_blocks, mlm_collator, too_short
 from .checks import InputError, check_positive, check_positive_float, check_step_budget
@@ -200,6 +202,19 @@ def training_arguments(
     )
 
 
+def last_whole_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest Trainer checkpoint in `output_dir` that the Trainer finished writing (its `trainer_state.json` is
+    written last), or None. transformers' `get_last_checkpoint` takes the newest folder, and a run stopped while
+    writing one (a session's end, a kill) leaves a folder without its state: resuming from it fails every time,
+    while the one before it (kept by `save_total_limit=2`) is whole."""
+    found = []
+    for path in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        step = path.name[len(PREFIX_CHECKPOINT_DIR) + 1:]
+        if step.isdigit() and (path / "trainer_state.json").is_file():
+            found.append((int(step), str(path)))
+    return max(found)[1] if found else None
+
+
 def run_mlm_training(
     model,
     tokenizer,
@@ -232,6 +247,11 @@ def run_mlm_training(
     """
     check_positive(save_steps=save_steps)
     check_mlm_probability(mlm_probability)
+    if resume_from_checkpoint is True:
+        resume_from_checkpoint = last_whole_checkpoint(output_dir)
+        if resume_from_checkpoint is None:
+            raise InputError(f"resume_from_checkpoint=True: no finished checkpoint in {output_dir}: train without it, "
+                             "with save_steps so that there is one to resume from next time")
     args = training_arguments(
         output_dir, max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
         weight_decay=weight_decay, seed=seed, logging_steps=logging_steps or max(1, max_steps // 20),

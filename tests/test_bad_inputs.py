@@ -313,7 +313,7 @@ CLI_KINDS = {
         ("mini-model path that does not exist", [*EMB, "--mini-model", f"{R}/no-minipost"], "no mini-model folder"),
         ("corpus file that does not exist", _with(EMB, "--train", f"{R}/missing.txt"), "corpus file not found"),
         ("pack that does not exist", [*_with(MERGE, "--pack", f"{R}/no-pack"), "--output", "{out}"], "is not a local folder"),
-        ("resume with no checkpoint", [*EMB, "--resume"], "--resume: no checkpoint in"),
+        ("resume with no checkpoint", [*EMB, "--resume"], "--resume: no finished checkpoint in"),
         ("a file as the model", _with(EMB, "--model", f"{R}/en.txt"), "is a file: pass the folder that holds it"),
     ],
     "folders without the parts the command needs": [

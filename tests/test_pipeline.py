@@ -252,6 +252,9 @@ def test_a_learning_curve_with_a_folder_survives_a_resumed_run(source, tokenizer
     with pytest.raises(KeyboardInterrupt):
         train_target_embeddings(copy.deepcopy(mini), ru_tok, texts[1], tmp_path / "ckpt", callbacks=[first, StopAfter(3)], **run)
     assert sorted(p.name for p in (tmp_path / "curve").iterdir()) == ["step-0.safetensors", "step-2.safetensors"]
+    # What a session stopped mid-write leaves: a checkpoint without its state (written last); the resume passes over it.
+    (tmp_path / "ckpt" / "checkpoint-6").mkdir()
+    (tmp_path / "ckpt" / "checkpoint-6" / "model.safetensors").write_bytes(b"cut off")
     resumed = LearningCurve(steps=[2, 4, 6], folder=tmp_path / "curve")
     assert sorted(resumed.taken) == [0, 2]
     pack = train_target_embeddings(copy.deepcopy(mini), ru_tok, texts[1], tmp_path / "ckpt", callbacks=[resumed],
@@ -427,3 +430,19 @@ def test_a_shared_view_is_made_of_the_full_models_own_modules(source, tokenizers
         torch.testing.assert_close(view(input_ids=ids).logits, source(input_ids=ids, mini_only=True).mini_logits)
     with pytest.raises(ValueError, match="can have no new layers"):
         cut_mini_model(source, source.config.for_mini_model(num_new_layers=1), share=True)
+
+
+def test_the_checkpoint_to_resume_from_is_the_newest_whole_one(tmp_path):
+    """Numbered, not sorted as text (1000 after 900), and only a folder with the Trainer's state, which it writes
+    last: the newest folder a stopped session cut off would fail every resume."""
+    from hf_minimodel.training import last_whole_checkpoint
+
+    assert last_whole_checkpoint(tmp_path / "none-yet") is None
+    for step, whole in ((500, True), (900, True), (1000, True), (1500, False)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if whole:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-latest").mkdir()
+    assert last_whole_checkpoint(tmp_path) == str(tmp_path / "checkpoint-1000")
+    (tmp_path / "checkpoint-1000" / "trainer_state.json").unlink()
+    assert last_whole_checkpoint(tmp_path) == str(tmp_path / "checkpoint-900")
