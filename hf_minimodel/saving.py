@@ -309,6 +309,23 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     _wait_for_first_process(path)
 
 
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden temporary name beside `path`; what the body wrote there becomes `path` in one rename, and on
+    an exception it is removed: `path` is whole or as it was, never half-written. What a killed write leaves is the
+    same hidden sibling as `atomic_directory`'s, which `recover(path)` (called here first) removes."""
+    path = Path(path)
+    recover(path)
+    temporary = _sibling(path, "tmp")
+    _IN_PROGRESS.add(temporary)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        _IN_PROGRESS.discard(temporary)
+        _remove(temporary)  # gone already after the rename; left by an exception otherwise
+
+
 def _remove_empty(folders: list[Path]) -> None:
     for folder in folders:  # nearest first, so each is empty once the one below it is gone
         try:

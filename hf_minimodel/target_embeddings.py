@@ -6,7 +6,6 @@ mini-model): only the model passed in differs, so the two compare honestly.
 
 import copy
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from .tokenizer import check_mlm_tokenizer
 from .checks import InputError, check_positive_float, fix
 from .blocks import check_one_block, mlm_blocks
 from .training import check_run, heldout_mlm_loss, run_mlm_training
-from .saving import is_main_process
+from .saving import atomic_file, is_main_process
 
 def anchor_rows_(model, rows) -> None:
     """Keep `rows` of the word embeddings (and of each MLM head's output bias) where they are during step 2.
@@ -317,10 +316,9 @@ class LearningCurve(TrainerCallback):
             return
         taken = self.taken[step]
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self._path(step).with_name(f".{self._path(step).name}.tmp-{os.getpid()}")
-        save_file({"embeddings": taken["embeddings"].contiguous(), "output_bias": taken["output_bias"].contiguous()},
-                  str(tmp), metadata={key: str(taken[key]) for key in ("seconds", "flops", "tokens")})
-        os.replace(tmp, self._path(step))  # a snapshot is whole or absent, never half-written
+        with atomic_file(self._path(step)) as tmp:  # a snapshot is whole or absent, never half-written
+            save_file({"embeddings": taken["embeddings"].contiguous(), "output_bias": taken["output_bias"].contiguous()},
+                      str(tmp), metadata={key: str(taken[key]) for key in ("seconds", "flops", "tokens")})
 
     def take_start(self, model) -> None:
         """Step 0: `model`'s rows as step 2 starts them (`train_target_embeddings` calls this before training, so a
@@ -339,7 +337,7 @@ class LearningCurve(TrainerCallback):
         if state.global_step == 0 and 0 not in self.taken:
             self.take_start(model)
         if state.global_step > 0:  # resumed: the seconds go on from those the checkpoint recorded (below)
-            clock = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}" / self.CLOCK
+            clock = self._checkpoint(args, state) / self.CLOCK
             if clock.is_file():
                 self.offset = json.loads(clock.read_text())["seconds"]
             else:  # a checkpoint from elsewhere, or a stop before its clock was written: the last snapshot's (fewer)
@@ -347,14 +345,21 @@ class LearningCurve(TrainerCallback):
 
     CLOCK = "learning_curve_seconds.json"
 
+    @staticmethod
+    def _checkpoint(args, state) -> Path:
+        """The Trainer's checkpoint folder for the current step (where `on_save` writes the clock, and a resumed run
+        reads it)."""
+        return Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+
     def _seconds(self) -> float:
         return self.offset + time.perf_counter() - self.started - self.paused
 
     def on_save(self, args, state, control, **kwargs):
         if self.folder is not None and state.is_world_process_zero:
-            checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            checkpoint = self._checkpoint(args, state)
             if checkpoint.is_dir():
-                (checkpoint / self.CLOCK).write_text(json.dumps({"seconds": self._seconds()}) + "\n")
+                with atomic_file(checkpoint / self.CLOCK) as tmp:  # a cut-off write must not stop the resume
+                    tmp.write_text(json.dumps({"seconds": self._seconds()}) + "\n")
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step not in self.steps:

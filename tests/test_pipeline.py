@@ -2,6 +2,8 @@
 
 import copy
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -252,9 +254,12 @@ def test_a_learning_curve_with_a_folder_survives_a_resumed_run(source, tokenizer
     with pytest.raises(KeyboardInterrupt):
         train_target_embeddings(copy.deepcopy(mini), ru_tok, texts[1], tmp_path / "ckpt", callbacks=[first, StopAfter(3)], **run)
     assert sorted(p.name for p in (tmp_path / "curve").iterdir()) == ["step-0.safetensors", "step-2.safetensors"]
-    # What a session stopped mid-write leaves: a checkpoint without its state (written last); the resume passes over it.
+    # What a session stopped mid-write leaves: a checkpoint without its state (written last), and a snapshot's
+    # hidden temporary file from a process that is gone. The resume passes over the first and removes the second.
     (tmp_path / "ckpt" / "checkpoint-6").mkdir()
     (tmp_path / "ckpt" / "checkpoint-6" / "model.safetensors").write_bytes(b"cut off")
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+    (tmp_path / "curve" / f".step-4.safetensors.tmp-{gone}-0a1b2c3d").write_bytes(b"cut off")
     resumed = LearningCurve(steps=[2, 4, 6], folder=tmp_path / "curve")
     assert sorted(resumed.taken) == [0, 2]
     pack = train_target_embeddings(copy.deepcopy(mini), ru_tok, texts[1], tmp_path / "ckpt", callbacks=[resumed],
@@ -268,6 +273,7 @@ def test_a_learning_curve_with_a_folder_survives_a_resumed_run(source, tokenizer
     assert seconds[1] == round(first.taken[2]["seconds"], 3)  # read back from the folder
     at_stop = json.loads((tmp_path / "ckpt" / "checkpoint-3" / LearningCurve.CLOCK).read_text())["seconds"]
     assert seconds[1] < at_stop < seconds[2] < seconds[3]  # counted on from step 3's checkpoint, not from the resume
+    assert sorted(p.name for p in (tmp_path / "curve").iterdir()) == [f"step-{n}.safetensors" for n in (0, 2, 4, 6)]
 
 
 def test_learning_curve_steps_beyond_the_run_are_refused(source, tokenizers, texts, tmp_path):
