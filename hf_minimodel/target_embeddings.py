@@ -336,6 +336,11 @@ class LearningCurve(TrainerCallback):
         self.started, self.paused = time.perf_counter(), 0.0
         if state.global_step == 0 and 0 not in self.taken:
             self.take_start(model)
+        lost = [step for step in self.steps if 0 < step <= state.global_step and step not in self.taken]
+        if lost:  # said now, not after the whole run, when `packs` would find them missing
+            raise InputError(f"resuming at step {state.global_step}, the learning curve has no snapshots for its steps "
+                             f"{lost}, taken before the stop: give LearningCurve the folder the stopped run wrote "
+                             f"them to, or only steps after {state.global_step}")
         if state.global_step > 0:  # resumed: the seconds go on from those the checkpoint recorded (below)
             clock = self._checkpoint(args, state) / self.CLOCK
             if clock.is_file():

@@ -274,6 +274,9 @@ def test_a_learning_curve_with_a_folder_survives_a_resumed_run(source, tokenizer
     at_stop = json.loads((tmp_path / "ckpt" / "checkpoint-3" / LearningCurve.CLOCK).read_text())["seconds"]
     assert seconds[1] < at_stop < seconds[2] < seconds[3]  # counted on from step 3's checkpoint, not from the resume
     assert sorted(p.name for p in (tmp_path / "curve").iterdir()) == [f"step-{n}.safetensors" for n in (0, 2, 4, 6)]
+    with pytest.raises(ValueError, match=r"resuming at step 6, the learning curve has no snapshots for its steps \[2, 6\]"):
+        train_target_embeddings(copy.deepcopy(mini), ru_tok, texts[1], tmp_path / "ckpt", callbacks=[LearningCurve(steps=[2, 6])],
+                                resume_from_checkpoint=True, **run)  # a curve without the stopped run's folder
 
 
 def test_learning_curve_steps_beyond_the_run_are_refused(source, tokenizers, texts, tmp_path):
