@@ -22,6 +22,7 @@ import torch
 from transformers import AutoTokenizer, XLMRobertaForMaskedLM
 
 from hf_minimodel import (
+    InputError,
     LearningCurve,
     MiniModelAdapter,
     MiniModelForMaskedLM,
@@ -33,7 +34,7 @@ from hf_minimodel import (
 )
 from hf_minimodel.methods import METHODS
 from hf_minimodel.saving import atomic_directory, save_trained
-from hf_minimodel.training import MLM_PROBABILITY, last_whole_checkpoint
+from hf_minimodel.training import MLM_PROBABILITY, held_then_decayed, last_whole_checkpoint
 from hf_minimodel.tasks.bible import verses_for
 from hf_minimodel.tasks.bible_tasks import language_texts, retrieval_codes, retrieval_task
 
@@ -114,14 +115,13 @@ def run_name(args) -> str:
 
 
 def scheduler_kwargs(args) -> dict:
-    """The rate held after warmup, then decayed linearly over the last `--decay-share` of the steps: the held rate
-    lets rows travel far from their start (it won on short budgets), the decay then settles them (it won on long)."""
+    """The Trainer's arguments for --scheduler: with warmup_stable_decay, the library's `held_then_decayed`."""
     if args.scheduler != "warmup_stable_decay":
-        return {}
-    if not 0 < args.decay_share <= 1 - args.warmup_ratio:
-        raise SystemExit(f"step2_levers.py: --decay-share {args.decay_share:g} must be above 0 and at most 1 minus "
-                         f"--warmup-ratio ({1 - args.warmup_ratio:g})")
-    return {"lr_scheduler_kwargs": {"num_decay_steps": round(args.decay_share * args.steps), "decay_type": "linear"}}
+        return {"lr_scheduler_type": args.scheduler}
+    try:
+        return held_then_decayed(args.steps, args.decay_share, args.warmup_ratio)
+    except InputError as error:
+        raise SystemExit(f"step2_levers.py: --decay-share: {error}") from None
 
 
 def scale_mean_rows_to_row_norm():
@@ -249,8 +249,7 @@ def main(argv=None):
         tokenizer, train, checkpoints, mini_model=mini, source_tokenizer=source_tokenizer,
         init=args.init, language=args.language, max_steps=args.steps, learning_rate=args.lr,
         start_rows_learning_rate=args.start_lr, init_noise=args.init_noise, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
-        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, lr_scheduler_type=args.scheduler,
-        **scheduler_kwargs(args),
+        warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay, **scheduler_kwargs(args),
         mlm_probability=args.mlm_probability, seed=args.seed, callbacks=[curve], disable_tqdm=True,
         save_steps=args.save_steps, resume_from_checkpoint=resume,
         **({"bf16": True} if args.bf16 else {}),

@@ -46,6 +46,7 @@ _EXPORTS = {
     "sentence_embeddings": "pooling",  # sentence vectors as e5 and sentence-transformers make them
     "ZeroShotEvaluation": "transfer",  # step 4 over several language packs
     "heldout_mlm_loss": "training",
+    "held_then_decayed": "training",  # a rate schedule for step 2: held after warm-up, then decayed (**kwargs)
     # data, real pretrained bodies in XLM-R layout (offline), errors
     "load_text_dataset": "corpus",
     "e5_small": "e5",
@@ -97,5 +98,5 @@ if TYPE_CHECKING:  # what editors and type checkers see; nothing is imported at 
     from .target_embeddings import LearningCurve, compare_inits
     from .tasks import load_task
     from .tokenizer import train_target_tokenizer
-    from .training import TrainingReport, heldout_mlm_loss
+    from .training import TrainingReport, held_then_decayed, heldout_mlm_loss
     from .transfer import ZeroShotEvaluation, evaluate_retrieval, evaluate_zero_shot, finetune, load_task_model

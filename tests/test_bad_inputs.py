@@ -275,6 +275,8 @@ CLI_KINDS = {
         ("zero sequence length", _with(EMB, "--max-seq-length", "0"), "argument --max-seq-length: 0 is too small"),
         ("zero learning rate", [*PRE, "--learning-rate", "0"], "argument --learning-rate: 0 is out of range: pass a number > 0"),
         ("learning rate nan", [*EMB, "--learning-rate", "nan"], "argument --learning-rate: nan is out of range"),
+        ("decay share beyond the steps after warm-up", [*EMB, "--decay-share", "1"],
+         "decay share 1 must be above 0 and at most 0.95 (the steps after warm-up): 0.2 decays over the last fifth"),
         ("steps not a number", [*FINE, "--steps", "ten"], "argument --steps: 'ten' is not a whole number"),
         ("vocabulary too small for the special tokens", [*TOK, "--vocab-size", "3"], "argument --vocab-size: 3 is too small: pass 6 or more"),
         ("zero retrieval candidates", ["evaluate", "--model", f"{R}/source", "--task", "bible-retrieval", "--num-candidates", "0"],

@@ -282,3 +282,23 @@ def test_a_saved_dataset_with_another_text_column_trains_with_text_column(steps,
     datasets.Dataset.from_dict({"sentence": (steps / "ru.txt").read_text().splitlines()}).save_to_disk(str(tmp_path / "ds"))
     assert main(["train-embeddings", "--model", str(steps / "source"), "--tokenizer", str(steps / "ru-tok"), "--train",
                  str(tmp_path / "ds"), "--text-column", "sentence", "--output", str(tmp_path / "pack"), *STEP]) == 0
+
+
+def test_decay_share_holds_the_rate_then_decays_it_over_the_last_share(steps, tmp_path):
+    """--decay-share 0.5 over 10 steps: one warm-up step, the peak held, then a linear decay to zero over the last 5
+    steps; without it, the rate decays from the end of warm-up (the Trainer's linear schedule)."""
+    import json
+
+    def rates(*extra):
+        out = tmp_path / f"pack{len(extra)}"
+        assert main(["train-embeddings", "--model", str(steps / "source"), "--tokenizer", str(steps / "ru-tok"),
+                     "--train", str(steps / "ru.txt"), "--output", str(out), "--steps", "10", "--batch-size", "2",
+                     "--max-seq-length", "32", "--learning-rate", "1e-3", *extra]) == 0
+        log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+        return [entry["learning_rate"] for entry in log if "learning_rate" in entry]
+
+    held = rates("--decay-share", "0.5")
+    assert len(held) == 10 and held[0] < 1e-3 and held[1:6] == [pytest.approx(1e-3)] * 5, held
+    assert all(a > b for a, b in zip(held[5:], held[6:])) and held[-1] < 3e-4, held
+    linear = rates()
+    assert all(a > b for a, b in zip(linear[1:], linear[2:])), linear
