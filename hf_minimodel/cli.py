@@ -633,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="the rate of the rows the init took from the source (default: --learning-rate for all rows)")
     _option(emb, "--decay-share", type=positive_float,
             help="hold the rate after warm-up, then decay it linearly to zero over this last share of the steps "
-                 "(0.2 ended best on the English control and French; default: a linear decay from the end of warm-up)")
+                 "(README's 'Held, then decayed' says where 0.2 helped; default: a linear decay from the end of warm-up)")
     _option(emb, "--language", help="the target language code, for the pack's metadata and card")
     _option(emb, "--no-check-base", action="store_true", help="skip the check that --mini-model was cut from --model's base")
     emb.set_defaults(run=_train_embeddings_cmd)

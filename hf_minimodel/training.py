@@ -206,9 +206,9 @@ def held_then_decayed(max_steps: int, decay_share: float, warmup_ratio: float = 
     """Trainer arguments for a rate held after warm-up, then decayed linearly to zero over the last `decay_share` of
     the steps (the Trainer's "warmup_stable_decay"), for `run_mlm_training(**...)` or `train_embeddings(**...)`.
 
-    Why: on step 2 the held rate lets rows travel far from their start and the decay then settles them; on the
-    English control and French it ended at or above both the linear decay and the held rate (README, "Held, then
-    decayed"). The linear decay stays the default until the other languages were run with this once."""
+    Why: on step 2 the held rate lets rows travel far from their start and the decay then settles them. It is not
+    the default: it ended best on the English relearning control and on French, not everywhere (README, "Held,
+    then decayed", has every language's reading)."""
     if not 0 < decay_share <= 1 - warmup_ratio:
         raise InputError(f"decay share {decay_share:g} must be above 0 and at most {1 - warmup_ratio:g} (the steps "
                          f"after warm-up): 0.2 decays over the last fifth")
