@@ -68,9 +68,7 @@ def main(argv=None):
              else XLMRobertaForDualMLM.from_pretrained(body, mini_num_layers=args.dual_layers))
     tokenizer = AutoTokenizer.from_pretrained(body)
     english = language_texts("en")  # KJV and WEB
-    resume = None
-    if args.resume and (args.output / "ckpt").is_dir():
-        resume = last_whole_checkpoint(str(args.output / "ckpt"))  # None where there is none yet
+    resume = last_whole_checkpoint(args.output / "ckpt") if args.resume else None  # None where there is none yet
     if args.resume and not args.save_steps:
         print("note: --resume without --save-steps writes no checkpoint, so this run cannot be resumed in turn")
     print(f"resuming from {resume}" if resume else "starting at step 0", flush=True)
