@@ -21,6 +21,8 @@ from hf_minimodel.training import MLM_PROBABILITY
 
 # The target vocabulary's size every run has unless its label says otherwise: step2_levers.py's --vocab-size default.
 DEFAULT_VOCAB_SIZE = 16000
+# The sequences a step and their length every run has unless its label says otherwise (the CPU runs' 16 x 64 tokens).
+DEFAULT_BATCH = (16, 64)
 
 
 def load(folder: Path) -> list[dict]:
@@ -64,6 +66,9 @@ def lever(run: dict) -> str:
             parts.append({"constant_with_warmup": "constant rate after warmup"}.get(s["scheduler"], f"{s['scheduler']} rate"))
     if s.get("weight_decay"):
         parts.append(f"weight decay {s['weight_decay']:g}")
+    batch = (s.get("batch_size", DEFAULT_BATCH[0]), s.get("max_seq_length", DEFAULT_BATCH[1]))
+    if batch != DEFAULT_BATCH:  # tokens a step: a lever of its own (the same tokens in fewer, larger steps)
+        parts.append(f"{batch[0]} x {batch[1]} tokens a step")
     if s.get("vocab_size", DEFAULT_VOCAB_SIZE) != DEFAULT_VOCAB_SIZE:  # another tokenizer: a lever, never paired across
         parts.append(f"{s['vocab_size']:,}-token vocabulary")
     return ", ".join(parts)

@@ -75,3 +75,15 @@ def test_each_rate_schedule_is_named_in_the_lever_and_the_default_is_not(monkeyp
     assert label(scheduler="constant_with_warmup").endswith("constant rate after warmup")
     assert label(scheduler="warmup_stable_decay", decay_share=0.2).endswith("rate held, then decayed over the last 20%")
     assert label(scheduler="cosine").endswith("cosine rate")
+
+
+def test_tokens_a_step_other_than_the_cpu_runs_are_named_in_the_lever(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from levers_report import lever
+
+    base = run("minipost", "en", [0.0, 0.5], 1.0)
+    assert "a step" not in lever(base)
+    base["settings"].update(batch_size=16, max_seq_length=64)
+    assert "a step" not in lever(base)
+    base["settings"].update(batch_size=64)
+    assert lever(base).endswith("64 x 64 tokens a step")
